@@ -1,0 +1,210 @@
+"""The ``pdfewshot`` command: a thin Typer layer over the stage functions.
+
+Stages are imported inside each command so that ``--help`` is quick and ``--threads`` is applied
+before Paddle is first imported.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from pdfewshot import __version__
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.runtime import configure_runtime
+
+app = typer.Typer(
+    help="Few-shot image classification with PaddlePaddle: pretrain -> finetune -> test.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Work with data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DataOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--data",
+        help="Image source: a folder (root/<class>/<image> or root/<alphabet>/<character>/<image>), "
+        "a .zip of one, or builtin:glyphs. Repeat to merge sources.",
+    ),
+]
+SeedOption = Annotated[int, typer.Option(help="Seed for the split, sampling and initialisation.")]
+
+
+def user_errors(command: F) -> F:
+    """Turns a PdfewshotError into 'error: ...' on stderr and exit code 2, without a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except PdfewshotError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pdfewshot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads for Paddle (default: every core this process may use).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Few-shot image classification with PaddlePaddle."""
+    configure_runtime(threads)
+
+
+@app.command()
+@user_errors
+def pretrain(
+    data: DataOption = None,
+    out: Annotated[Path, typer.Option(help="Checkpoint to write (.pdparams, with a .json sidecar).")] = Path(
+        "models/emb_model.pdparams"
+    ),
+    embedding_dim: Annotated[int, typer.Option(min=1, help="Size of the L2-normalised embedding.")] = 128,
+    image_size: Annotated[int, typer.Option(help="Images are resized to this many pixels square (8-512).")] = 28,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the base images (as anchors).")] = 2,
+    steps_per_epoch: Annotated[
+        int | None, typer.Option(min=1, help="Batches per epoch (default: base images / batch size).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Triples per batch (each is 3 images).")] = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
+    seed: SeedOption = 0,
+    novel_fraction: Annotated[
+        float, typer.Option(help="Share of alphabets (nested data) or classes held out as novel.")
+    ] = 0.2,
+    rotations: Annotated[
+        bool, typer.Option(help="Add 90/180/270-degree copies of base classes as new classes.")
+    ] = False,
+    pretrained: Annotated[
+        Path | None, typer.Option(help="Start the backbone from these weights (pdfewshot or paddle.vision ResNet18).")
+    ] = None,
+    freeze_backbone: Annotated[bool, typer.Option(help="Train only the embedding head.")] = False,
+) -> None:
+    """Learn an embedding on the base classes from anchor/positive/negative triples."""
+    from pdfewshot.stages.pretrain import PretrainConfig
+    from pdfewshot.stages.pretrain import pretrain as run
+
+    config = PretrainConfig(
+        data=data or PretrainConfig().data,
+        out=out,
+        embedding_dim=embedding_dim,
+        image_size=image_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        novel_fraction=novel_fraction,
+        rotations=rotations,
+        pretrained=pretrained,
+        freeze_backbone=freeze_backbone,
+    )
+    result = run(config)
+    typer.echo(
+        f"pretrained on {result.base_classes} base classes ({result.novel_classes} held out as novel): "
+        f"{len(result.losses)} steps, {result.seconds:.0f} s, {result.images_per_second:.0f} img/s, "
+        f"final loss {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}"
+    )
+    typer.echo(f"wrote {result.checkpoint}")
+
+
+@app.command()
+@user_errors
+def finetune(
+    shot: Annotated[int, typer.Option(help="Labelled support images per class (K).")] = 2,
+    way: Annotated[int | None, typer.Option(help="Novel classes to use (N, seeded); default all.")] = None,
+    model: Annotated[Path, typer.Option(help="Embedding checkpoint from pretrain.")] = Path(
+        "models/emb_model.pdparams"
+    ),
+    out: Annotated[Path, typer.Option(help="Predictor checkpoint to write.")] = Path("models/predictor.pdparams"),
+    data: DataOption = None,
+    steps: Annotated[int, typer.Option(min=0, help="Full-batch training steps on the support set.")] = 100,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate for W and b.")] = 0.01,
+    entropy_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the softmax-entropy term.")] = 0.1,
+    no_entropy: Annotated[bool, typer.Option("--no-entropy", help="Cross-entropy only.")] = False,
+    scale: Annotated[float, typer.Option(min=0.0, help="Fixed logit scale: logits = scale * cos(w, q) + b.")] = 10.0,
+    train_backbone: Annotated[bool, typer.Option(help="Also fine-tune the embedding network.")] = False,
+    backbone_lr: Annotated[
+        float, typer.Option(min=0.0, help="Learning rate of the network with --train-backbone.")
+    ] = 1e-4,
+    seed: SeedOption = 0,
+) -> None:
+    """Fit a cosine classifier, initialised from class prototypes, on K support images per novel class."""
+    from pdfewshot.stages.finetune import FinetuneConfig
+    from pdfewshot.stages.finetune import finetune as run
+
+    config = FinetuneConfig(
+        model=model,
+        out=out,
+        shot=shot,
+        way=way,
+        data=data or [],
+        steps=steps,
+        lr=lr,
+        entropy_weight=0.0 if no_entropy else entropy_weight,
+        scale=scale,
+        train_backbone=train_backbone,
+        backbone_lr=backbone_lr,
+        seed=seed,
+    )
+    result = run(config)
+    final = f", final loss {result.losses[-1]:.4f}" if result.losses else ""
+    typer.echo(
+        f"{len(result.class_names)}-way {shot}-shot: fitted on {result.support} support images{final}; "
+        f"{result.queries} held-out queries for test"
+    )
+    typer.echo(f"wrote {result.checkpoint}")
+
+
+@app.command("test")
+@user_errors
+def test_command(
+    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = Path(
+        "models/predictor.pdparams"
+    ),
+    data: DataOption = None,
+    report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/test_report.json"),
+) -> None:
+    """Accuracy on the held-out query images, per class and overall."""
+    from pdfewshot.report import accuracy_table, console
+    from pdfewshot.stages.test import QueryTestConfig, run_test
+
+    result = run_test(QueryTestConfig(model=model, data=data or [], report=report))
+    console.print(accuracy_table(result.per_class, f"{model.name}: per-class accuracy"))
+    typer.echo(f"wrote {report}")
+    typer.echo(f"overall: {result.overall:.4f}")
+
+
+@data_app.command("synth")
+@user_errors
+def data_synth(
+    out: Annotated[Path, typer.Argument(help="Folder to create (must not exist or be empty).")],
+    alphabets: Annotated[int, typer.Option(min=1)] = 24,
+    characters: Annotated[int, typer.Option(min=1, help="Characters per alphabet.")] = 15,
+    drawers: Annotated[int, typer.Option(min=1, help="Drawings of each character.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the glyph set (builtin:glyphs is seed 0).")] = 0,
+) -> None:
+    """Write the built-in glyph set as an image folder (<alphabet>/<character>/<drawer>.png)."""
+    from pdfewshot.data.synth import write_glyph_folder
+
+    count = write_glyph_folder(out, alphabets, characters, drawers, seed)
+    typer.echo(f"wrote {count} images to {out}")

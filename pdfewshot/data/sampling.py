@@ -1,0 +1,91 @@
+"""Samplers: triples for pretraining, support/query selection for the few-shot stages."""
+
+from collections.abc import Iterator
+
+import numpy as np
+import paddle
+
+from pdfewshot.data.imageset import ImageSet
+from pdfewshot.errors import PdfewshotError
+
+Triple = tuple[int, int, int]
+
+
+class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
+    """Batches of (anchor, positive, negative) image indices for :class:`paddle.io.DataLoader`.
+
+    The anchor's class is drawn uniformly from the classes with at least two images; the positive is
+    another image of that class and the negative an image of any other class. One epoch is
+    ``steps`` batches; epoch ``e`` is seeded by ``(seed, e)`` so an epoch can be replayed alone.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int, steps: int, seed: int) -> None:
+        self.batch_size = batch_size
+        self.steps = steps
+        self.seed = seed
+        self.epoch = 0
+        order = np.argsort(labels, kind="stable")
+        counts = np.bincount(labels)
+        self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self._counts = counts
+        self._order = order
+        self._anchor_classes = np.flatnonzero(counts >= 2)
+        if len(self._anchor_classes) == 0 or np.count_nonzero(counts) < 2:
+            raise PdfewshotError("triples need two classes and a class with two images")
+        self._total = len(labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def sample_batch(self, rng: np.random.Generator) -> list[Triple]:
+        classes = rng.choice(self._anchor_classes, size=self.batch_size)
+        counts, starts = self._counts[classes], self._starts[classes]
+        anchor_pos = rng.integers(0, counts)
+        # A positive distinct from the anchor: shift by 1..count-1 within the class.
+        positive_pos = (anchor_pos + rng.integers(1, counts)) % counts
+        # A negative outside the anchor's class: draw from all images but the class's own block.
+        draw = rng.integers(0, self._total - counts)
+        negative = np.where(draw < starts, draw, draw + counts)
+        anchors = self._order[starts + anchor_pos]
+        positives = self._order[starts + positive_pos]
+        negatives = self._order[negative]
+        return list(zip(anchors.tolist(), positives.tolist(), negatives.tolist(), strict=True))
+
+    def __iter__(self) -> Iterator[list[Triple]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        for _ in range(self.steps):
+            yield self.sample_batch(rng)
+
+
+class TripleDataset(paddle.io.Dataset):  # type: ignore[misc]
+    """Maps an (anchor, positive, negative) index triple to its three uint8 images."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    def __getitem__(self, triple: Triple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        anchor, positive, negative = triple
+        return self.images[anchor], self.images[positive], self.images[negative]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def split_support_query(imageset: ImageSet, shot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded support (``shot`` images per class) and query (the rest) indices; never overlapping."""
+    if shot < 1:
+        raise PdfewshotError(f"--shot {shot}: must be at least 1")
+    support, query = [], []
+    for class_id, indices in enumerate(imageset.indices_by_class()):
+        if len(indices) < shot + 1:
+            raise PdfewshotError(
+                f"class {imageset.class_names[class_id]} has {len(indices)} images: "
+                f"--shot {shot} needs at least {shot + 1} (support plus one query)"
+            )
+        chosen = rng.permutation(indices)
+        support.append(np.sort(chosen[:shot]))
+        query.append(np.sort(chosen[shot:]))
+    return np.concatenate(support), np.concatenate(query)

@@ -1,0 +1,165 @@
+"""Readers for image sources: the built-in glyphs, image folders (flat or nested) and zips of either.
+
+A class is the folder that holds its images, named by its path relative to the source root:
+``root/cat/1.jpg`` is class ``cat``; ``root/Greek/character01/1.png`` (Omniglot's layout) is class
+``Greek/character01``. A zip whose entries all sit under one top-level folder has that folder taken
+as its root, as if it had been unpacked. Several sources are merged: the same relative class path is
+the same class, and the same relative file path is the same image, counted once.
+"""
+
+import io
+import os
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pdfewshot.data.glyphs import BUILTIN_SOURCE, GlyphSpec, glyph_images
+from pdfewshot.data.imageset import ImageSet
+from pdfewshot.errors import PdfewshotError
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"}
+)
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
+
+# (relative path, a function returning the raw bytes or an already decoded greyscale array)
+RawItem = tuple[str, Callable[[], bytes | np.ndarray]]
+
+
+@dataclass
+class LoadReport:
+    """What loading skipped, so that a stage can tell the user."""
+
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def resolve_source(source: str) -> str:
+    """The built-in token as is; a path made absolute, so a sidecar can name it from anywhere."""
+    return source if source == BUILTIN_SOURCE else str(Path(source).expanduser().resolve())
+
+
+def _is_image(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _iter_folder(root: Path) -> Iterator[RawItem]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            if _is_image(filename):
+                path = Path(dirpath) / filename
+                yield path.relative_to(root).as_posix(), path.read_bytes
+
+
+def _iter_zip(path: Path, option: str) -> Iterator[RawItem]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise PdfewshotError(f"{option} {path}: not a zip archive") from None
+    with archive:
+        names = sorted(n for n in archive.namelist() if not n.endswith("/") and _is_image(n))
+        tops = {n.split("/", 1)[0] for n in names}
+        # A single wrapping folder is the archive's root unless images sit directly in it.
+        strip = len(tops) == 1 and all(n.count("/") >= 2 for n in names)
+        for name in names:
+            relative = name.split("/", 1)[1] if strip else name
+            yield relative, partial(archive.read, name)
+
+
+def _iter_builtin() -> Iterator[RawItem]:
+    paths, images = glyph_images(GlyphSpec())
+    for relative, image in zip(paths, images, strict=True):
+        yield relative, partial(np.asarray, image)
+
+
+def iter_source(source: str, option: str = "--data") -> Iterator[RawItem]:
+    """The images of one source as (relative path, loader) pairs, in a fixed order."""
+    if source == BUILTIN_SOURCE:
+        yield from _iter_builtin()
+        return
+    path = Path(source)
+    if not path.exists():
+        raise PdfewshotError(f"{option} {source}: no such file or folder")
+    if path.is_dir():
+        yield from _iter_folder(path)
+    elif path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+        yield from _iter_zip(path, option)
+    else:
+        raise PdfewshotError(f"{option} {source}: not a folder or a .zip of images")
+
+
+def _decode(raw: bytes | np.ndarray) -> Image.Image:
+    if isinstance(raw, np.ndarray):
+        return Image.fromarray(raw)
+    image = Image.open(io.BytesIO(raw))
+    image.load()  # decode now, so that truncated files fail here and not later
+    return image
+
+
+def _to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode in ("RGBA", "LA", "P"):
+        # Transparent pixels become white rather than black, as a viewer shows them.
+        backdrop = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(backdrop, image.convert("RGBA"))
+    image = ImageOps.fit(image.convert(mode), (size, size), Image.Resampling.LANCZOS)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[:, :, None] if channels == 1 else array
+
+
+def load_sources(
+    sources: Sequence[str],
+    image_size: int,
+    channels: int | None = None,
+    option: str = "--data",
+    strict: bool = False,
+) -> tuple[ImageSet, LoadReport]:
+    """Decodes every image of the sources once, resized to ``image_size`` square.
+
+    ``channels`` 1 or 3; ``None`` picks 1 when every image is greyscale, else 3. Unreadable images
+    are skipped and listed in the report, or raise under ``strict``.
+    """
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise PdfewshotError(f"--image-size {image_size}: must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}")
+    if not sources:
+        raise PdfewshotError(f"{option}: no data source given")
+    report = LoadReport()
+    seen: set[str] = set()
+    decoded: list[tuple[str, str, Image.Image]] = []
+    for source in sources:
+        before = len(decoded)
+        for relative, read in iter_source(source, option):
+            if relative in seen:
+                report.duplicates += 1
+                continue
+            class_name = PurePosixPath(relative).parent.as_posix()
+            if class_name == ".":
+                report.skipped.append((f"{source}:{relative}", "not inside a class folder"))
+                continue
+            try:
+                image = _decode(read())
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+                if strict:
+                    raise PdfewshotError(f"{option} {source}: {relative}: unreadable image ({error})") from None
+                report.skipped.append((f"{source}:{relative}", f"unreadable image: {error}"))
+                continue
+            seen.add(relative)
+            decoded.append((relative, class_name, image))
+        if len(decoded) == before and not report.duplicates:
+            raise PdfewshotError(f"{option} {source}: no images found in class folders")
+
+    if channels is None:
+        channels = 1 if all(image.mode in GREY_MODES for _, _, image in decoded) else 3
+    class_names = tuple(sorted({class_name for _, class_name, _ in decoded}))
+    label_of = {name: i for i, name in enumerate(class_names)}
+    images = np.stack([_to_array(image, image_size, channels) for _, _, image in decoded])
+    labels = np.array([label_of[class_name] for _, class_name, _ in decoded], dtype=np.int64)
+    keys = tuple(relative for relative, _, _ in decoded)
+    return ImageSet(images=images, labels=labels, class_names=class_names, keys=keys), report

@@ -1,0 +1,1 @@
+"""Networks: backbones, the embedding network and the cosine classifier. Knows nothing of stages."""

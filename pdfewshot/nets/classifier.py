@@ -1,0 +1,55 @@
+"""The cosine classifier whose weights start as class prototypes.
+
+logits_i = scale * cos(w_i, q) + b_i. With W set to the normalised mean embedding of each support
+class (its prototype, Snell et al. 2017) and b = 0 it classifies as nearest prototype before any
+training; fine-tuning then moves W and b with cross-entropy plus an entropy penalty (Dhillon et al.
+2020, "A Baseline for Few-Shot Image Classification"). Cosine scores lie in [-1, 1], so a fixed
+``scale`` (default 10) sharpens the softmax enough for cross-entropy to train (Chen et al. 2019).
+"""
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+
+def prototypes(embeddings: paddle.Tensor, labels: paddle.Tensor, num_classes: int) -> paddle.Tensor:
+    """The L2-normalised mean embedding of each class, ``[num_classes, dim]``."""
+    one_hot = F.one_hot(labels.astype("int64"), num_classes).astype(embeddings.dtype)
+    sums = one_hot.t() @ embeddings
+    return F.normalize(sums, axis=1)
+
+
+class CosineClassifier(nn.Layer):  # type: ignore[misc]
+    """Scores embeddings against one weight vector per class by cosine similarity, plus a bias."""
+
+    def __init__(self, num_classes: int, embedding_dim: int, scale: float = 10.0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = self.create_parameter([num_classes, embedding_dim])
+        self.bias = self.create_parameter([num_classes], is_bias=True)
+
+    @classmethod
+    def from_prototypes(cls, prototype_matrix: paddle.Tensor, scale: float = 10.0) -> "CosineClassifier":
+        """A classifier with W = the given (normalised) prototypes and b = 0."""
+        classifier = cls(prototype_matrix.shape[0], prototype_matrix.shape[1], scale)
+        classifier.weight.set_value(F.normalize(prototype_matrix, axis=1))
+        classifier.bias.set_value(paddle.zeros_like(classifier.bias))
+        return classifier
+
+    def cosines(self, embeddings: paddle.Tensor) -> paddle.Tensor:
+        return F.normalize(embeddings, axis=1) @ F.normalize(self.weight, axis=1).t()
+
+    def forward(self, embeddings: paddle.Tensor) -> paddle.Tensor:
+        return self.scale * self.cosines(embeddings) + self.bias
+
+
+class Predictor(nn.Layer):  # type: ignore[misc]
+    """Embedding network + cosine classifier: images in, class logits out."""
+
+    def __init__(self, embedding: nn.Layer, classifier: CosineClassifier) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.classifier = classifier
+
+    def forward(self, images: paddle.Tensor) -> paddle.Tensor:
+        return self.classifier(self.embedding(images))

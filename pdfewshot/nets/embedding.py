@@ -1,0 +1,43 @@
+"""The embedding network: backbone + linear head to an L2-normalised embedding."""
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+from pdfewshot.nets.backbones import build_backbone
+
+
+def to_input(images: np.ndarray | paddle.Tensor) -> paddle.Tensor:
+    """uint8 ``[N, H, W, C]`` images -> float32 ``[N, C, H, W]`` in [-1, 1], the networks' input."""
+    tensor = paddle.to_tensor(images) if isinstance(images, np.ndarray) else images
+    return tensor.astype("float32").transpose([0, 3, 1, 2]) / 127.5 - 1.0
+
+
+class EmbeddingNet(nn.Layer):  # type: ignore[misc]
+    """Maps images to unit-length ``embedding_dim`` vectors, so that a dot product is a cosine."""
+
+    def __init__(self, backbone: str, channels: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.backbone = build_backbone(backbone, channels)
+        self.head = nn.Linear(self.backbone.feature_dim, embedding_dim)
+
+    def forward(self, images: paddle.Tensor) -> paddle.Tensor:
+        return F.normalize(self.head(self.backbone(images)), axis=1)
+
+    def freeze_backbone(self) -> None:
+        """Stops gradients into the backbone and keeps its batch-norm statistics fixed."""
+        for parameter in self.backbone.parameters():
+            parameter.stop_gradient = True
+        self.backbone.eval()
+
+
+@paddle.no_grad()  # type: ignore[untyped-decorator]
+def embed(net: nn.Layer, images: np.ndarray, batch_size: int = 256) -> paddle.Tensor:
+    """Embeddings of uint8 images, computed in eval mode in batches."""
+    was_training = net.training
+    net.eval()
+    outputs = [net(to_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    if was_training:
+        net.train()
+    return paddle.concat(outputs) if outputs else paddle.zeros([0, 0])

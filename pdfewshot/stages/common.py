@@ -1,0 +1,50 @@
+"""What several stages share: opening checkpoints by their sidecars and reloading their data."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pdfewshot.checkpoint import load_weights, read_sidecar
+from pdfewshot.data.imageset import ImageSet
+from pdfewshot.data.sources import load_sources, resolve_source
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.classifier import CosineClassifier, Predictor
+from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.report import err_console
+
+
+def open_embedding(path: Path, option: str = "--model") -> tuple[EmbeddingNet, dict[str, Any]]:
+    """The embedding network of a ``pretrain`` checkpoint, with its sidecar."""
+    meta = read_sidecar(path, "embedding", option)
+    net = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"])
+    load_weights(net, path, option)
+    net.eval()
+    return net, meta
+
+
+def open_predictor(path: Path, option: str = "--model") -> tuple[Predictor, dict[str, Any]]:
+    """The predictor (embedding + cosine classifier) of a ``finetune`` checkpoint, with its sidecar."""
+    meta = read_sidecar(path, "predictor", option)
+    embedding = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"])
+    classifier = CosineClassifier(len(meta["class_names"]), meta["embedding_dim"], meta["scale"])
+    predictor = Predictor(embedding, classifier)
+    load_weights(predictor, path, option)
+    predictor.eval()
+    return predictor, meta
+
+
+def load_checkpoint_data(meta: dict[str, Any], override: Sequence[str] = ()) -> tuple[ImageSet, list[str]]:
+    """The images a checkpoint was made from (or ``override``), at its image size and channels."""
+    sources = [resolve_source(s) for s in override] if override else list(meta["data"])
+    option = "--data" if override else "checkpoint data source"
+    imageset, report = load_sources(sources, meta["image_size"], meta["channels"], option=option)
+    if report.skipped:
+        err_console.print(f"skipped {len(report.skipped)} unreadable images; first: {report.skipped[0][0]}")
+    return imageset, sources
+
+
+def require_classes(imageset: ImageSet, class_names: Sequence[str], what: str) -> None:
+    """Fails clearly when classes that a checkpoint names are not in the data."""
+    missing = sorted(set(class_names) - set(imageset.class_names))
+    if missing:
+        raise PdfewshotError(f"{what}: {len(missing)} classes are not in the data, e.g. {missing[0]}")

@@ -1,0 +1,101 @@
+"""Stage 3: accuracy of a predictor on the held-out query images, per class and overall."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.embedding import to_input
+from pdfewshot.report import ClassAccuracy, write_json
+from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.stages.common import load_checkpoint_data, open_predictor, require_classes
+from pdfewshot.stages.finetune import DEFAULT_PREDICTOR
+
+
+@dataclass
+class QueryTestConfig:
+    """Options of ``pdfewshot test`` (the CLI documents each)."""
+
+    __test__ = False  # not a pytest test class
+
+    model: Path = DEFAULT_PREDICTOR
+    data: list[str] = field(default_factory=list)
+    report: Path | None = Path("models/test_report.json")
+    batch_size: int = 256
+
+
+@dataclass
+class QueryTestResult:
+    __test__ = False
+
+    per_class: list[ClassAccuracy]
+    predictions: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def overall(self) -> float:
+        return float(np.mean(self.predictions == self.labels)) if len(self.labels) else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall,
+            "queries": len(self.labels),
+            "per_class": [
+                {"class": r.name, "queries": r.queries, "correct": r.correct, "accuracy": r.accuracy}
+                for r in self.per_class
+            ],
+        }
+
+
+def read_manifest(model: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    path = model.with_name(meta["queries_manifest"])
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PdfewshotError(f"--model {model}: its query manifest {path.name} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PdfewshotError(f"{path}: not valid JSON ({error})") from None
+    if manifest.get("classes") != meta["class_names"]:
+        raise PdfewshotError(f"{path}: its classes do not match the predictor {model.name}")
+    return manifest
+
+
+@paddle.no_grad()  # type: ignore[untyped-decorator]
+def run_test(config: QueryTestConfig) -> QueryTestResult:
+    """Scores the predictor's held-out queries; writes the JSON report when ``config.report`` is set."""
+    set_paddle_threads()
+    predictor, meta = open_predictor(config.model)
+    manifest = read_manifest(config.model, meta)
+    imageset, _ = load_checkpoint_data(meta, config.data)
+    require_classes(imageset, meta["class_names"], f"--model {config.model}")
+    position = {key: i for i, key in enumerate(imageset.keys)}
+    missing = [q["key"] for q in manifest["queries"] if q["key"] not in position]
+    if missing:
+        raise PdfewshotError(f"{len(missing)} query images of the manifest are not in the data, e.g. {missing[0]}")
+    class_index = {name: i for i, name in enumerate(meta["class_names"])}
+    indices = np.array([position[q["key"]] for q in manifest["queries"]], dtype=np.int64)
+    labels = np.array([class_index[q["class"]] for q in manifest["queries"]], dtype=np.int64)
+
+    images = imageset.images[indices]
+    predictions = (
+        np.concatenate(
+            [
+                predictor(to_input(images[i : i + config.batch_size])).argmax(axis=1).numpy()
+                for i in range(0, len(images), config.batch_size)
+            ]
+        )
+        if len(images)
+        else np.zeros(0, dtype=np.int64)
+    )
+    per_class = [
+        ClassAccuracy(name, int(np.sum(labels == c)), int(np.sum((labels == c) & (predictions == c))))
+        for c, name in enumerate(meta["class_names"])
+    ]
+    result = QueryTestResult(per_class, predictions, labels)
+    if config.report is not None:
+        write_json(config.report, result.to_json())
+    return result

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny image folders and zips made in the test, and a private glyph cache."""
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keeps the glyph cache out of the user's home during tests."""
+    cache = tmp_path_factory.getbasetemp() / "glyph-cache"
+    monkeypatch.setenv("PDFEWSHOT_CACHE", str(cache))
+    return cache
+
+
+def write_image(path: Path, value: int, size: int = 12, mode: str = "L", fmt: str | None = None) -> None:
+    """A small image whose pixels encode ``value``, so images of a class can be told apart."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.full((size, size), value % 256, dtype=np.uint8)
+    array[value % size, :] = 255 - value % 256
+    image = Image.fromarray(array)
+    if mode != "L":
+        image = image.convert(mode)
+    image.save(path, format=fmt)
+
+
+def make_flat(root: Path, classes: int = 3, per_class: int = 4, mode: str = "L") -> Path:
+    """root/<class>/<image>.png"""
+    for c in range(classes):
+        for i in range(per_class):
+            write_image(root / f"class{c}" / f"img{i}.png", 40 * c + i, mode=mode)
+    return root
+
+
+def make_nested(root: Path, alphabets: int = 2, characters: int = 3, per_class: int = 4) -> Path:
+    """root/<alphabet>/<character>/<image>.png, as Omniglot ships."""
+    for a in range(alphabets):
+        for c in range(characters):
+            for i in range(per_class):
+                write_image(root / f"alpha{a}" / f"char{c}" / f"{i}.png", 60 * a + 10 * c + i)
+    return root
+
+
+def zip_folder(folder: Path, archive: Path, wrap: str | None = None) -> Path:
+    """Zips ``folder``'s files, optionally under one wrapping top-level folder."""
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                name = path.relative_to(folder).as_posix()
+                handle.write(path, f"{wrap}/{name}" if wrap else name)
+    return archive

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pdfewshot.data.imageset import ImageSet
+from pdfewshot.data.sampling import TripleBatchSampler, split_support_query
+from pdfewshot.data.splits import Split, split_classes
+from pdfewshot.errors import PdfewshotError
+
+
+def imageset_with_counts(counts: list[int]) -> ImageSet:
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return ImageSet(
+        images=np.zeros((len(labels), 2, 2, 1), dtype=np.uint8),
+        labels=labels,
+        class_names=tuple(f"c{i}" for i in range(len(counts))),
+        keys=tuple(f"img{i}" for i in range(len(labels))),
+    )
+
+
+def test_split_holds_out_whole_alphabets_when_nested() -> None:
+    names = [f"alpha{a}/char{c}" for a in range(10) for c in range(3)]
+    split = split_classes(names, 0.2, seed=0)
+    assert split.unit == "alphabet"
+    novel_alphabets = {n.split("/")[0] for n in split.novel}
+    assert len(novel_alphabets) == 2 and len(split.novel) == 6
+    assert not novel_alphabets & {n.split("/")[0] for n in split.base}
+    assert split == split_classes(names, 0.2, seed=0)
+    assert split != split_classes(names, 0.2, seed=1)
+
+
+def test_split_by_class_for_flat_data() -> None:
+    split = split_classes([f"c{i}" for i in range(10)], 0.3, seed=0)
+    assert split.unit == "class" and len(split.novel) == 3 and len(split.base) == 7
+
+
+def test_split_rejects_overlap_and_bad_fraction() -> None:
+    with pytest.raises(ValueError):
+        Split(base=("a", "b"), novel=("b",), unit="class")
+    with pytest.raises(PdfewshotError, match="--novel-fraction"):
+        split_classes(["a", "b"], 1.5, seed=0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.text("abcdefgh", min_size=1, max_size=3), min_size=2, max_size=30, unique=True),
+    st.floats(0.05, 0.95),
+    st.integers(0, 1000),
+)
+def test_base_and_novel_never_share_a_class_and_cover_all(names: list[str], fraction: float, seed: int) -> None:
+    split = split_classes(names, fraction, seed)
+    assert not set(split.base) & set(split.novel)
+    assert set(split.base) | set(split.novel) == set(names)
+    assert split.base and split.novel
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=2, max_size=12), st.integers(1, 20), st.integers(0, 10_000))
+def test_triples_take_anchor_and_positive_from_one_class_negative_from_another(
+    counts: list[int], batch_size: int, seed: int
+) -> None:
+    if max(counts) < 2:
+        counts[0] = 2
+    labels = imageset_with_counts(counts).labels
+    sampler = TripleBatchSampler(labels, batch_size, steps=3, seed=seed)
+    batches = list(sampler)
+    assert len(batches) == 3 and all(len(b) == batch_size for b in batches)
+    for anchor, positive, negative in (triple for batch in batches for triple in batch):
+        assert anchor != positive
+        assert labels[anchor] == labels[positive]
+        assert labels[negative] != labels[anchor]
+
+
+def test_triple_sampler_is_seeded_per_epoch() -> None:
+    labels = imageset_with_counts([3, 3, 3]).labels
+    sampler = TripleBatchSampler(labels, 4, steps=2, seed=5)
+    first = list(sampler)
+    assert first == list(sampler)
+    sampler.set_epoch(1)
+    assert first != list(sampler)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(2, 8), min_size=1, max_size=8), st.integers(1, 7), st.integers(0, 1000))
+def test_support_and_query_never_share_an_image(counts: list[int], shot: int, seed: int) -> None:
+    imageset = imageset_with_counts(counts)
+    if min(counts) < shot + 1:
+        with pytest.raises(PdfewshotError, match=f"--shot {shot} needs"):
+            split_support_query(imageset, shot, np.random.default_rng(seed))
+        return
+    support, query = split_support_query(imageset, shot, np.random.default_rng(seed))
+    assert not set(support.tolist()) & set(query.tolist())
+    assert len(support) + len(query) == len(imageset)
+    assert np.bincount(imageset.labels[support]).tolist() == [shot] * len(counts)
+
+
+def test_rotations_add_three_rotated_classes() -> None:
+    imageset = ImageSet(
+        images=np.arange(8, dtype=np.uint8).reshape(2, 2, 2, 1),
+        labels=np.array([0, 1]),
+        class_names=("a", "b"),
+        keys=("a/1", "b/1"),
+    )
+    rotated = imageset.with_rotations()
+    assert rotated.class_names == ("a", "b", "a@rot90", "b@rot90", "a@rot180", "b@rot180", "a@rot270", "b@rot270")
+    np.testing.assert_array_equal(rotated.images[2, :, :, 0], np.rot90(imageset.images[0, :, :, 0]))
+    assert rotated.labels.tolist() == list(range(8))
