@@ -194,6 +194,64 @@ def test_command(
     typer.echo(f"overall: {result.overall:.4f}")
 
 
+@app.command()
+@user_errors
+def evaluate(
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Embedding checkpoint from pretrain [default: models/emb_model.pdparams if it exists]."),
+    ] = None,
+    data: DataOption = None,
+    runs: Annotated[
+        Path | None, typer.Option(help="Omniglot's one-shot runs zip (all_runs.zip, as shipped) instead of episodes.")
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="prototype, finetune or nn-pixels; repeat to compare on the same episodes [default: all]."),
+    ] = None,
+    way: Annotated[int, typer.Option(help="Classes per episode (N).")] = 5,
+    shot: Annotated[
+        list[int] | None, typer.Option(help="Support images per class (K); repeat to compare [default: 1].")
+    ] = None,
+    query: Annotated[int, typer.Option(help="Query images per class and episode.")] = 15,
+    episodes: Annotated[int, typer.Option(help="Number of seeded episodes.")] = 600,
+    seed: SeedOption = 0,
+    image_size: Annotated[int, typer.Option(help="Image size for nn-pixels when no checkpoint is used.")] = 28,
+    finetune_steps: Annotated[int, typer.Option(min=0, help="Steps of the finetune method per episode.")] = 100,
+    report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/evaluate_report.json"),
+    per_class: Annotated[bool, typer.Option(help="Also print per-class accuracy over all episodes.")] = False,
+) -> None:
+    """N-way K-shot accuracy over seeded episodes (mean +- 95% interval), or on Omniglot's 20 runs."""
+    from pdfewshot.report import console, evaluation_tables
+    from pdfewshot.stages.evaluate import EvaluateConfig
+    from pdfewshot.stages.evaluate import evaluate as run
+
+    config = EvaluateConfig(
+        model=model, data=data or [], runs=runs, way=way, query=query, episodes=episodes, seed=seed,
+        image_size=image_size, finetune_steps=finetune_steps, report=report,
+    )  # fmt: skip
+    if method:
+        config.methods = method
+    if shot:
+        config.shots = shot
+    result = run(config)
+    if result.skipped_methods:
+        typer.echo(f"skipped {', '.join(result.skipped_methods)}: no embedding checkpoint", err=True)
+    for table in evaluation_tables(result, per_class):
+        console.print(table)
+    typer.echo(f"wrote {report}")
+    for item in result.results:
+        if result.kind == "runs":
+            runs_done = len(result.run_names)
+            typer.echo(f"overall: {item.trial_accuracy:.4f}  ({item.method}, {runs_done} runs, {item.trials} trials)")
+        else:
+            typer.echo(
+                f"overall: {item.mean:.4f} +- {item.interval:.4f}  ({item.label}, {len(item.accuracies)} episodes)"
+            )
+    if result.kind == "runs":
+        typer.echo(f"{len(result.run_names)} runs: {result.results[0].trial_accuracy:.4f}")
+
+
 @data_app.command("synth")
 @user_errors
 def data_synth(

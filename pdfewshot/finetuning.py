@@ -24,6 +24,45 @@ def classifier_loss(logits: paddle.Tensor, labels: paddle.Tensor, entropy_weight
     return loss
 
 
+def fit_episodes(
+    features: paddle.Tensor,
+    labels: np.ndarray,
+    num_classes: int,
+    steps: int,
+    lr: float,
+    entropy_weight: float,
+    scale: float,
+    show_progress: bool = False,
+) -> tuple[paddle.Tensor, paddle.Tensor, list[float]]:
+    """Fits one cosine classifier per episode, all at once: ``features [E, n, d]``, ``labels [E, n]``.
+
+    Returns W ``[E, classes, d]`` (normalised), b ``[E, classes]`` and the mean loss per step. The loss
+    is the sum over episodes of each episode's loss, so each episode's W and b get exactly the
+    gradient they would get alone, and Adam, being elementwise, moves them exactly as alone.
+    """
+    episodes = features.shape[0]
+    label_tensor = paddle.to_tensor(labels, dtype="int64")
+    one_hot = F.one_hot(label_tensor, num_classes).astype(features.dtype)  # [E, n, C]
+    weight = paddle.create_parameter([episodes, num_classes, features.shape[2]], "float32")
+    weight.set_value(F.normalize(paddle.bmm(one_hot.transpose([0, 2, 1]), features), axis=2))
+    bias = paddle.create_parameter([episodes, num_classes], "float32", is_bias=True)
+    bias.set_value(paddle.zeros([episodes, num_classes]))
+    queries = F.normalize(features, axis=2)
+    optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=[weight, bias])
+    losses: list[float] = []
+    with loss_progress("finetune", steps, show_progress) as progress:
+        for _ in range(steps):
+            logits = scale * paddle.bmm(queries, F.normalize(weight, axis=2).transpose([0, 2, 1])) + bias[:, None, :]
+            flat = logits.reshape([-1, num_classes])
+            loss = classifier_loss(flat, label_tensor.reshape([-1]), entropy_weight)
+            (loss * episodes).backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            losses.append(loss.item())
+            progress.update(losses[-1])
+    return F.normalize(weight.detach(), axis=2), bias.detach(), losses
+
+
 def fit_on_features(
     features: paddle.Tensor,
     labels: np.ndarray,
@@ -35,18 +74,11 @@ def fit_on_features(
     show_progress: bool = False,
 ) -> tuple[CosineClassifier, list[float]]:
     """A cosine classifier started at the class prototypes, then trained for ``steps`` full-batch steps."""
-    label_tensor = paddle.to_tensor(labels, dtype="int64")
-    classifier = CosineClassifier.from_prototypes(prototypes(features, label_tensor, num_classes), scale)
-    optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=classifier.parameters())
-    losses: list[float] = []
-    with loss_progress("finetune", steps, show_progress) as progress:
-        for _ in range(steps):
-            loss = classifier_loss(classifier(features), label_tensor, entropy_weight)
-            loss.backward()
-            optimizer.step()
-            optimizer.clear_grad()
-            losses.append(loss.item())
-            progress.update(losses[-1])
+    weight, bias, losses = fit_episodes(
+        features[None], labels[None], num_classes, steps, lr, entropy_weight, scale, show_progress
+    )
+    classifier = CosineClassifier.from_prototypes(weight[0], scale)
+    classifier.bias.set_value(bias[0])
     return classifier, losses
 
 

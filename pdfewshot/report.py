@@ -72,6 +72,42 @@ def accuracy_table(rows: Sequence[ClassAccuracy], title: str) -> Table:
     return table
 
 
+def evaluation_tables(result: Any, per_class: bool = False) -> list[Table]:
+    """Tables for an evaluation: the summary (episodes) or accuracy per run, then optionally per class."""
+    tables = []
+    if result.kind == "runs":
+        table = Table(title="accuracy per run")
+        table.add_column("run")
+        for item in result.results:
+            table.add_column(item.method, justify="right")
+        for i, name in enumerate(result.run_names):
+            table.add_row(name, *(f"{item.accuracies[i]:.4f}" for item in result.results))
+        table.add_row("all", *(f"{item.trial_accuracy:.4f}" for item in result.results), style="bold")
+        tables.append(table)
+    else:
+        table = Table(title="episodic accuracy (mean +- 95% interval)")
+        for column in ("method", "way", "shot", "episodes", "accuracy", "+-"):
+            table.add_column(column, justify="left" if column == "method" else "right")
+        for item in result.results:
+            table.add_row(
+                item.method, str(item.way), str(item.shot), str(len(item.accuracies)),
+                f"{item.mean:.4f}", f"{item.interval:.4f}",
+            )  # fmt: skip
+        tables.append(table)
+    if per_class:
+        table = Table(title="per-class accuracy over all episodes")
+        table.add_column("class")
+        table.add_column("queries", justify="right")
+        names = sorted({name for item in result.results for name in item.per_class})
+        for item in result.results:
+            table.add_column(f"{item.method} {item.shot}-shot", justify="right")
+        for name in names:
+            cells = [item.per_class.get(name, [0, 0]) for item in result.results]
+            table.add_row(name, str(cells[0][0]), *(f"{c / q:.4f}" if q else "-" for q, c in cells))
+        tables.append(table)
+    return tables
+
+
 def write_json(path: str | Path, data: Any, option: str = "--report") -> None:
     """Writes ``data`` as indented JSON, atomically."""
     atomic_write_text(path, json.dumps(data, indent=1) + "\n", option)

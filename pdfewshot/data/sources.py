@@ -95,7 +95,8 @@ def iter_source(source: str, option: str = "--data") -> Iterator[RawItem]:
         raise PdfewshotError(f"{option} {source}: not a folder or a .zip of images")
 
 
-def _decode(raw: bytes | np.ndarray) -> Image.Image:
+def decode_image(raw: bytes | np.ndarray) -> Image.Image:
+    """A Pillow image from encoded bytes (or an array), fully decoded so damage shows here."""
     if isinstance(raw, np.ndarray):
         return Image.fromarray(raw)
     image = Image.open(io.BytesIO(raw))
@@ -103,7 +104,8 @@ def _decode(raw: bytes | np.ndarray) -> Image.Image:
     return image
 
 
-def _to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
+def image_to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """uint8 ``[size, size, channels]``: centre-cropped to square, resized, transparency on white."""
     mode = "L" if channels == 1 else "RGB"
     if image.mode in ("RGBA", "LA", "P"):
         # Transparent pixels become white rather than black, as a viewer shows them.
@@ -144,7 +146,7 @@ def load_sources(
                 report.skipped.append((f"{source}:{relative}", "not inside a class folder"))
                 continue
             try:
-                image = _decode(read())
+                image = decode_image(read())
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
                 if strict:
                     raise PdfewshotError(f"{option} {source}: {relative}: unreadable image ({error})") from None
@@ -159,7 +161,7 @@ def load_sources(
         channels = 1 if all(image.mode in GREY_MODES for _, _, image in decoded) else 3
     class_names = tuple(sorted({class_name for _, class_name, _ in decoded}))
     label_of = {name: i for i, name in enumerate(class_names)}
-    images = np.stack([_to_array(image, image_size, channels) for _, _, image in decoded])
+    images = np.stack([image_to_array(image, image_size, channels) for _, _, image in decoded])
     labels = np.array([label_of[class_name] for _, class_name, _ in decoded], dtype=np.int64)
     keys = tuple(relative for relative, _, _ in decoded)
     return ImageSet(images=images, labels=labels, class_names=class_names, keys=keys), report

@@ -1,0 +1,39 @@
+"""The contract every few-shot method keeps (the shape of easyfsl's ``FewShotClassifier``)."""
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class FewShotClassifier(ABC):
+    """Fit on the support set's features, then score query features: ``[queries, classes]``.
+
+    ``uses_embedding`` says whether the features are the embedding network's outputs (True) or the
+    raw pixels (False), so an evaluator can feed each method what it needs.
+    """
+
+    uses_embedding: bool = True
+
+    @abstractmethod
+    def fit(self, support: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+        """Learns from support features ``[n, d]`` with labels in ``0..num_classes-1``."""
+
+    @abstractmethod
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        """Higher is more likely: one row per query, one column per class."""
+
+    def predict(self, queries: np.ndarray) -> np.ndarray:
+        return np.asarray(self.scores(queries).argmax(axis=1))
+
+    def episode_scores(
+        self, support: np.ndarray, labels: np.ndarray, num_classes: int, queries: np.ndarray
+    ) -> np.ndarray:
+        """Scores ``[E, q, classes]`` of many episodes (``support [E, n, d]``, ``queries [E, q, d]``).
+
+        Fits each episode in turn; methods that can fit episodes together override this.
+        """
+        rows = []
+        for episode_support, episode_labels, episode_queries in zip(support, labels, queries, strict=True):
+            self.fit(episode_support, episode_labels, num_classes)
+            rows.append(self.scores(episode_queries))
+        return np.stack(rows)

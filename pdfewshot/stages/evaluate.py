@@ -1,0 +1,224 @@
+"""N-way K-shot episodic evaluation with 95% intervals, and Omniglot's 20 official one-shot runs.
+
+All methods (and all shot counts) of one call are scored on the very same episodes, so they compare
+pair for pair. Embeddings are computed once for every image, then episodes index into them.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdfewshot.data.episodes import confidence_interval, sample_episodes
+from pdfewshot.data.omniglot_runs import read_runs
+from pdfewshot.data.sources import load_sources, resolve_source
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier
+from pdfewshot.nets.embedding import EmbeddingNet, embed
+from pdfewshot.report import ClassAccuracy, loss_progress, write_json
+from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.stages.common import load_checkpoint_data, open_embedding
+from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
+
+
+@dataclass
+class EvaluateConfig:
+    """Options of ``pdfewshot evaluate`` (the CLI documents each)."""
+
+    model: Path | None = None  # None: models/emb_model.pdparams when it exists
+    data: list[str] = field(default_factory=list)
+    runs: Path | None = None
+    methods: list[str] = field(default_factory=lambda: ["prototype", "finetune", "nn-pixels"])
+    way: int = 5
+    shots: list[int] = field(default_factory=lambda: [1])
+    query: int = 15
+    episodes: int = 600
+    seed: int = 0
+    image_size: int = 28  # for nn-pixels when there is no checkpoint
+    finetune_steps: int = 100
+    finetune_lr: float = 0.01
+    entropy_weight: float = 0.1
+    scale: float = 10.0
+    report: Path | None = Path("models/evaluate_report.json")
+    show_progress: bool = True
+
+
+@dataclass
+class MethodResult:
+    """One method at one shot count: accuracy per episode (or per run) and per class."""
+
+    method: str
+    way: int
+    shot: int
+    accuracies: list[float] = field(default_factory=list)
+    correct: int = 0
+    trials: int = 0
+    per_class: dict[str, list[int]] = field(default_factory=dict)  # name -> [queries, correct]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}, {self.way}-way {self.shot}-shot"
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accuracies)) if self.accuracies else 0.0
+
+    @property
+    def interval(self) -> float:
+        return confidence_interval(np.array(self.accuracies))
+
+    @property
+    def trial_accuracy(self) -> float:
+        return self.correct / self.trials if self.trials else 0.0
+
+    def add(self, predicted: np.ndarray, truth: np.ndarray, class_names: Sequence[str]) -> None:
+        hits = predicted == truth
+        self.accuracies.append(float(hits.mean()))
+        self.correct += int(hits.sum())
+        self.trials += len(hits)
+        for label, hit in zip(truth.tolist(), hits.tolist(), strict=True):
+            counts = self.per_class.setdefault(class_names[label], [0, 0])
+            counts[0] += 1
+            counts[1] += int(hit)
+
+    def class_rows(self) -> list[ClassAccuracy]:
+        return [ClassAccuracy(name, q, c) for name, (q, c) in sorted(self.per_class.items())]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "way": self.way, "shot": self.shot, "mean": self.mean,
+            "interval95": self.interval, "count": len(self.accuracies), "trials": self.trials,
+            "trial_accuracy": self.trial_accuracy, "accuracies": self.accuracies,
+            "per_class": [{"class": r.name, "queries": r.queries, "correct": r.correct} for r in self.class_rows()],
+        }  # fmt: skip
+
+
+@dataclass
+class EvaluateResult:
+    kind: str  # "episodes" or "runs"
+    results: list[MethodResult]
+    run_names: list[str] = field(default_factory=list)
+    skipped_methods: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "runs": self.run_names, "skipped_methods": self.skipped_methods,
+            "results": [r.to_json() for r in self.results],
+        }  # fmt: skip
+
+
+def make_method(name: str, config: EvaluateConfig) -> FewShotClassifier:
+    if name == "finetune":
+        return FinetuneClassifier(config.finetune_steps, config.finetune_lr, config.entropy_weight, config.scale)
+    return METHODS[name]()
+
+
+def _resolve_model(config: EvaluateConfig) -> Path | None:
+    if config.model is not None:
+        return config.model
+    return DEFAULT_EMBEDDING if DEFAULT_EMBEDDING.is_file() else None
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def _features(net: EmbeddingNet | None, images: np.ndarray) -> dict[bool, np.ndarray]:
+    """Features keyed by ``uses_embedding``: embeddings (when there is a network) and raw pixels."""
+    features = {False: _pixels(images)}
+    if net is not None:
+        features[True] = embed(net, images).numpy()
+    return features
+
+
+def evaluate(config: EvaluateConfig) -> EvaluateResult:
+    """Scores every method on seeded episodes, or on the official runs when ``config.runs`` is set."""
+    set_paddle_threads()
+    unknown = [m for m in config.methods if m not in METHODS]
+    if unknown or not config.methods:
+        raise PdfewshotError(f"--method {unknown[0] if unknown else ''}: choose from {', '.join(METHODS)}")
+    if any(shot < 1 for shot in config.shots) or not config.shots:
+        raise PdfewshotError(f"--shot {min(config.shots, default=0)}: must be at least 1")
+    model = _resolve_model(config)
+    net, meta = open_embedding(model) if model is not None else (None, None)
+    methods = [m for m in dict.fromkeys(config.methods) if net is not None or not METHODS[m].uses_embedding]
+    skipped = [m for m in config.methods if m not in methods]
+    if not methods:
+        raise PdfewshotError(
+            f"--model: no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); only nn-pixels runs without one"
+        )
+    image_size = meta["image_size"] if meta else config.image_size
+    channels = meta["channels"] if meta else 1
+    if config.runs is not None:
+        result = _evaluate_runs(config, net, methods, image_size, channels)
+    else:
+        result = _evaluate_episodes(config, net, meta, methods, image_size)
+    result.skipped_methods = skipped
+    if config.report is not None:
+        write_json(config.report, result.to_json())
+    return result
+
+
+def _evaluate_runs(
+    config: EvaluateConfig, net: EmbeddingNet | None, methods: list[str], image_size: int, channels: int
+) -> EvaluateResult:
+    runs = read_runs(config.runs, image_size, channels) if config.runs else []
+    results = {m: MethodResult(m, way=len(runs[0].training), shot=1) for m in methods}
+    with loss_progress("runs", len(runs), config.show_progress) as progress:
+        for run in runs:
+            train = _features(net, run.training)
+            test = _features(net, run.test)
+            names = [f"{run.name}/class{i + 1:02d}" for i in range(len(run.training))]
+            for name in methods:
+                method = make_method(name, config)
+                method.fit(train[method.uses_embedding], np.arange(len(run.training)), len(run.training))
+                results[name].add(method.predict(test[method.uses_embedding]), run.test_labels, names)
+            progress.update(results[methods[0]].accuracies[-1])
+    return EvaluateResult("runs", list(results.values()), run_names=[r.name for r in runs])
+
+
+def _evaluate_episodes(
+    config: EvaluateConfig,
+    net: EmbeddingNet | None,
+    meta: dict[str, Any] | None,
+    methods: list[str],
+    image_size: int,
+) -> EvaluateResult:
+    if meta is not None:
+        imageset, _ = load_checkpoint_data(meta, config.data)
+        base = set(meta["split"]["base"])
+        classes = (
+            [n for n in imageset.class_names if n not in base]
+            if config.data
+            else [n for n in meta["split"]["novel"] if n in set(imageset.class_names)]
+        )
+        imageset = imageset.subset_classes(classes)
+    elif config.data:
+        imageset, _ = load_sources([resolve_source(s) for s in config.data], image_size, 1)
+    else:
+        raise PdfewshotError("--data: give a data source (or --model) to draw episodes from")
+
+    episodes = sample_episodes(
+        imageset.labels, config.way, max(config.shots), config.query, config.episodes, config.seed
+    )
+    features = _features(net, imageset.images)
+    query_index = np.stack([episode.queries()[0] for episode in episodes])
+    query_labels = np.stack([episode.queries()[1] for episode in episodes])
+    results = []
+    with loss_progress("methods", len(methods) * len(set(config.shots)), config.show_progress) as progress:
+        for shot in sorted(set(config.shots)):
+            support_index = np.stack([episode.support_at(shot)[0] for episode in episodes])
+            support_labels = np.stack([episode.support_at(shot)[1] for episode in episodes])
+            for name in methods:
+                method = make_method(name, config)
+                chosen = features[method.uses_embedding]
+                scores = method.episode_scores(chosen[support_index], support_labels, config.way, chosen[query_index])
+                result = MethodResult(name, config.way, shot)
+                for episode, episode_scores, truth in zip(episodes, scores, query_labels, strict=True):
+                    names = [imageset.class_names[c] for c in episode.classes]
+                    result.add(episode_scores.argmax(axis=1), truth, names)
+                results.append(result)
+                progress.update(result.mean)
+    return EvaluateResult("episodes", results)

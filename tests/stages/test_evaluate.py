@@ -1,0 +1,78 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pdfewshot.cli import app
+from tests.data.test_omniglot_runs import make_runs_zip
+from tests.stages.test_pipeline import pretrain_args
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def embedding(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("evaluate")
+    data = root / "glyphs"
+    synth = ["data", "synth", str(data), "--alphabets", "6", "--characters", "4", "--drawers", "6"]
+    assert runner.invoke(app, synth).exit_code == 0
+    assert runner.invoke(app, pretrain_args(data, root)).exit_code == 0
+    return root / "emb.pdparams"
+
+
+def test_methods_and_shots_share_episodes(embedding: Path, tmp_path: Path) -> None:
+    report = tmp_path / "eval.json"
+    args = ["evaluate", "--model", str(embedding), "--way", "3", "--shot", "1", "--shot", "2", "--query", "2",
+            "--episodes", "7", "--finetune-steps", "3", "--report", str(report), "--per-class"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    overall = [line for line in lines if line.startswith("overall: ")]
+    assert len(overall) == 6  # 3 methods x 2 shots
+    assert "+-" in overall[0] and "(prototype, 3-way 1-shot, 7 episodes)" in overall[0]
+    data = json.loads(report.read_text())
+    assert {(r["method"], r["shot"]) for r in data["results"]} == {
+        (m, s) for m in ("prototype", "finetune", "nn-pixels") for s in (1, 2)
+    }
+    for item in data["results"]:
+        assert item["count"] == 7 and item["trials"] == 7 * 3 * 2
+        per_class_total = sum(row["queries"] for row in item["per_class"])
+        assert per_class_total == item["trials"]
+        # only the 8 novel classes of the embedding's split are drawn
+        assert len(item["per_class"]) <= 8
+
+    again = runner.invoke(app, [*args[:-2], str(tmp_path / "again.json")])
+    assert again.exit_code == 0
+    assert [r["accuracies"] for r in json.loads((tmp_path / "again.json").read_text())["results"]] == [
+        r["accuracies"] for r in data["results"]
+    ]
+
+
+def test_runs_without_checkpoint_run_nn_pixels_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no models/emb_model.pdparams here
+    runs = make_runs_zip(tmp_path / "runs.zip", runs=2, classes=3)
+    result = runner.invoke(app, ["evaluate", "--runs", str(runs), "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "skipped prototype, finetune: no embedding checkpoint" in result.output
+    lines = result.output.strip().splitlines()
+    # each test image is nearest its own training image, so 1-NN on pixels gets all 6 trials
+    assert "overall: 1.0000  (nn-pixels, 2 runs, 6 trials)" in lines
+    assert lines[-1] == "2 runs: 1.0000"
+
+
+def test_runs_with_checkpoint(embedding: Path, tmp_path: Path) -> None:
+    runs = make_runs_zip(tmp_path / "runs.zip", runs=2, classes=3)
+    args = ["evaluate", "--model", str(embedding), "--runs", str(runs), "--method", "prototype",
+            "--method", "nn-pixels", "--report", str(tmp_path / "r.json")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [r["method"] for r in data["results"]] == ["prototype", "nn-pixels"]
+    assert data["runs"] == ["run01", "run02"] and data["results"][0]["trials"] == 6
+
+
+def test_unknown_method_is_a_clear_error(embedding: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--model", str(embedding), "--method", "magic"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --method magic: choose from prototype, finetune, nn-pixels"
