@@ -81,11 +81,20 @@ def pretrain(
     ),
     embedding_dim: Annotated[int, typer.Option(min=1, help="Size of the L2-normalised embedding.")] = 128,
     image_size: Annotated[int, typer.Option(help="Images are resized to this many pixels square (8-512).")] = 28,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the base images (as anchors).")] = 2,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the base images with --loss.")] = 2,
+    loss: Annotated[
+        str,
+        typer.Option(help="cosine-mse (triples: [cos(a,p), cos(a,n)] -> [1, 0]) or ce (softmax over base classes)."),
+    ] = "cosine-mse",
+    warmup_epochs: Annotated[
+        int, typer.Option(min=0, help="Epochs of softmax cross-entropy over the base classes before --loss.")
+    ] = 0,
     steps_per_epoch: Annotated[
-        int | None, typer.Option(min=1, help="Batches per epoch (default: base images / batch size).")
+        int | None, typer.Option(min=1, help="Batches per epoch (default: one pass over the base images).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Triples per batch (each is 3 images).")] = 64,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Triples per batch (3 images each); softmax batches take 3x as many images.")
+    ] = 64,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
     seed: SeedOption = 0,
     novel_fraction: Annotated[
@@ -109,6 +118,8 @@ def pretrain(
         embedding_dim=embedding_dim,
         image_size=image_size,
         epochs=epochs,
+        loss=loss,
+        warmup_epochs=warmup_epochs,
         steps_per_epoch=steps_per_epoch,
         batch_size=batch_size,
         lr=lr,

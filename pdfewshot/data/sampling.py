@@ -89,3 +89,41 @@ def split_support_query(imageset: ImageSet, shot: int, rng: np.random.Generator)
         support.append(np.sort(chosen[:shot]))
         query.append(np.sort(chosen[shot:]))
     return np.concatenate(support), np.concatenate(query)
+
+
+class ShuffledBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
+    """``steps`` full batches per epoch, taken in order from seeded permutations of all indices.
+
+    With ``steps = ceil(count / batch_size)`` an epoch sees every index once (the last batch is
+    topped up from the next permutation). Epoch ``e`` is seeded by ``(seed, e)``, so runs are
+    reproducible without Paddle's global RNG.
+    """
+
+    def __init__(self, count: int, batch_size: int, steps: int, seed: int) -> None:
+        self.count, self.batch_size, self.steps, self.seed, self.epoch = count, batch_size, steps, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        needed = self.steps * self.batch_size
+        order = np.concatenate([rng.permutation(self.count) for _ in range(-(-needed // self.count))])
+        for step in range(self.steps):
+            yield order[step * self.batch_size : (step + 1) * self.batch_size].tolist()
+
+
+class LabelledImages(paddle.io.Dataset):  # type: ignore[misc]
+    """(uint8 image, class id) pairs for supervised batches."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[index], self.labels[index]
+
+    def __len__(self) -> int:
+        return len(self.images)

@@ -1,24 +1,28 @@
 """Stage 1: learn an embedding on the base classes from anchor/positive/negative triples."""
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 
 from pdfewshot.checkpoint import save_checkpoint
 from pdfewshot.data.glyphs import BUILTIN_SOURCE
-from pdfewshot.data.sampling import TripleBatchSampler, TripleDataset
+from pdfewshot.data.imageset import ImageSet
+from pdfewshot.data.sampling import LabelledImages, ShuffledBatchSampler, TripleBatchSampler, TripleDataset
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.data.splits import split_classes, write_split
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.losses import cosine_mse_triples
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
-from pdfewshot.report import err_console, loss_progress
+from pdfewshot.report import LossProgress, err_console, loss_progress
 from pdfewshot.runtime import set_paddle_threads
 
 DEFAULT_EMBEDDING = Path("models/emb_model.pdparams")
+LOSSES = ("cosine-mse", "ce")
 
 
 @dataclass
@@ -31,6 +35,8 @@ class PretrainConfig:
     embedding_dim: int = 128
     image_size: int = 28
     epochs: int = 2
+    loss: str = "cosine-mse"
+    warmup_epochs: int = 0
     steps_per_epoch: int | None = None
     batch_size: int = 64
     lr: float = 1e-3
@@ -85,9 +91,85 @@ def load_trunk_weights(net: EmbeddingNet, path: Path) -> None:
     net.backbone.set_state_dict(state)
 
 
+def _optimise(
+    net: EmbeddingNet,
+    extra: list[paddle.Tensor],
+    loader: paddle.io.DataLoader,
+    sampler: TripleBatchSampler | ShuffledBatchSampler,
+    epochs: int,
+    compute_loss: Callable[[tuple[paddle.Tensor, ...]], paddle.Tensor],
+    lr: float,
+    frozen_backbone: bool,
+    progress: LossProgress,
+) -> list[float]:
+    """Adam over the trainable weights (plus ``extra``) for ``epochs`` passes of ``loader``."""
+    trainable = [p for p in net.parameters() if not p.stop_gradient] + extra
+    optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=trainable)
+    net.train()
+    if frozen_backbone:
+        net.backbone.eval()
+    losses = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        for batch in loader:
+            loss = compute_loss(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            losses.append(loss.item())
+            progress.update(losses[-1])
+    return losses
+
+
+def _train_triples(
+    net: EmbeddingNet, base: ImageSet, config: PretrainConfig, epochs: int, steps: int, progress: LossProgress
+) -> list[float]:
+    """The cosine-MSE loss on (anchor, positive, negative) triples."""
+    sampler = TripleBatchSampler(base.labels, config.batch_size, steps, config.seed)
+    loader = paddle.io.DataLoader(TripleDataset(base.images), batch_sampler=sampler, num_workers=0)
+
+    def loss(batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
+        anchors, positives, negatives = paddle.split(net(to_input(paddle.concat(batch))), 3)
+        return cosine_mse_triples(anchors, positives, negatives)
+
+    return _optimise(net, [], loader, sampler, epochs, loss, config.lr, config.freeze_backbone, progress)
+
+
+def _train_softmax(
+    net: EmbeddingNet, base: ImageSet, config: PretrainConfig, epochs: int, steps: int, progress: LossProgress
+) -> list[float]:
+    """Softmax cross-entropy over the base classes, through a linear layer on the embedding.
+
+    The layer is dropped afterwards: only the embedding it shaped is kept. A step takes
+    ``3 * batch_size`` images, as many as a batch of triples.
+    """
+    head = paddle.nn.Linear(config.embedding_dim, base.num_classes)
+    sampler = ShuffledBatchSampler(len(base), 3 * config.batch_size, steps, config.seed)
+    loader = paddle.io.DataLoader(LabelledImages(base.images, base.labels), batch_sampler=sampler, num_workers=0)
+
+    def loss(batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
+        images, labels = batch
+        return F.cross_entropy(head(net(to_input(images))), labels)
+
+    extra = list(head.parameters())
+    return _optimise(net, extra, loader, sampler, epochs, loss, config.lr, config.freeze_backbone, progress)
+
+
+def steps_per_epoch(config: PretrainConfig, base_images: int, softmax: bool) -> int:
+    """An epoch is one pass over the base images: as anchors (triples) or as softmax inputs."""
+    if config.steps_per_epoch:
+        return config.steps_per_epoch
+    per_step = 3 * config.batch_size if softmax else config.batch_size
+    return max(1, -(-base_images // per_step))
+
+
 def pretrain(config: PretrainConfig) -> PretrainResult:
-    """Trains the embedding network with the cosine-MSE triple loss and writes its checkpoint."""
+    """Trains the embedding network (optional softmax warm-up, then the chosen loss); writes its checkpoint."""
     set_paddle_threads()
+    if config.loss not in LOSSES:
+        raise PdfewshotError(f"--loss {config.loss}: unknown, choose from {', '.join(LOSSES)}")
+    if config.warmup_epochs < 0:
+        raise PdfewshotError(f"--warmup-epochs {config.warmup_epochs}: must not be negative")
     for name in ("epochs", "batch_size", "embedding_dim"):
         if getattr(config, name) < 1:
             raise PdfewshotError(f"--{name.replace('_', '-')} {getattr(config, name)}: must be at least 1")
@@ -107,31 +189,17 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         load_trunk_weights(net, config.pretrained)
     if config.freeze_backbone:
         net.freeze_backbone()
-    trainable = [p for p in net.parameters() if not p.stop_gradient]
-    optimizer = paddle.optimizer.Adam(learning_rate=config.lr, parameters=trainable)
-
-    steps = config.steps_per_epoch or max(1, len(base) // config.batch_size)
-    sampler = TripleBatchSampler(base.labels, config.batch_size, steps, config.seed)
-    loader = paddle.io.DataLoader(TripleDataset(base.images), batch_sampler=sampler, num_workers=0)
-
-    net.train()
-    if config.freeze_backbone:
-        net.backbone.eval()
     losses: list[float] = []
     started = time.perf_counter()
-    with loss_progress("pretrain", config.epochs * steps, config.show_progress) as progress:
-        for epoch in range(config.epochs):
-            sampler.set_epoch(epoch)
-            for anchors, positives, negatives in loader:
-                batch = to_input(paddle.concat([anchors, positives, negatives]))
-                embeddings = net(batch)
-                a, p, n = paddle.split(embeddings, 3)
-                loss = cosine_mse_triples(a, p, n)
-                loss.backward()
-                optimizer.step()
-                optimizer.clear_grad()
-                losses.append(loss.item())
-                progress.update(losses[-1])
+    warmup = config.epochs if config.loss == "ce" else config.warmup_epochs
+    main = 0 if config.loss == "ce" else config.epochs
+    softmax_steps = steps_per_epoch(config, len(base), softmax=True)
+    triple_steps = steps_per_epoch(config, len(base), softmax=False)
+    with loss_progress("pretrain", warmup * softmax_steps + main * triple_steps, config.show_progress) as progress:
+        if warmup:
+            losses += _train_softmax(net, base, config, warmup, softmax_steps, progress)
+        if main:
+            losses += _train_triples(net, base, config, main, triple_steps, progress)
     seconds = time.perf_counter() - started
 
     config_record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
@@ -146,7 +214,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         "data": sources,
         "split": split.to_json(),
         "seed": config.seed,
-        "loss": "cosine-mse",
+        "loss": config.loss,
+        "warmup_epochs": config.warmup_epochs if config.loss != "ce" else 0,
         "config": config_record,
         "training": {"steps": len(losses), "final_loss": float(np.mean(losses[-10:])), "seconds": round(seconds, 1)},
     }

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdfewshot.data.imageset import ImageSet
-from pdfewshot.data.sampling import TripleBatchSampler, split_support_query
+from pdfewshot.data.sampling import ShuffledBatchSampler, TripleBatchSampler, split_support_query
 from pdfewshot.data.splits import Split, split_classes
 from pdfewshot.errors import PdfewshotError
 
@@ -106,3 +106,18 @@ def test_rotations_add_three_rotated_classes() -> None:
     assert rotated.class_names == ("a", "b", "a@rot90", "b@rot90", "a@rot180", "b@rot180", "a@rot270", "b@rot270")
     np.testing.assert_array_equal(rotated.images[2, :, :, 0], np.rot90(imageset.images[0, :, :, 0]))
     assert rotated.labels.tolist() == list(range(8))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 50), st.integers(1, 16), st.integers(0, 100))
+def test_shuffled_batches_cover_every_index_each_epoch(count: int, batch_size: int, seed: int) -> None:
+    steps = -(-count // batch_size)
+    sampler = ShuffledBatchSampler(count, batch_size, steps, seed)
+    batches = list(sampler)
+    assert len(batches) == steps and all(len(b) == batch_size for b in batches)
+    seen = [i for batch in batches for i in batch]
+    assert set(seen) == set(range(count))
+    assert batches == list(sampler)
+    sampler.set_epoch(1)
+    if count > 2:
+        assert batches != list(sampler) or count * batch_size < 4

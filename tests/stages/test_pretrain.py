@@ -1,0 +1,71 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.stages.pretrain import PretrainConfig, pretrain
+from tests.conftest import make_nested
+
+
+def config(data: Path, out: Path, **changes: object) -> PretrainConfig:
+    base = PretrainConfig(
+        data=[str(data)], out=out, image_size=16, embedding_dim=8, epochs=1, batch_size=4,
+        novel_fraction=0.3, show_progress=False,
+    )  # fmt: skip
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_nested(tmp_path_factory.mktemp("pre") / "nested", alphabets=4, characters=3, per_class=4)
+
+
+def test_softmax_warmup_then_triples_counts_both_phases(data: Path, tmp_path: Path) -> None:
+    result = pretrain(config(data, tmp_path / "m.pdparams", warmup_epochs=2, epochs=1))
+    base_images = result.base_classes * 4
+    softmax_steps = -(-base_images // 12)
+    triple_steps = -(-base_images // 4)
+    assert len(result.losses) == 2 * softmax_steps + triple_steps
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["loss"] == "cosine-mse" and meta["warmup_epochs"] == 2
+    # the softmax head is not part of the embedding checkpoint
+    assert not any(key.startswith("head_") or "linear_" in key for key in paddle.load(str(tmp_path / "m.pdparams")))
+
+
+def test_softmax_alone_lowers_its_loss(data: Path, tmp_path: Path) -> None:
+    result = pretrain(config(data, tmp_path / "m.pdparams", loss="ce", epochs=8, lr=3e-3))
+    assert np.mean(result.losses[-3:]) < np.mean(result.losses[:3])
+    assert json.loads((tmp_path / "m.json").read_text())["loss"] == "ce"
+
+
+def test_rotations_quadruple_the_base_classes(data: Path, tmp_path: Path) -> None:
+    pretrain(config(data, tmp_path / "m.pdparams", rotations=True, steps_per_epoch=1))
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert len(meta["class_names"]) == 4 * len(meta["split"]["base"])
+    assert any(name.endswith("@rot270") for name in meta["class_names"])
+
+
+def test_freeze_backbone_changes_only_the_head(data: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first.pdparams"
+    pretrain(config(data, first, steps_per_epoch=2))
+    second = tmp_path / "second.pdparams"
+    pretrain(config(data, second, steps_per_epoch=3, pretrained=first, freeze_backbone=True, seed=5))
+    before, after = paddle.load(str(first)), paddle.load(str(second))
+    for key in before:
+        same = np.array_equal(before[key].numpy(), after[key].numpy())
+        assert same != key.startswith("head."), key
+
+
+def test_pretrained_that_does_not_fit_and_unknown_loss(data: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.pdparams"
+    paddle.save({"conv1.weight": paddle.zeros([64, 3, 3, 3])}, str(other))
+    with pytest.raises(PdfewshotError, match=r"--pretrained .* does not fit"):
+        pretrain(config(data, tmp_path / "m.pdparams", pretrained=other))
+    with pytest.raises(PdfewshotError, match="--loss hinge: unknown"):
+        pretrain(config(data, tmp_path / "m.pdparams", loss="hinge"))
+    assert not (tmp_path / "m.pdparams").exists()
