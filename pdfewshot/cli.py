@@ -263,6 +263,33 @@ def evaluate(
         typer.echo(f"{len(result.run_names)} runs: {result.results[0].trial_accuracy:.4f}")
 
 
+@app.command("run")
+@user_errors
+def run_pipeline(
+    file: Annotated[
+        Path, typer.Argument(help="Pipeline file (TOML): [[stage]] tables with a command and its options.")
+    ],
+) -> None:
+    """Run the stages of a pipeline file one after the other; stop at the first that fails."""
+    from pdfewshot.pipeline import read_pipeline
+    from pdfewshot.report import err_console
+
+    stages = read_pipeline(file)
+    command = typer.main.get_command(app)
+    for number, stage in enumerate(stages, 1):
+        err_console.rule(f"stage {number}/{len(stages)}: pdfewshot {stage}", style="dim")
+        try:
+            code = command.main([stage.command, *stage.arguments], prog_name="pdfewshot", standalone_mode=False)
+        except typer.TyperException as error:  # the command's parser refused an option
+            raise PdfewshotError(f"{file}: stage {number} ({stage.command}): {error.format_message()}") from None
+        except typer.Exit as stop:  # a stage's own one-line error, already printed
+            if stop.exit_code:
+                raise
+            continue
+        if isinstance(code, int) and code != 0:
+            raise typer.Exit(code)
+
+
 @data_app.command("synth")
 @user_errors
 def data_synth(
