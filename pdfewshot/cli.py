@@ -79,6 +79,7 @@ def pretrain(
     out: Annotated[Path, typer.Option(help="Checkpoint to write (.pdparams, with a .json sidecar).")] = Path(
         "models/emb_model.pdparams"
     ),
+    backbone: Annotated[str, typer.Option(help="resnet18, conv4 (28-84 px) or koch (105 px).")] = "resnet18",
     embedding_dim: Annotated[int, typer.Option(min=1, help="Size of the L2-normalised embedding.")] = 128,
     image_size: Annotated[int, typer.Option(help="Images are resized to this many pixels square (8-512).")] = 28,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the base images with --loss.")] = 2,
@@ -115,6 +116,7 @@ def pretrain(
     config = PretrainConfig(
         data=data or PretrainConfig().data,
         out=out,
+        backbone=backbone,
         embedding_dim=embedding_dim,
         image_size=image_size,
         epochs=epochs,

@@ -17,9 +17,9 @@ def to_input(images: np.ndarray | paddle.Tensor) -> paddle.Tensor:
 class EmbeddingNet(nn.Layer):  # type: ignore[misc]
     """Maps images to unit-length ``embedding_dim`` vectors, so that a dot product is a cosine."""
 
-    def __init__(self, backbone: str, channels: int, embedding_dim: int) -> None:
+    def __init__(self, backbone: str, channels: int, embedding_dim: int, image_size: int = 28) -> None:
         super().__init__()
-        self.backbone = build_backbone(backbone, channels)
+        self.backbone = build_backbone(backbone, channels, image_size)
         self.head = nn.Linear(self.backbone.feature_dim, embedding_dim)
 
     def forward(self, images: paddle.Tensor) -> paddle.Tensor:

@@ -16,7 +16,7 @@ from pdfewshot.report import err_console
 def open_embedding(path: Path, option: str = "--model") -> tuple[EmbeddingNet, dict[str, Any]]:
     """The embedding network of a ``pretrain`` checkpoint, with its sidecar."""
     meta = read_sidecar(path, "embedding", option)
-    net = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"])
+    net = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"])
     load_weights(net, path, option)
     net.eval()
     return net, meta
@@ -25,7 +25,7 @@ def open_embedding(path: Path, option: str = "--model") -> tuple[EmbeddingNet, d
 def open_predictor(path: Path, option: str = "--model") -> tuple[Predictor, dict[str, Any]]:
     """The predictor (embedding + cosine classifier) of a ``finetune`` checkpoint, with its sidecar."""
     meta = read_sidecar(path, "predictor", option)
-    embedding = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"])
+    embedding = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"])
     classifier = CosineClassifier(len(meta["class_names"]), meta["embedding_dim"], meta["scale"])
     predictor = Predictor(embedding, classifier)
     load_weights(predictor, path, option)

@@ -184,7 +184,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         base = base.with_rotations()
 
     paddle.seed(config.seed)
-    net = EmbeddingNet(config.backbone, imageset.channels, config.embedding_dim)
+    net = EmbeddingNet(config.backbone, imageset.channels, config.embedding_dim, config.image_size)
     if config.pretrained is not None:
         load_trunk_weights(net, config.pretrained)
     if config.freeze_backbone:

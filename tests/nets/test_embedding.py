@@ -7,16 +7,31 @@ from pdfewshot.nets.backbones import build_backbone
 from pdfewshot.nets.embedding import EmbeddingNet, embed, to_input
 
 
-@pytest.mark.parametrize(("channels", "size"), [(1, 16), (1, 28), (3, 28), (3, 84)])
-def test_resnet18_trunk_shapes(channels: int, size: int) -> None:
-    backbone = build_backbone("resnet18", channels)
-    features = backbone(paddle.zeros([2, channels, size, size]))
-    assert features.shape == [2, 512]
+@pytest.mark.parametrize(
+    ("name", "channels", "size", "features"),
+    [
+        ("resnet18", 1, 16, 512), ("resnet18", 1, 28, 512), ("resnet18", 3, 28, 512), ("resnet18", 3, 84, 512),
+        ("resnet18", 1, 105, 512), ("conv4", 1, 28, 64), ("conv4", 3, 84, 1600), ("conv4", 1, 16, 64),
+        ("koch", 1, 105, 4096), ("koch", 3, 84, 4096),
+    ],
+)  # fmt: skip
+def test_backbone_shapes(name: str, channels: int, size: int, features: int) -> None:
+    backbone = build_backbone(name, channels, size)
+    assert backbone.feature_dim == features
+    assert backbone(paddle.zeros([2, channels, size, size])).shape == [2, features]
 
 
-def test_unknown_backbone_is_a_clear_error() -> None:
+def test_koch_features_are_sigmoid_outputs() -> None:
+    paddle.seed(0)
+    values = build_backbone("koch", 1, 105)(paddle.randn([1, 1, 105, 105])).numpy()
+    assert values.min() >= 0.0 and values.max() <= 1.0 and ((values > 0) & (values < 1)).mean() > 0.5
+
+
+def test_unknown_backbone_and_too_small_images_are_clear_errors() -> None:
     with pytest.raises(PdfewshotError, match="--backbone vgg: unknown"):
         build_backbone("vgg", 1)
+    with pytest.raises(PdfewshotError, match="--image-size 28: the koch backbone needs at least 64"):
+        build_backbone("koch", 1, 28)
 
 
 def test_embeddings_are_unit_length_and_batching_does_not_change_them() -> None:
