@@ -104,6 +104,9 @@ def pretrain(
     rotations: Annotated[
         bool, typer.Option(help="Add 90/180/270-degree copies of base classes as new classes.")
     ] = False,
+    augment: Annotated[
+        str, typer.Option(help="none, or affine: Koch et al.'s random rotation, shear, scale and shift per image.")
+    ] = "none",
     pretrained: Annotated[
         Path | None, typer.Option(help="Start the backbone from these weights (pdfewshot or paddle.vision ResNet18).")
     ] = None,
@@ -128,6 +131,7 @@ def pretrain(
         seed=seed,
         novel_fraction=novel_fraction,
         rotations=rotations,
+        augment=augment,
         pretrained=pretrained,
         freeze_backbone=freeze_backbone,
     )

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import numpy as np
 import paddle
 
+from pdfewshot.data.augment import affine_distortion
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.errors import PdfewshotError
 
@@ -60,15 +61,34 @@ class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
             yield self.sample_batch(rng)
 
 
+class AugmentedImages:
+    """Images by index, each distorted on the way out when an augmentation is given.
+
+    The distortions draw from one generator seeded at construction; with the single-process loader
+    that pretraining uses, the same seed gives the same distortions.
+    """
+
+    def __init__(self, images: np.ndarray, augment: str = "none", seed: int = 0) -> None:
+        self.images = images
+        self.augment = augment
+        self.rng = np.random.default_rng([seed, 2])
+
+    def image(self, index: int) -> np.ndarray:
+        if self.augment == "affine":
+            return affine_distortion(self.images[index], self.rng)
+        return self.images[index]
+
+
 class TripleDataset(paddle.io.Dataset):  # type: ignore[misc]
     """Maps an (anchor, positive, negative) index triple to its three uint8 images."""
 
-    def __init__(self, images: np.ndarray) -> None:
+    def __init__(self, images: np.ndarray, augment: str = "none", seed: int = 0) -> None:
         self.images = images
+        self.source = AugmentedImages(images, augment, seed)
 
     def __getitem__(self, triple: Triple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         anchor, positive, negative = triple
-        return self.images[anchor], self.images[positive], self.images[negative]
+        return self.source.image(anchor), self.source.image(positive), self.source.image(negative)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -119,11 +139,12 @@ class ShuffledBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
 class LabelledImages(paddle.io.Dataset):  # type: ignore[misc]
     """(uint8 image, class id) pairs for supervised batches."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: str = "none", seed: int = 0) -> None:
         self.images, self.labels = images, labels
+        self.source = AugmentedImages(images, augment, seed)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.images[index], self.labels[index]
+        return self.source.image(index), self.labels[index]
 
     def __len__(self) -> int:
         return len(self.images)

@@ -10,6 +10,7 @@ import paddle
 import paddle.nn.functional as F
 
 from pdfewshot.checkpoint import save_checkpoint
+from pdfewshot.data.augment import AUGMENTATIONS
 from pdfewshot.data.glyphs import BUILTIN_SOURCE
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sampling import LabelledImages, ShuffledBatchSampler, TripleBatchSampler, TripleDataset
@@ -43,6 +44,7 @@ class PretrainConfig:
     seed: int = 0
     novel_fraction: float = 0.2
     rotations: bool = False
+    augment: str = "none"
     pretrained: Path | None = None
     freeze_backbone: bool = False
     show_progress: bool = True
@@ -126,7 +128,9 @@ def _train_triples(
 ) -> list[float]:
     """The cosine-MSE loss on (anchor, positive, negative) triples."""
     sampler = TripleBatchSampler(base.labels, config.batch_size, steps, config.seed)
-    loader = paddle.io.DataLoader(TripleDataset(base.images), batch_sampler=sampler, num_workers=0)
+    loader = paddle.io.DataLoader(
+        TripleDataset(base.images, config.augment, config.seed), batch_sampler=sampler, num_workers=0
+    )
 
     def loss(batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
         anchors, positives, negatives = paddle.split(net(to_input(paddle.concat(batch))), 3)
@@ -145,7 +149,9 @@ def _train_softmax(
     """
     head = paddle.nn.Linear(config.embedding_dim, base.num_classes)
     sampler = ShuffledBatchSampler(len(base), 3 * config.batch_size, steps, config.seed)
-    loader = paddle.io.DataLoader(LabelledImages(base.images, base.labels), batch_sampler=sampler, num_workers=0)
+    loader = paddle.io.DataLoader(
+        LabelledImages(base.images, base.labels, config.augment, config.seed), batch_sampler=sampler, num_workers=0
+    )
 
     def loss(batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
         images, labels = batch
@@ -168,6 +174,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     set_paddle_threads()
     if config.loss not in LOSSES:
         raise PdfewshotError(f"--loss {config.loss}: unknown, choose from {', '.join(LOSSES)}")
+    if config.augment not in AUGMENTATIONS:
+        raise PdfewshotError(f"--augment {config.augment}: unknown, choose from {', '.join(AUGMENTATIONS)}")
     if config.warmup_epochs < 0:
         raise PdfewshotError(f"--warmup-epochs {config.warmup_epochs}: must not be negative")
     for name in ("epochs", "batch_size", "embedding_dim"):
