@@ -76,7 +76,8 @@ class AugmentedImages:
     def image(self, index: int) -> np.ndarray:
         if self.augment == "affine":
             return affine_distortion(self.images[index], self.rng)
-        return self.images[index]
+        image: np.ndarray = self.images[index]
+        return image
 
 
 class TripleDataset(paddle.io.Dataset):  # type: ignore[misc]
