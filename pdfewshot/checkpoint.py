@@ -1,12 +1,13 @@
-"""Checkpoints: a ``.pdparams`` state dict plus a JSON sidecar that says what it is.
+"""Checkpoints: one ``.pdparams`` file holding the weights and what they are, plus a JSON copy.
 
-The sidecar (``emb_model.json`` beside ``emb_model.pdparams``) carries what a later stage needs to
-use the weights (kind, backbone, image size, channels, embedding size, class names, data sources,
-split, seed, package version) and the SHA-256 of the weights file, so a sidecar left over from
-another run is caught. Both files are written atomically.
+The metadata (kind, backbone, image size, channels, embedding size, class names, data sources,
+split, seed, options, package version) is stored inside the ``.pdparams`` state dict under
+``pdfewshot.meta``, so weights and metadata are replaced together by one atomic rename: a crash or
+Ctrl-C during a save leaves the previous checkpoint whole. The same metadata is also written beside
+it as JSON (``emb_model.json`` for ``emb_model.pdparams``) for people and tools to read; stages read
+the copy inside the checkpoint.
 """
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,65 +22,57 @@ from pdfewshot.errors import PdfewshotError
 
 FORMAT = "pdfewshot-checkpoint"
 FORMAT_VERSION = 1
+META_KEY = "pdfewshot.meta"
 
 
 def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def save_checkpoint(path: str | Path, layer: nn.Layer, meta: Mapping[str, Any], option: str = "--out") -> None:
-    """Saves ``layer``'s weights to ``path`` and ``meta`` (plus format fields) to its sidecar."""
+def save_checkpoint(
+    path: str | Path,
+    layer: nn.Layer,
+    meta: Mapping[str, Any],
+    option: str = "--out",
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Saves ``layer``'s weights with ``meta`` (and any ``extra`` entries) to ``path``, then the JSON copy."""
     path = Path(path)
     if path.suffix != ".pdparams":
         raise PdfewshotError(f"{option} {path}: a checkpoint file must end in .pdparams")
-    digest: list[str] = []
-
-    def write_weights(temporary: str) -> None:
-        paddle.save(layer.state_dict(), temporary)
-        digest.append(_sha256(temporary))
-
-    atomic_write(path, write_weights, option)
-    sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION, "pdfewshot_version": __version__}
-    sidecar.update(meta)
-    sidecar["weights_sha256"] = digest[0]
-    atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=1), option)
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, "pdfewshot_version": __version__, **meta}
+    state: dict[str, Any] = dict(layer.state_dict())
+    state.update(extra or {})
+    state[META_KEY] = json.dumps(full)
+    atomic_write(path, lambda temporary: paddle.save(state, temporary), option)
+    atomic_write_text(sidecar_path(path), json.dumps(full, indent=1) + "\n", option)
 
 
-def read_sidecar(path: str | Path, kind: str, option: str = "--model") -> dict[str, Any]:
-    """The sidecar of checkpoint ``path``, checked to be of ``kind`` and to belong to those weights."""
+def read_checkpoint(path: str | Path, kind: str, option: str = "--model") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state dict and metadata of checkpoint ``path``, checked to be a pdfewshot ``kind`` checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise PdfewshotError(f"{option} {path}: no such checkpoint file")
-    side = sidecar_path(path)
-    if not side.is_file():
-        raise PdfewshotError(f"{option} {path}: its sidecar {side.name} is missing")
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PdfewshotError(f"{option} {path}: sidecar {side.name} is not valid JSON ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise PdfewshotError(f"{option} {path}: sidecar {side.name} is not a pdfewshot checkpoint sidecar")
-    if meta.get("format_version") != FORMAT_VERSION:
+        state = paddle.load(str(path))
+    except Exception as error:  # Paddle raises assorted types for a damaged or foreign file
+        raise PdfewshotError(
+            f"{option} {path}: cannot read it as a Paddle checkpoint ({type(error).__name__})"
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get(META_KEY), str):
+        raise PdfewshotError(f"{option} {path}: not a pdfewshot checkpoint (no metadata inside)")
+    meta = json.loads(state.pop(META_KEY))
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise PdfewshotError(
             f"{option} {path}: checkpoint format {meta.get('format_version')}, this pdfewshot reads {FORMAT_VERSION}"
         )
     if meta.get("kind") != kind:
         raise PdfewshotError(f"{option} {path}: is a {meta.get('kind')} checkpoint, expected a {kind} checkpoint")
-    if meta.get("weights_sha256") != _sha256(path):
-        raise PdfewshotError(f"{option} {path}: weights do not match their sidecar {side.name} (overwritten?)")
-    return meta
+    return state, meta
 
 
 def check_meta(meta: Mapping[str, Any], path: str | Path, option: str = "--model", **expected: Any) -> None:
-    """Raises a one-line error listing each sidecar field that differs from what is expected."""
+    """Raises a one-line error listing each metadata field that differs from what is expected."""
     wrong = [
         f"{key} is {meta.get(key)!r}, expected {value!r}" for key, value in expected.items() if meta.get(key) != value
     ]
@@ -87,15 +80,10 @@ def check_meta(meta: Mapping[str, Any], path: str | Path, option: str = "--model
         raise PdfewshotError(f"{option} {path}: checkpoint does not match: {'; '.join(wrong)}")
 
 
-def load_weights(layer: nn.Layer, path: str | Path, option: str = "--model") -> None:
-    """Loads ``path`` into ``layer``, naming the first missing, unexpected or mis-shaped weight."""
-    try:
-        state = paddle.load(str(path))
-    except Exception as error:  # Paddle raises assorted types for a damaged file
-        raise PdfewshotError(f"{option} {path}: cannot read weights ({type(error).__name__})") from None
+def load_weights(layer: nn.Layer, state: Mapping[str, Any], path: str | Path, option: str = "--model") -> None:
+    """Loads ``state`` into ``layer``, naming the first missing, unexpected or mis-shaped weight."""
     expected = layer.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in expected]
     problems += [
         f"{k} has shape {list(state[k].shape)}, expected {list(v.shape)}"
         for k, v in expected.items()
@@ -104,4 +92,4 @@ def load_weights(layer: nn.Layer, path: str | Path, option: str = "--model") -> 
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PdfewshotError(f"{option} {path}: weights do not fit the network: {problems[0]}{more}")
-    layer.set_state_dict(state)
+    layer.set_state_dict({k: state[k] for k in expected})

@@ -1,4 +1,9 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +12,7 @@ import pytest
 from paddle import nn
 
 from pdfewshot.atomic import atomic_write
-from pdfewshot.checkpoint import check_meta, load_weights, read_sidecar, save_checkpoint, sidecar_path
+from pdfewshot.checkpoint import check_meta, load_weights, read_checkpoint, save_checkpoint, sidecar_path
 from pdfewshot.errors import PdfewshotError
 
 
@@ -20,45 +25,43 @@ def test_round_trip_keeps_weights_and_meta(tmp_path: Path) -> None:
     path = tmp_path / "m.pdparams"
     layer = small_layer()
     save_checkpoint(path, layer, {"kind": "embedding", "image_size": 28})
-    meta = read_sidecar(path, "embedding")
+    state, meta = read_checkpoint(path, "embedding")
     assert meta["image_size"] == 28 and meta["format"] == "pdfewshot-checkpoint"
+    assert json.loads(sidecar_path(path).read_text()) == meta  # the JSON copy says the same
     other = nn.Linear(4, 3)
-    load_weights(other, path)
+    load_weights(other, state, path)
     np.testing.assert_array_equal(other.weight.numpy(), layer.weight.numpy())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.pdparams"]  # no temporary files left
 
 
-def test_wrong_kind_missing_sidecar_and_stale_sidecar(tmp_path: Path) -> None:
+def test_the_checkpoint_alone_is_enough(tmp_path: Path) -> None:
+    path = tmp_path / "m.pdparams"
+    save_checkpoint(path, small_layer(), {"kind": "embedding", "image_size": 28})
+    sidecar_path(path).unlink()
+    assert read_checkpoint(path, "embedding")[1]["image_size"] == 28
+
+
+def test_wrong_kind_missing_foreign_and_damaged_files(tmp_path: Path) -> None:
     path = tmp_path / "m.pdparams"
     save_checkpoint(path, small_layer(), {"kind": "embedding"})
     with pytest.raises(PdfewshotError, match="is a embedding checkpoint, expected a predictor"):
-        read_sidecar(path, "predictor")
-    paddle.save(small_layer(5).state_dict(), str(path))  # weights replaced behind the sidecar's back
-    with pytest.raises(PdfewshotError, match="weights do not match their sidecar"):
-        read_sidecar(path, "embedding")
-    sidecar_path(path).unlink()
-    with pytest.raises(PdfewshotError, match=r"sidecar m\.json is missing"):
-        read_sidecar(path, "embedding")
+        read_checkpoint(path, "predictor")
     with pytest.raises(PdfewshotError, match="no such checkpoint file"):
-        read_sidecar(tmp_path / "absent.pdparams", "embedding")
-
-
-def test_garbage_sidecar(tmp_path: Path) -> None:
-    path = tmp_path / "m.pdparams"
-    save_checkpoint(path, small_layer(), {"kind": "embedding"})
-    sidecar_path(path).write_text("{not json")
-    with pytest.raises(PdfewshotError, match="not valid JSON"):
-        read_sidecar(path, "embedding")
-    sidecar_path(path).write_text(json.dumps({"hello": 1}))
-    with pytest.raises(PdfewshotError, match="not a pdfewshot checkpoint sidecar"):
-        read_sidecar(path, "embedding")
+        read_checkpoint(tmp_path / "absent.pdparams", "embedding")
+    paddle.save(small_layer().state_dict(), str(tmp_path / "foreign.pdparams"))
+    with pytest.raises(PdfewshotError, match="not a pdfewshot checkpoint"):
+        read_checkpoint(tmp_path / "foreign.pdparams", "embedding")
+    (tmp_path / "junk.pdparams").write_bytes(b"\x00" * 100)
+    with pytest.raises(PdfewshotError, match="cannot read it as a Paddle checkpoint"):
+        read_checkpoint(tmp_path / "junk.pdparams", "embedding")
 
 
 def test_weights_that_do_not_fit_name_the_weight(tmp_path: Path) -> None:
     path = tmp_path / "m.pdparams"
     save_checkpoint(path, small_layer(3), {"kind": "embedding"})
+    state, _ = read_checkpoint(path, "embedding")
     with pytest.raises(PdfewshotError, match=r"weight has shape \[4, 3\], expected \[4, 5\]"):
-        load_weights(nn.Linear(4, 5), path)
+        load_weights(nn.Linear(4, 5), state, path)
 
 
 def test_check_meta_lists_every_difference() -> None:
@@ -91,3 +94,34 @@ def test_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(PdfewshotError, match="cannot write there"):
         save_checkpoint(blocker / "m.pdparams", small_layer(), {"kind": "embedding"})
+
+
+SAVER = """
+import sys, paddle
+from pdfewshot.checkpoint import save_checkpoint
+layer = paddle.nn.Linear(2000, 2000)  # 16 MB of weights: a save takes long enough to be cut
+for i in range(1, 10_000):
+    layer.weight.set_value(paddle.full([2000, 2000], float(i)))
+    save_checkpoint(sys.argv[1], layer, {"kind": "embedding", "iteration": i})
+    print(i, flush=True)
+"""
+
+
+def test_killing_a_process_mid_save_leaves_a_whole_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "m.pdparams"
+    rng = np.random.default_rng(0)
+    iterations = []
+    for _ in range(4):
+        process = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        process.stdout.readline()  # at least one save is complete
+        time.sleep(float(rng.uniform(0.0, 0.3)))
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        state, meta = read_checkpoint(path, "embedding")
+        layer = nn.Linear(2000, 2000)
+        load_weights(layer, state, path)
+        values = np.unique(layer.weight.numpy())
+        assert values.tolist() == [float(meta["iteration"])], "weights and metadata from different saves"
+        iterations.append(meta["iteration"])
+    assert all(i >= 1 for i in iterations)

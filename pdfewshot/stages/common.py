@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pdfewshot.checkpoint import load_weights, read_sidecar
+from pdfewshot.checkpoint import load_weights, read_checkpoint
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError
@@ -15,20 +15,20 @@ from pdfewshot.report import err_console
 
 def open_embedding(path: Path, option: str = "--model") -> tuple[EmbeddingNet, dict[str, Any]]:
     """The embedding network of a ``pretrain`` checkpoint, with its sidecar."""
-    meta = read_sidecar(path, "embedding", option)
+    state, meta = read_checkpoint(path, "embedding", option)
     net = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"])
-    load_weights(net, path, option)
+    load_weights(net, state, path, option)
     net.eval()
     return net, meta
 
 
 def open_predictor(path: Path, option: str = "--model") -> tuple[Predictor, dict[str, Any]]:
     """The predictor (embedding + cosine classifier) of a ``finetune`` checkpoint, with its sidecar."""
-    meta = read_sidecar(path, "predictor", option)
+    state, meta = read_checkpoint(path, "predictor", option)
     embedding = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"])
     classifier = CosineClassifier(len(meta["class_names"]), meta["embedding_dim"], meta["scale"])
     predictor = Predictor(embedding, classifier)
-    load_weights(predictor, path, option)
+    load_weights(predictor, state, path, option)
     predictor.eval()
     return predictor, meta
 

@@ -132,7 +132,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         "scale": config.scale,
         "data": sources,
         "embedding_checkpoint": str(Path(config.model).resolve()),
-        "embedding_sha256": meta["weights_sha256"],
+        "embedding_config": meta["config"],
         "shot": config.shot,
         "seed": config.seed,
         "queries_manifest": manifest_file.name,

@@ -9,7 +9,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from pdfewshot.checkpoint import save_checkpoint
+from pdfewshot.checkpoint import META_KEY, check_meta, read_checkpoint, save_checkpoint
 from pdfewshot.data.augment import AUGMENTATIONS
 from pdfewshot.data.glyphs import BUILTIN_SOURCE
 from pdfewshot.data.imageset import ImageSet
@@ -65,19 +65,23 @@ def split_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".split.json")
 
 
-def load_trunk_weights(net: EmbeddingNet, path: Path) -> None:
+def load_trunk_weights(net: EmbeddingNet, path: Path, backbone: str, channels: int) -> None:
     """Starts the backbone from saved weights: a pdfewshot embedding checkpoint or a bare ResNet18.
 
-    A bare ``paddle.vision`` ResNet18 state dict (e.g. ImageNet weights) has its classifier dropped;
-    its three-channel first convolution is summed over colour for a greyscale network.
+    A pdfewshot checkpoint must have been made with the same backbone and channels. A bare
+    ``paddle.vision`` ResNet18 state dict (e.g. ImageNet weights) has its classifier dropped; its
+    three-channel first convolution is summed over colour for a greyscale network.
     """
+    option = "--pretrained"
     if not path.is_file():
-        raise PdfewshotError(f"--pretrained {path}: no such file")
+        raise PdfewshotError(f"{option} {path}: no such file")
     try:
         state = paddle.load(str(path))
     except Exception as error:  # Paddle raises assorted types for a damaged file
-        raise PdfewshotError(f"--pretrained {path}: cannot read weights ({type(error).__name__})") from None
-    if any(key.startswith("backbone.") for key in state):
+        raise PdfewshotError(f"{option} {path}: cannot read weights ({type(error).__name__})") from None
+    if isinstance(state, dict) and META_KEY in state:
+        state, meta = read_checkpoint(path, "embedding", option)
+        check_meta(meta, path, option, backbone=backbone, channels=channels)
         state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     else:
         state = {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
@@ -87,9 +91,7 @@ def load_trunk_weights(net: EmbeddingNet, path: Path) -> None:
         state[conv] = state[conv].sum(axis=1, keepdim=True)
     mismatched = [k for k in expected if k not in state or list(state[k].shape) != list(expected[k].shape)]
     if mismatched:
-        raise PdfewshotError(
-            f"--pretrained {path}: does not fit the {type(net.backbone).__name__} backbone ({mismatched[0]})"
-        )
+        raise PdfewshotError(f"{option} {path}: does not fit the {backbone} backbone ({mismatched[0]})")
     net.backbone.set_state_dict(state)
 
 
@@ -194,7 +196,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     paddle.seed(config.seed)
     net = EmbeddingNet(config.backbone, imageset.channels, config.embedding_dim, config.image_size)
     if config.pretrained is not None:
-        load_trunk_weights(net, config.pretrained)
+        load_trunk_weights(net, config.pretrained, config.backbone, imageset.channels)
     if config.freeze_backbone:
         net.freeze_backbone()
     losses: list[float] = []

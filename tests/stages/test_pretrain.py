@@ -5,6 +5,7 @@ import numpy as np
 import paddle
 import pytest
 
+from pdfewshot.checkpoint import read_checkpoint
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.stages.pretrain import PretrainConfig, pretrain
 from tests.conftest import make_nested
@@ -34,7 +35,8 @@ def test_softmax_warmup_then_triples_counts_both_phases(data: Path, tmp_path: Pa
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["loss"] == "cosine-mse" and meta["warmup_epochs"] == 2
     # the softmax head is not part of the embedding checkpoint
-    assert not any(key.startswith("head_") or "linear_" in key for key in paddle.load(str(tmp_path / "m.pdparams")))
+    state, _ = read_checkpoint(tmp_path / "m.pdparams", "embedding")
+    assert all(key.startswith(("backbone.", "head.")) for key in state)
 
 
 def test_softmax_alone_lowers_its_loss(data: Path, tmp_path: Path) -> None:
@@ -55,7 +57,7 @@ def test_freeze_backbone_changes_only_the_head(data: Path, tmp_path: Path) -> No
     pretrain(config(data, first, steps_per_epoch=2))
     second = tmp_path / "second.pdparams"
     pretrain(config(data, second, steps_per_epoch=3, pretrained=first, freeze_backbone=True, seed=5))
-    before, after = paddle.load(str(first)), paddle.load(str(second))
+    before, after = read_checkpoint(first, "embedding")[0], read_checkpoint(second, "embedding")[0]
     for key in before:
         same = np.array_equal(before[key].numpy(), after[key].numpy())
         assert same != key.startswith("head."), key
@@ -69,3 +71,10 @@ def test_pretrained_that_does_not_fit_and_unknown_loss(data: Path, tmp_path: Pat
     with pytest.raises(PdfewshotError, match="--loss hinge: unknown"):
         pretrain(config(data, tmp_path / "m.pdparams", loss="hinge"))
     assert not (tmp_path / "m.pdparams").exists()
+
+
+def test_pretrained_checkpoint_of_another_backbone_is_named(data: Path, tmp_path: Path) -> None:
+    conv4 = tmp_path / "conv4.pdparams"
+    pretrain(config(data, conv4, backbone="conv4", steps_per_epoch=1))
+    with pytest.raises(PdfewshotError, match="backbone is 'conv4', expected 'resnet18'"):
+        pretrain(config(data, tmp_path / "m.pdparams", pretrained=conv4))
