@@ -111,6 +111,13 @@ def pretrain(
         Path | None, typer.Option(help="Start the backbone from these weights (pdfewshot or paddle.vision ResNet18).")
     ] = None,
     freeze_backbone: Annotated[bool, typer.Option(help="Train only the embedding head.")] = False,
+    save_every: Annotated[
+        int | None,
+        typer.Option(min=1, help="Save the training state every N steps (<out>.resume.pdparams) for --resume."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the last --save-every state, with the same options.")
+    ] = False,
 ) -> None:
     """Learn an embedding on the base classes from anchor/positive/negative triples."""
     from pdfewshot.stages.pretrain import PretrainConfig
@@ -134,6 +141,8 @@ def pretrain(
         augment=augment,
         pretrained=pretrained,
         freeze_backbone=freeze_backbone,
+        save_every=save_every,
+        resume=resume,
     )
     result = run(config)
     typer.echo(

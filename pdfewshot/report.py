@@ -25,6 +25,11 @@ class LossProgress:
         self._task = progress.add_task(description, total=total, loss="") if progress else None
         self.running_loss: float | None = None
 
+    def update_completed(self, steps: int) -> None:
+        """Marks steps done before this run (a resumed run) as complete."""
+        if self._progress is not None and self._task is not None and steps:
+            self._progress.update(self._task, completed=steps)
+
     def update(self, loss: float, advance: int = 1) -> None:
         self.running_loss = loss if self.running_loss is None else 0.9 * self.running_loss + 0.1 * loss
         if self._progress is not None and self._task is not None:

@@ -60,3 +60,10 @@ def affine_distortion(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
     )
     array = np.asarray(moved, dtype=np.uint8)
     return array[:, :, None] if channels == 1 else array
+
+
+def augment_batch(images: np.ndarray, augment: str, rng: np.random.Generator) -> np.ndarray:
+    """A batch ``[n, h, w, c]`` with ``augment`` applied to each image (the batch itself for "none")."""
+    if augment == "none":
+        return images
+    return np.stack([affine_distortion(image, rng) for image in images])

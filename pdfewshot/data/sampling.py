@@ -5,7 +5,6 @@ from collections.abc import Iterator
 import numpy as np
 import paddle
 
-from pdfewshot.data.augment import affine_distortion
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.errors import PdfewshotError
 
@@ -25,6 +24,7 @@ class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
         self.steps = steps
         self.seed = seed
         self.epoch = 0
+        self.start_step = 0
         order = np.argsort(labels, kind="stable")
         counts = np.bincount(labels)
         self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -35,11 +35,12 @@ class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
             raise PdfewshotError("triples need two classes and a class with two images")
         self._total = len(labels)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Selects epoch ``epoch``; its first ``start_step`` batches are drawn but not yielded (resume)."""
+        self.epoch, self.start_step = epoch, start_step
 
     def __len__(self) -> int:
-        return self.steps
+        return self.steps - self.start_step
 
     def sample_batch(self, rng: np.random.Generator) -> list[Triple]:
         classes = rng.choice(self._anchor_classes, size=self.batch_size)
@@ -57,39 +58,21 @@ class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[list[Triple]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        for _ in range(self.steps):
-            yield self.sample_batch(rng)
-
-
-class AugmentedImages:
-    """Images by index, each distorted on the way out when an augmentation is given.
-
-    The distortions draw from one generator seeded at construction; with the single-process loader
-    that pretraining uses, the same seed gives the same distortions.
-    """
-
-    def __init__(self, images: np.ndarray, augment: str = "none", seed: int = 0) -> None:
-        self.images = images
-        self.augment = augment
-        self.rng = np.random.default_rng([seed, 2])
-
-    def image(self, index: int) -> np.ndarray:
-        if self.augment == "affine":
-            return affine_distortion(self.images[index], self.rng)
-        image: np.ndarray = self.images[index]
-        return image
+        for step in range(self.steps):
+            batch = self.sample_batch(rng)
+            if step >= self.start_step:
+                yield batch
 
 
 class TripleDataset(paddle.io.Dataset):  # type: ignore[misc]
     """Maps an (anchor, positive, negative) index triple to its three uint8 images."""
 
-    def __init__(self, images: np.ndarray, augment: str = "none", seed: int = 0) -> None:
+    def __init__(self, images: np.ndarray) -> None:
         self.images = images
-        self.source = AugmentedImages(images, augment, seed)
 
     def __getitem__(self, triple: Triple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         anchor, positive, negative = triple
-        return self.source.image(anchor), self.source.image(positive), self.source.image(negative)
+        return self.images[anchor], self.images[positive], self.images[negative]
 
     def __len__(self) -> int:
         return len(self.images)
@@ -121,31 +104,32 @@ class ShuffledBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
     """
 
     def __init__(self, count: int, batch_size: int, steps: int, seed: int) -> None:
-        self.count, self.batch_size, self.steps, self.seed, self.epoch = count, batch_size, steps, seed, 0
+        self.count, self.batch_size, self.steps, self.seed = count, batch_size, steps, seed
+        self.epoch = self.start_step = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Selects epoch ``epoch``; its first ``start_step`` batches are skipped (resume)."""
+        self.epoch, self.start_step = epoch, start_step
 
     def __len__(self) -> int:
-        return self.steps
+        return self.steps - self.start_step
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 1])
         needed = self.steps * self.batch_size
         order = np.concatenate([rng.permutation(self.count) for _ in range(-(-needed // self.count))])
-        for step in range(self.steps):
+        for step in range(self.start_step, self.steps):
             yield order[step * self.batch_size : (step + 1) * self.batch_size].tolist()
 
 
 class LabelledImages(paddle.io.Dataset):  # type: ignore[misc]
     """(uint8 image, class id) pairs for supervised batches."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: str = "none", seed: int = 0) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
         self.images, self.labels = images, labels
-        self.source = AugmentedImages(images, augment, seed)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.source.image(index), self.labels[index]
+        return self.images[index], self.labels[index]
 
     def __len__(self) -> int:
         return len(self.images)

@@ -10,7 +10,7 @@ import paddle
 import paddle.nn.functional as F
 
 from pdfewshot.checkpoint import META_KEY, check_meta, read_checkpoint, save_checkpoint
-from pdfewshot.data.augment import AUGMENTATIONS
+from pdfewshot.data.augment import AUGMENTATIONS, augment_batch
 from pdfewshot.data.glyphs import BUILTIN_SOURCE
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sampling import LabelledImages, ShuffledBatchSampler, TripleBatchSampler, TripleDataset
@@ -20,6 +20,7 @@ from pdfewshot.errors import PdfewshotError
 from pdfewshot.losses import cosine_mse_triples
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.report import LossProgress, err_console, loss_progress
+from pdfewshot.resume import Position, read_resume, restore_extra, restore_optimizer, resume_path, save_resume
 from pdfewshot.runtime import set_paddle_threads
 
 DEFAULT_EMBEDDING = Path("models/emb_model.pdparams")
@@ -47,6 +48,8 @@ class PretrainConfig:
     augment: str = "none"
     pretrained: Path | None = None
     freeze_backbone: bool = False
+    save_every: int | None = None
+    resume: bool = False
     show_progress: bool = True
 
 
@@ -95,80 +98,121 @@ def load_trunk_weights(net: EmbeddingNet, path: Path, backbone: str, channels: i
     net.backbone.set_state_dict(state)
 
 
-def _optimise(
-    net: EmbeddingNet,
-    extra: list[paddle.Tensor],
-    loader: paddle.io.DataLoader,
-    sampler: TripleBatchSampler | ShuffledBatchSampler,
-    epochs: int,
-    compute_loss: Callable[[tuple[paddle.Tensor, ...]], paddle.Tensor],
-    lr: float,
-    frozen_backbone: bool,
-    progress: LossProgress,
-) -> list[float]:
-    """Adam over the trainable weights (plus ``extra``) for ``epochs`` passes of ``loader``."""
-    trainable = [p for p in net.parameters() if not p.stop_gradient] + extra
-    optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=trainable)
-    net.train()
-    if frozen_backbone:
-        net.backbone.eval()
-    losses = []
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        for batch in loader:
-            loss = compute_loss(batch)
-            loss.backward()
-            optimizer.step()
-            optimizer.clear_grad()
-            losses.append(loss.item())
-            progress.update(losses[-1])
-    return losses
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one loss: ``softmax`` (warm-up or --loss ce) or ``triples``."""
+
+    kind: str
+    epochs: int
+    steps: int  # per epoch
 
 
-def _train_triples(
-    net: EmbeddingNet, base: ImageSet, config: PretrainConfig, epochs: int, steps: int, progress: LossProgress
-) -> list[float]:
-    """The cosine-MSE loss on (anchor, positive, negative) triples."""
-    sampler = TripleBatchSampler(base.labels, config.batch_size, steps, config.seed)
-    loader = paddle.io.DataLoader(
-        TripleDataset(base.images, config.augment, config.seed), batch_sampler=sampler, num_workers=0
-    )
+def plan_phases(config: PretrainConfig, base_images: int) -> list[Phase]:
+    """The softmax warm-up (if any), then the main loss. An epoch is one pass over the base images
+    (as anchors for triples, as inputs for softmax batches of ``3 * batch_size``) unless
+    ``steps_per_epoch`` says otherwise."""
 
-    def loss(batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
-        anchors, positives, negatives = paddle.split(net(to_input(paddle.concat(batch))), 3)
+    def steps(per_step: int) -> int:
+        return config.steps_per_epoch or max(1, -(-base_images // per_step))
+
+    if config.loss == "ce":
+        return [Phase("softmax", config.epochs, steps(3 * config.batch_size))]
+    phases = [Phase("softmax", config.warmup_epochs, steps(3 * config.batch_size))] if config.warmup_epochs else []
+    return [*phases, Phase("triples", config.epochs, steps(config.batch_size))]
+
+
+def resumable_options(config: PretrainConfig) -> dict[str, object]:
+    """Options a resumed run must share with the run it continues."""
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    for key in ("show_progress", "resume", "save_every"):
+        record.pop(key)
+    return record
+
+
+def _phase_loop(
+    phase: Phase, index: int, net: EmbeddingNet, base: ImageSet, config: PretrainConfig
+) -> tuple[
+    paddle.io.DataLoader,
+    TripleBatchSampler | ShuffledBatchSampler,
+    dict[str, paddle.nn.Layer],
+    Callable[..., paddle.Tensor],
+]:
+    """The loader, sampler, extra layers and loss function of one phase."""
+
+    def inputs(images: paddle.Tensor, rng: np.random.Generator) -> paddle.Tensor:
+        # Distortions are drawn from a generator seeded by the step, so a resumed run redraws them.
+        if config.augment == "none":
+            return to_input(images)
+        return to_input(augment_batch(images.numpy(), config.augment, rng))
+
+    if phase.kind == "softmax":
+        # A linear softmax layer over the base classes; dropped after training, only the embedding it
+        # shaped is kept.
+        head = paddle.nn.Linear(config.embedding_dim, base.num_classes)
+        sampler: TripleBatchSampler | ShuffledBatchSampler = ShuffledBatchSampler(
+            len(base), 3 * config.batch_size, phase.steps, config.seed + index
+        )
+        dataset: paddle.io.Dataset = LabelledImages(base.images, base.labels)
+
+        def softmax_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
+            images, labels = batch
+            return F.cross_entropy(head(net(inputs(images, rng))), labels)
+
+        return paddle.io.DataLoader(dataset, batch_sampler=sampler), sampler, {"softmax_head": head}, softmax_loss
+
+    sampler = TripleBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index)
+
+    def triple_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
+        anchors, positives, negatives = paddle.split(net(inputs(paddle.concat(batch), rng)), 3)
         return cosine_mse_triples(anchors, positives, negatives)
 
-    return _optimise(net, [], loader, sampler, epochs, loss, config.lr, config.freeze_backbone, progress)
+    return paddle.io.DataLoader(TripleDataset(base.images), batch_sampler=sampler), sampler, {}, triple_loss
 
 
-def _train_softmax(
-    net: EmbeddingNet, base: ImageSet, config: PretrainConfig, epochs: int, steps: int, progress: LossProgress
-) -> list[float]:
-    """Softmax cross-entropy over the base classes, through a linear layer on the embedding.
-
-    The layer is dropped afterwards: only the embedding it shaped is kept. A step takes
-    ``3 * batch_size`` images, as many as a batch of triples.
-    """
-    head = paddle.nn.Linear(config.embedding_dim, base.num_classes)
-    sampler = ShuffledBatchSampler(len(base), 3 * config.batch_size, steps, config.seed)
-    loader = paddle.io.DataLoader(
-        LabelledImages(base.images, base.labels, config.augment, config.seed), batch_sampler=sampler, num_workers=0
-    )
-
-    def loss(batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
-        images, labels = batch
-        return F.cross_entropy(head(net(to_input(images))), labels)
-
-    extra = list(head.parameters())
-    return _optimise(net, extra, loader, sampler, epochs, loss, config.lr, config.freeze_backbone, progress)
-
-
-def steps_per_epoch(config: PretrainConfig, base_images: int, softmax: bool) -> int:
-    """An epoch is one pass over the base images: as anchors (triples) or as softmax inputs."""
-    if config.steps_per_epoch:
-        return config.steps_per_epoch
-    per_step = 3 * config.batch_size if softmax else config.batch_size
-    return max(1, -(-base_images // per_step))
+def train(
+    net: EmbeddingNet,
+    base: ImageSet,
+    config: PretrainConfig,
+    phases: list[Phase],
+    position: Position,
+    saved: dict[str, object],
+    progress: LossProgress,
+) -> int:
+    """Runs the phases from ``position`` on; returns the number of steps taken in this call."""
+    taken = 0
+    for index, phase in enumerate(phases):
+        if index < position.phase:
+            continue
+        loader, sampler, extra, compute_loss = _phase_loop(phase, index, net, base, config)
+        parameters = [p for p in net.parameters() if not p.stop_gradient]
+        parameters += [p for layer in extra.values() for p in layer.parameters()]
+        optimizer = paddle.optimizer.Adam(learning_rate=config.lr, parameters=parameters)
+        if saved and index == position.phase:
+            restore_optimizer(optimizer, {"net": net, **extra}, saved)
+            for owner, layer in extra.items():
+                restore_extra(layer, owner, saved)
+        net.train()
+        if config.freeze_backbone:
+            net.backbone.eval()
+        first_epoch = position.epoch if index == position.phase else 0
+        for epoch in range(first_epoch, phase.epochs):
+            first_step = position.step if (index == position.phase and epoch == position.epoch) else 0
+            sampler.set_epoch(epoch, first_step)
+            for step, batch in enumerate(loader, first_step):
+                loss = compute_loss(batch, np.random.default_rng([config.seed, index, epoch, step, 3]))
+                loss.backward()
+                # Adam names its accumulators <param>_moment1_<n> with a process-wide counter n; a
+                # fresh name scope makes n = 0 in every run, so a saved state can be restored by name.
+                with paddle.utils.unique_name.guard():
+                    optimizer.step()
+                optimizer.clear_grad()
+                position.losses.append(loss.item())
+                taken += 1
+                if config.save_every and len(position.losses) % config.save_every == 0:
+                    here = Position(index, epoch, step + 1, position.losses)
+                    save_resume(resume_path(config.out), net, extra, optimizer, here, resumable_options(config))
+                progress.update(position.losses[-1])
+    return taken
 
 
 def pretrain(config: PretrainConfig) -> PretrainResult:
@@ -178,6 +222,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         raise PdfewshotError(f"--loss {config.loss}: unknown, choose from {', '.join(LOSSES)}")
     if config.augment not in AUGMENTATIONS:
         raise PdfewshotError(f"--augment {config.augment}: unknown, choose from {', '.join(AUGMENTATIONS)}")
+    if config.save_every is not None and config.save_every < 1:
+        raise PdfewshotError(f"--save-every {config.save_every}: must be at least 1")
     if config.warmup_epochs < 0:
         raise PdfewshotError(f"--warmup-epochs {config.warmup_epochs}: must not be negative")
     for name in ("epochs", "batch_size", "embedding_dim"):
@@ -199,18 +245,17 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         load_trunk_weights(net, config.pretrained, config.backbone, imageset.channels)
     if config.freeze_backbone:
         net.freeze_backbone()
-    losses: list[float] = []
+    phases = plan_phases(config, len(base))
+    position, saved = Position(), dict[str, object]()
+    if config.resume:
+        position, saved = read_resume(resume_path(config.out), net, resumable_options(config))
+    total = sum(phase.epochs * phase.steps for phase in phases)
     started = time.perf_counter()
-    warmup = config.epochs if config.loss == "ce" else config.warmup_epochs
-    main = 0 if config.loss == "ce" else config.epochs
-    softmax_steps = steps_per_epoch(config, len(base), softmax=True)
-    triple_steps = steps_per_epoch(config, len(base), softmax=False)
-    with loss_progress("pretrain", warmup * softmax_steps + main * triple_steps, config.show_progress) as progress:
-        if warmup:
-            losses += _train_softmax(net, base, config, warmup, softmax_steps, progress)
-        if main:
-            losses += _train_triples(net, base, config, main, triple_steps, progress)
+    with loss_progress("pretrain", total, config.show_progress) as progress:
+        progress.update_completed(len(position.losses))
+        taken = train(net, base, config, phases, position, saved, progress)
     seconds = time.perf_counter() - started
+    losses = position.losses
 
     config_record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     config_record.pop("show_progress")
@@ -231,11 +276,13 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     }
     save_checkpoint(config.out, net, meta)
     write_split(split, str(split_path(config.out)))
+    resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
+    resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
     return PretrainResult(
         checkpoint=config.out,
         losses=losses,
         seconds=seconds,
-        images_per_second=3 * config.batch_size * len(losses) / seconds,
+        images_per_second=3 * config.batch_size * taken / seconds if taken else 0.0,
         base_classes=len(split.base),
         novel_classes=len(split.novel),
     )

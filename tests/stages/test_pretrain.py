@@ -7,6 +7,8 @@ import pytest
 
 from pdfewshot.checkpoint import read_checkpoint
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.report import LossProgress
+from pdfewshot.resume import resume_path
 from pdfewshot.stages.pretrain import PretrainConfig, pretrain
 from tests.conftest import make_nested
 
@@ -78,3 +80,63 @@ def test_pretrained_checkpoint_of_another_backbone_is_named(data: Path, tmp_path
     pretrain(config(data, conv4, backbone="conv4", steps_per_epoch=1))
     with pytest.raises(PdfewshotError, match="backbone is 'conv4', expected 'resnet18'"):
         pretrain(config(data, tmp_path / "m.pdparams", pretrained=conv4))
+
+
+def test_resume_after_an_interruption_ends_with_the_same_weights(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both phases and augmentation: the resumed run must redraw batches and distortions exactly.
+    options = {"warmup_epochs": 1, "epochs": 2, "steps_per_epoch": 5, "augment": "affine", "seed": 3}
+    whole = pretrain(config(data, tmp_path / "whole" / "m.pdparams", **options))
+    assert len(whole.losses) == 15
+
+    out = tmp_path / "cut" / "m.pdparams"
+    original = LossProgress.update
+
+    calls = []
+
+    def interrupt_after_eleven(self: LossProgress, loss: float, advance: int = 1) -> None:
+        original(self, loss, advance)
+        calls.append(loss)
+        if len(calls) == 11:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(LossProgress, "update", interrupt_after_eleven)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(config(data, out, save_every=4, **options))
+    monkeypatch.setattr(LossProgress, "update", original)
+    assert not out.exists() and resume_path(out).is_file()  # saved at step 8, inside the second phase
+
+    resumed = pretrain(config(data, out, save_every=4, resume=True, **options))
+    assert resumed.losses[:8] == whole.losses[:8] and len(resumed.losses) == 15
+    np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-6)
+    one, two = read_checkpoint(tmp_path / "whole" / "m.pdparams", "embedding")[0], read_checkpoint(out, "embedding")[0]
+    for key in one:
+        np.testing.assert_array_equal(one[key].numpy(), two[key].numpy(), err_msg=key)
+    assert not resume_path(out).exists()  # finished runs clear their saved state
+
+
+def test_resume_refuses_other_options_or_no_state(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.pdparams"
+    with pytest.raises(PdfewshotError, match="--resume: no saved training state"):
+        pretrain(config(data, out, resume=True))
+    save_state_then_stop(data, out)
+    with pytest.raises(PdfewshotError, match=r"--resume .* saved with lr = 0\.001, this run has 0\.01"):
+        pretrain(config(data, out, resume=True, steps_per_epoch=3, lr=0.01))
+
+
+def save_state_then_stop(data: Path, out: Path) -> None:
+    """Leaves a saved training state behind, as an interrupted --save-every run does."""
+    original = LossProgress.update
+
+    def stop(self: LossProgress, loss: float, advance: int = 1) -> None:
+        original(self, loss, advance)
+        raise KeyboardInterrupt
+
+    LossProgress.update = stop  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(config(data, out, save_every=1, steps_per_epoch=3))
+    finally:
+        LossProgress.update = original  # type: ignore[method-assign]
+    assert resume_path(out).is_file()
