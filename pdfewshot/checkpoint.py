@@ -29,6 +29,16 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def check_checkpoint_path(path: str | Path, option: str = "--out") -> None:
+    """Fails before any work when a checkpoint could not be written at ``path``."""
+    path = Path(path)
+    if path.suffix != ".pdparams":
+        raise PdfewshotError(f"{option} {path}: a checkpoint file must end in .pdparams")
+    existing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise PdfewshotError(f"{option} {path}: cannot write there ({existing} is not a folder)")
+
+
 def save_checkpoint(
     path: str | Path,
     layer: nn.Layer,
@@ -38,8 +48,7 @@ def save_checkpoint(
 ) -> None:
     """Saves ``layer``'s weights with ``meta`` (and any ``extra`` entries) to ``path``, then the JSON copy."""
     path = Path(path)
-    if path.suffix != ".pdparams":
-        raise PdfewshotError(f"{option} {path}: a checkpoint file must end in .pdparams")
+    check_checkpoint_path(path, option)
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, "pdfewshot_version": __version__, **meta}
     state: dict[str, Any] = dict(layer.state_dict())
     state.update(extra or {})

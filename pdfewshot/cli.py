@@ -34,6 +34,7 @@ DataOption = Annotated[
     ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed for the split, sampling and initialisation.")]
+StrictOption = Annotated[bool, typer.Option(help="Stop at an unreadable image instead of skipping it with a warning.")]
 
 
 def user_errors(command: F) -> F:
@@ -118,6 +119,7 @@ def pretrain(
     resume: Annotated[
         bool, typer.Option(help="Continue from the last --save-every state, with the same options.")
     ] = False,
+    strict: StrictOption = False,
 ) -> None:
     """Learn an embedding on the base classes from anchor/positive/negative triples."""
     from pdfewshot.stages.pretrain import PretrainConfig
@@ -143,6 +145,7 @@ def pretrain(
         freeze_backbone=freeze_backbone,
         save_every=save_every,
         resume=resume,
+        strict=strict,
     )
     result = run(config)
     typer.echo(
@@ -173,6 +176,7 @@ def finetune(
         float, typer.Option(min=0.0, help="Learning rate of the network with --train-backbone.")
     ] = 1e-4,
     seed: SeedOption = 0,
+    strict: StrictOption = False,
 ) -> None:
     """Fit a cosine classifier, initialised from class prototypes, on K support images per novel class."""
     from pdfewshot.stages.finetune import FinetuneConfig
@@ -190,6 +194,7 @@ def finetune(
         scale=scale,
         train_backbone=train_backbone,
         backbone_lr=backbone_lr,
+        strict=strict,
         seed=seed,
     )
     result = run(config)
@@ -209,12 +214,13 @@ def test_command(
     ),
     data: DataOption = None,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/test_report.json"),
+    strict: StrictOption = False,
 ) -> None:
     """Accuracy on the held-out query images, per class and overall."""
     from pdfewshot.report import accuracy_table, console
     from pdfewshot.stages.test import QueryTestConfig, run_test
 
-    result = run_test(QueryTestConfig(model=model, data=data or [], report=report))
+    result = run_test(QueryTestConfig(model=model, data=data or [], report=report, strict=strict))
     console.print(accuracy_table(result.per_class, f"{model.name}: per-class accuracy"))
     typer.echo(f"wrote {report}")
     typer.echo(f"overall: {result.overall:.4f}")
@@ -242,6 +248,7 @@ def evaluate(
     query: Annotated[int, typer.Option(help="Query images per class and episode.")] = 15,
     episodes: Annotated[int, typer.Option(help="Number of seeded episodes.")] = 600,
     seed: SeedOption = 0,
+    strict: StrictOption = False,
     image_size: Annotated[int, typer.Option(help="Image size for nn-pixels when no checkpoint is used.")] = 28,
     finetune_steps: Annotated[int, typer.Option(min=0, help="Steps of the finetune method per episode.")] = 100,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/evaluate_report.json"),
@@ -254,7 +261,7 @@ def evaluate(
 
     config = EvaluateConfig(
         model=model, data=data or [], runs=runs, way=way, query=query, episodes=episodes, seed=seed,
-        image_size=image_size, finetune_steps=finetune_steps, report=report,
+        image_size=image_size, finetune_steps=finetune_steps, report=report, strict=strict,
     )  # fmt: skip
     if method:
         config.methods = method

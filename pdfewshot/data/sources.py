@@ -49,13 +49,16 @@ def _is_image(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _iter_folder(root: Path) -> Iterator[RawItem]:
+def _iter_folder(root: Path, option: str) -> Iterator[RawItem]:
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for filename in sorted(filenames):
-            if _is_image(filename):
-                path = Path(dirpath) / filename
-                yield path.relative_to(root).as_posix(), path.read_bytes
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # skip .git, .ipynb_checkpoints
+        images = sorted(f for f in filenames if _is_image(f))
+        if not dirnames and not images and Path(dirpath) != root:
+            folder = Path(dirpath).relative_to(root).as_posix()
+            raise PdfewshotError(f"{option} {root}: class folder {folder} has no images")
+        for filename in images:
+            path = Path(dirpath) / filename
+            yield path.relative_to(root).as_posix(), path.read_bytes
 
 
 def _iter_zip(path: Path, option: str) -> Iterator[RawItem]:
@@ -88,7 +91,7 @@ def iter_source(source: str, option: str = "--data") -> Iterator[RawItem]:
     if not path.exists():
         raise PdfewshotError(f"{option} {source}: no such file or folder")
     if path.is_dir():
-        yield from _iter_folder(path)
+        yield from _iter_folder(path, option)
     elif path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
         yield from _iter_zip(path, option)
     else:
@@ -132,6 +135,8 @@ def load_sources(
         raise PdfewshotError(f"--image-size {image_size}: must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}")
     if not sources:
         raise PdfewshotError(f"{option}: no data source given")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 or 3, not {channels}")
     report = LoadReport()
     seen: set[str] = set()
     decoded: list[tuple[str, str, Image.Image]] = []

@@ -6,7 +6,7 @@ from typing import Any
 
 from pdfewshot.checkpoint import load_weights, read_checkpoint
 from pdfewshot.data.imageset import ImageSet
-from pdfewshot.data.sources import load_sources, resolve_source
+from pdfewshot.data.sources import LoadReport, load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.classifier import CosineClassifier, Predictor
 from pdfewshot.nets.embedding import EmbeddingNet
@@ -33,13 +33,25 @@ def open_predictor(path: Path, option: str = "--model") -> tuple[Predictor, dict
     return predictor, meta
 
 
-def load_checkpoint_data(meta: dict[str, Any], override: Sequence[str] = ()) -> tuple[ImageSet, list[str]]:
+def warn_skipped(report: LoadReport) -> None:
+    """One line on stderr when unreadable images were skipped."""
+    if report.skipped:
+        path, reason = report.skipped[0]
+        err_console.print(
+            f"warning: skipped {len(report.skipped)} unreadable images (first: {path}: {reason}); "
+            "--strict makes this an error",
+            markup=False,
+        )
+
+
+def load_checkpoint_data(
+    meta: dict[str, Any], override: Sequence[str] = (), strict: bool = False
+) -> tuple[ImageSet, list[str]]:
     """The images a checkpoint was made from (or ``override``), at its image size and channels."""
     sources = [resolve_source(s) for s in override] if override else list(meta["data"])
     option = "--data" if override else "checkpoint data source"
-    imageset, report = load_sources(sources, meta["image_size"], meta["channels"], option=option)
-    if report.skipped:
-        err_console.print(f"skipped {len(report.skipped)} unreadable images; first: {report.skipped[0][0]}")
+    imageset, report = load_sources(sources, meta["image_size"], meta["channels"], option=option, strict=strict)
+    warn_skipped(report)
     return imageset, sources
 
 

@@ -19,7 +19,7 @@ from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier
 from pdfewshot.nets.embedding import EmbeddingNet, embed
 from pdfewshot.report import ClassAccuracy, loss_progress, write_json
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import load_checkpoint_data, open_embedding
+from pdfewshot.stages.common import load_checkpoint_data, open_embedding, warn_skipped
 from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
 
 
@@ -42,6 +42,7 @@ class EvaluateConfig:
     entropy_weight: float = 0.1
     scale: float = 10.0
     report: Path | None = Path("models/evaluate_report.json")
+    strict: bool = False
     show_progress: bool = True
 
 
@@ -187,7 +188,7 @@ def _evaluate_episodes(
     image_size: int,
 ) -> EvaluateResult:
     if meta is not None:
-        imageset, _ = load_checkpoint_data(meta, config.data)
+        imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
         base = set(meta["split"]["base"])
         classes = (
             [n for n in imageset.class_names if n not in base]
@@ -196,7 +197,8 @@ def _evaluate_episodes(
         )
         imageset = imageset.subset_classes(classes)
     elif config.data:
-        imageset, _ = load_sources([resolve_source(s) for s in config.data], image_size, 1)
+        imageset, report = load_sources([resolve_source(s) for s in config.data], image_size, 1, strict=config.strict)
+        warn_skipped(report)
     else:
         raise PdfewshotError("--data: give a data source (or --model) to draw episodes from")
 

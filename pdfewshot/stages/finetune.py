@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 
 from pdfewshot.atomic import atomic_write_text
-from pdfewshot.checkpoint import save_checkpoint
+from pdfewshot.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.data.sampling import split_support_query
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.finetuning import fit_on_features, fit_with_backbone
@@ -37,6 +37,7 @@ class FinetuneConfig:
     train_backbone: bool = False
     backbone_lr: float = 1e-4
     seed: int = 0
+    strict: bool = False
     show_progress: bool = True
 
 
@@ -72,8 +73,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         raise PdfewshotError(f"--steps {config.steps}: must not be negative")
     if config.shot < 1:
         raise PdfewshotError(f"--shot {config.shot}: must be at least 1")
+    check_checkpoint_path(config.out)
     net, meta = open_embedding(config.model)
-    imageset, sources = load_checkpoint_data(meta, config.data)
+    imageset, sources = load_checkpoint_data(meta, config.data, config.strict)
     base = set(meta["split"]["base"])
     if config.data:
         # Another source: every class is novel, except any the embedding was trained on.

@@ -9,7 +9,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from pdfewshot.checkpoint import META_KEY, check_meta, read_checkpoint, save_checkpoint
+from pdfewshot.checkpoint import META_KEY, check_checkpoint_path, check_meta, read_checkpoint, save_checkpoint
 from pdfewshot.data.augment import AUGMENTATIONS, augment_batch
 from pdfewshot.data.glyphs import BUILTIN_SOURCE
 from pdfewshot.data.imageset import ImageSet
@@ -19,9 +19,10 @@ from pdfewshot.data.splits import split_classes, write_split
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.losses import cosine_mse_triples
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
-from pdfewshot.report import LossProgress, err_console, loss_progress
+from pdfewshot.report import LossProgress, loss_progress
 from pdfewshot.resume import Position, read_resume, restore_extra, restore_optimizer, resume_path, save_resume
 from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.stages.common import warn_skipped
 
 DEFAULT_EMBEDDING = Path("models/emb_model.pdparams")
 LOSSES = ("cosine-mse", "ce")
@@ -50,6 +51,7 @@ class PretrainConfig:
     freeze_backbone: bool = False
     save_every: int | None = None
     resume: bool = False
+    strict: bool = False
     show_progress: bool = True
 
 
@@ -124,7 +126,7 @@ def plan_phases(config: PretrainConfig, base_images: int) -> list[Phase]:
 def resumable_options(config: PretrainConfig) -> dict[str, object]:
     """Options a resumed run must share with the run it continues."""
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    for key in ("show_progress", "resume", "save_every"):
+    for key in ("show_progress", "resume", "save_every", "strict"):
         record.pop(key)
     return record
 
@@ -229,11 +231,10 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     for name in ("epochs", "batch_size", "embedding_dim"):
         if getattr(config, name) < 1:
             raise PdfewshotError(f"--{name.replace('_', '-')} {getattr(config, name)}: must be at least 1")
+    check_checkpoint_path(config.out)
     sources = [resolve_source(s) for s in config.data]
-    imageset, load_report = load_sources(sources, config.image_size)
-    if load_report.skipped:
-        path, reason = load_report.skipped[0]
-        err_console.print(f"skipped {len(load_report.skipped)} images; first: {path}: {reason}", markup=False)
+    imageset, load_report = load_sources(sources, config.image_size, strict=config.strict)
+    warn_skipped(load_report)
     split = split_classes(imageset.class_names, config.novel_fraction, config.seed)
     base = imageset.subset_classes(split.base)
     if config.rotations:

@@ -26,6 +26,7 @@ class QueryTestConfig:
     data: list[str] = field(default_factory=list)
     report: Path | None = Path("models/test_report.json")
     batch_size: int = 256
+    strict: bool = False
 
 
 @dataclass
@@ -70,7 +71,7 @@ def run_test(config: QueryTestConfig) -> QueryTestResult:
     set_paddle_threads()
     predictor, meta = open_predictor(config.model)
     manifest = read_manifest(config.model, meta)
-    imageset, _ = load_checkpoint_data(meta, config.data)
+    imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
     require_classes(imageset, meta["class_names"], f"--model {config.model}")
     position = {key: i for i, key in enumerate(imageset.keys)}
     missing = [q["key"] for q in manifest["queries"] if q["key"] not in position]

@@ -1,0 +1,219 @@
+"""Bad input, table-driven, through the CLI: each case must end with one line 'error: ...' that names
+the file or option and what is wrong, exit code 2, no traceback, and no output file created or changed."""
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pdfewshot.cli import app
+from pdfewshot.report import LossProgress
+from pdfewshot.resume import resume_path
+from tests.conftest import make_flat, make_nested, write_image
+
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class World:
+    """Files the cases point at: data folders, checkpoints, and an output folder to watch."""
+
+    root: Path
+    data: Path  # 3 alphabets x 3 characters x 6 images
+    embedding: Path  # resnet18, 16 px, 8-d, trained on `data`
+    conv4: Path  # conv4 embedding of the same data
+    predictor: Path
+    out: Path  # where cases write; must not change
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        return {
+            str(p.relative_to(self.root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(self.root.rglob("*"))
+            if p.is_file()
+        }
+
+
+def invoke(args: list[str]) -> tuple[int, str]:
+    result = runner.invoke(app, args)
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("bad")
+    data = make_nested(root / "data", alphabets=3, characters=3, per_class=6)
+    models = root / "models"
+    common = ["--image-size", "16", "--embedding-dim", "8", "--epochs", "1", "--steps-per-epoch", "1",
+              "--batch-size", "4", "--novel-fraction", "0.34", "--data", str(data)]  # fmt: skip
+    for backbone in ("resnet18", "conv4"):
+        code, output = invoke(
+            ["pretrain", *common, "--backbone", backbone, "--out", str(models / f"{backbone}.pdparams")]
+        )
+        assert code == 0, output
+    code, output = invoke(["finetune", "--model", str(models / "resnet18.pdparams"), "--shot", "2", "--steps", "1",
+                           "--out", str(models / "predictor.pdparams")])  # fmt: skip
+    assert code == 0, output
+    out = root / "out"
+    out.mkdir()
+    (out / "keep.pdparams").write_bytes(b"previous")
+    return World(
+        root, data, models / "resnet18.pdparams", models / "conv4.pdparams", models / "predictor.pdparams", out
+    )
+
+
+def folder_with(world: World, name: str, make: Callable[[Path], None]) -> Path:
+    folder = world.root / "cases" / name
+    if not folder.exists():
+        make_flat(folder, classes=3, per_class=4)
+        make(folder)
+    return folder
+
+
+def strict_case(kind: str) -> Callable[[World], list[str]]:
+    def args(world: World) -> list[str]:
+        def spoil(folder: Path) -> None:
+            target = folder / "class1" / "bad.png"
+            if kind == "empty":
+                target.write_bytes(b"")
+            elif kind == "text":
+                target.write_text("this is not a picture")
+            else:
+                good = (folder / "class1" / "img0.png").read_bytes()
+                target.write_bytes(good[: len(good) // 2])
+
+        folder = folder_with(world, f"strict-{kind}", spoil)
+        return ["pretrain", "--strict", "--data", str(folder), "--out", str(world.out / "m.pdparams")]
+
+    return args
+
+
+def resume_with_other_size(world: World) -> list[str]:
+    out = world.root / "resumable" / "m.pdparams"
+
+    def args(embedding_dim: int) -> list[str]:
+        return ["pretrain", "--data", str(world.data), "--image-size", "16", "--embedding-dim", str(embedding_dim),
+                "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4", "--out", str(out)]  # fmt: skip
+
+    if not resume_path(out).exists():
+        # a run that saved its state after step 1 and was then interrupted
+        original = LossProgress.update
+
+        def stop(self: LossProgress, loss: float, advance: int = 1) -> None:
+            raise KeyboardInterrupt
+
+        LossProgress.update = stop  # type: ignore[method-assign]
+        try:
+            code, output = invoke([*args(8), "--save-every", "1"])
+        finally:
+            LossProgress.update = original  # type: ignore[method-assign]
+        assert code == 130 and resume_path(out).exists(), output
+    return [*args(16), "--resume"]
+
+
+def not_a_zip(world: World) -> list[str]:
+    path = world.root / "cases" / "fake.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("PK? no")
+    return ["pretrain", "--data", str(path), "--out", str(world.out / "m.pdparams")]
+
+
+def zip_without_images(world: World) -> list[str]:
+    path = world.root / "cases" / "docs.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "no images here")
+    return ["pretrain", "--data", str(path), "--out", str(world.out / "m.pdparams")]
+
+
+def pipeline(text: str) -> Callable[[World], list[str]]:
+    def args(world: World) -> list[str]:
+        path = world.root / "cases" / f"p{abs(hash(text))}.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return ["run", str(path)]
+
+    return args
+
+
+def other_data_for_predictor(world: World) -> list[str]:
+    folder = folder_with(world, "other-classes", lambda folder: None)
+    return ["test", "--model", str(world.predictor), "--data", str(folder), "--report", str(world.out / "r.json")]
+
+
+CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
+    ("missing path", lambda w: ["pretrain", "--data", str(w.root / "nowhere")],
+     "--data {root}/nowhere: no such file or folder"),
+    ("empty folder", lambda w: ["pretrain", "--data", str(folder_with(w, "empty", lambda f: None).parent / "void")],
+     "no such file or folder"),
+    ("folder without images", lambda w: ["pretrain", "--data", str(w.root / "models")],
+     "no images found in class folders"),
+    ("class folder without images",
+     lambda w: ["pretrain", "--data", str(folder_with(w, "hollow", lambda f: (f / "class9").mkdir()))],
+     "class folder class9 has no images"),
+    ("non-image file under --strict", strict_case("text"), "class1/bad.png: unreadable image"),
+    ("empty image under --strict", strict_case("empty"), "class1/bad.png: unreadable image"),
+    ("truncated image under --strict", strict_case("truncated"), "class1/bad.png: unreadable image"),
+    ("fewer images than shot + 1", lambda w: ["finetune", "--model", str(w.embedding), "--shot", "6",
+                                              "--out", str(w.out / "p.pdparams")], "--shot 6 needs at least 7"),
+    ("way above the novel classes", lambda w: ["finetune", "--model", str(w.embedding), "--way", "4",
+                                               "--out", str(w.out / "p.pdparams")], "--way 4: only 3 novel classes"),
+    ("shot 0", lambda w: ["finetune", "--model", str(w.embedding), "--shot", "0"], "--shot 0: must be at least 1"),
+    ("negative shot", lambda w: ["finetune", "--model", str(w.embedding), "--shot", "-2"],
+     "--shot -2: must be at least 1"),
+    ("image size too small", lambda w: ["pretrain", "--image-size", "4"], "--image-size 4: must be between 8 and 512"),
+    ("image size too large", lambda w: ["pretrain", "--image-size", "4096"], "--image-size 4096: must be between"),
+    ("checkpoint of another backbone",
+     lambda w: ["pretrain", "--data", str(w.data), "--pretrained", str(w.conv4), "--image-size", "16",
+                "--out", str(w.out / "m.pdparams")], "backbone is 'conv4', expected 'resnet18'"),
+    ("resume with another embedding size", resume_with_other_size, "saved with embedding_dim = 8, this run has 16"),
+    ("predictor given as embedding", lambda w: ["finetune", "--model", str(w.predictor)],
+     "is a predictor checkpoint, expected a embedding checkpoint"),
+    ("embedding given as predictor", lambda w: ["test", "--model", str(w.embedding)],
+     "is a embedding checkpoint, expected a predictor checkpoint"),
+    ("predictor classes not in the data", other_data_for_predictor, "classes are not in the data"),
+    ("output under a file", lambda w: ["finetune", "--model", str(w.embedding), "--out",
+                                       str(w.out / "keep.pdparams" / "p.pdparams")], "cannot write there"),
+    ("output not .pdparams", lambda w: ["finetune", "--model", str(w.embedding), "--out", str(w.out / "p.bin")],
+     "must end in .pdparams"),
+    ("zip that is not a zip", not_a_zip, "fake.zip: not a zip archive"),
+    ("zip without images", zip_without_images, "docs.zip: no images found"),
+    ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),
+                                              "--report", str(w.out / "e.json")], "0.png: not a zip archive"),
+    ("unknown method", lambda w: ["evaluate", "--model", str(w.embedding), "--method", "guess"], "--method guess"),
+    ("pipeline with an unknown key", pipeline('title = "x"\n[[stage]]\ncommand = "test"\n'), "unknown key 'title'"),
+    ("pipeline with an unknown option", pipeline('[[stage]]\ncommand = "finetune"\nshots = 2\n'),
+     "stage 1 (finetune): No such option: --shots"),
+    ("pipeline with a wrong type", pipeline('[[stage]]\ncommand = "finetune"\nshot = "two"\n'),
+     "stage 1 (finetune): Invalid value for '--shot'"),
+    ("pipeline that is not TOML", pipeline("[[stage]\n"), "not valid TOML"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "make_args", "message"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input(world: World, case: str, make_args: Callable[[World], list[str]], message: str,
+                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    args = make_args(world)
+    monkeypatch.chdir(world.out)  # default outputs (models/...) would land here and be seen
+    before = world.snapshot()
+    code, output = invoke(args)
+    assert code == 2, output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, output
+    assert message.format(root=world.root) in errors[0]
+    assert world.snapshot() == before, "an output file was created or changed"
+
+
+def test_unreadable_images_are_skipped_with_a_warning_without_strict(world: World) -> None:
+    folder = world.root / "cases" / "strict-text"
+    if not folder.exists():
+        strict_case("text")(world)
+    write_image(folder / "class2" / "fine.png", 7)
+    out = world.root / "w" / "m.pdparams"
+    code, output = invoke(["pretrain", "--data", str(folder), "--image-size", "16", "--epochs", "1",
+                           "--steps-per-epoch", "1", "--batch-size", "2", "--out", str(out)])  # fmt: skip
+    assert code == 0, output
+    assert "warning: skipped 1 unreadable images (first: " in output and "class1/bad.png" in output
