@@ -86,8 +86,14 @@ def pretrain(
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the base images with --loss.")] = 2,
     loss: Annotated[
         str,
-        typer.Option(help="cosine-mse (triples: [cos(a,p), cos(a,n)] -> [1, 0]) or ce (softmax over base classes)."),
+        typer.Option(
+            help="cosine-mse (triples: [cos(a,p), cos(a,n)] -> [1, 0]), triplet (margin), contrastive (pairs), "
+            "pair-bce (Koch et al.'s L1 pair head) or ce (softmax over the base classes)."
+        ),
     ] = "cosine-mse",
+    margin: Annotated[
+        float | None, typer.Option(help="Margin of triplet (default 0.2) or contrastive (default 1.0).")
+    ] = None,
     warmup_epochs: Annotated[
         int, typer.Option(min=0, help="Epochs of softmax cross-entropy over the base classes before --loss.")
     ] = 0,
@@ -133,6 +139,7 @@ def pretrain(
         image_size=image_size,
         epochs=epochs,
         loss=loss,
+        margin=margin,
         warmup_epochs=warmup_epochs,
         steps_per_epoch=steps_per_epoch,
         batch_size=batch_size,

@@ -19,3 +19,41 @@ def softmax_entropy(logits: paddle.Tensor) -> paddle.Tensor:
     """Mean Shannon entropy (nats) of the softmax of each row: low when predictions are confident."""
     log_probs = F.log_softmax(logits, axis=1)
     return -(log_probs.exp() * log_probs).sum(axis=1).mean()
+
+
+def _squared_distance(x: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
+    return ((F.normalize(x, axis=1) - F.normalize(y, axis=1)) ** 2).sum(axis=1)
+
+
+def triplet_margin(
+    anchor: paddle.Tensor, positive: paddle.Tensor, negative: paddle.Tensor, margin: float = 0.2
+) -> paddle.Tensor:
+    """Mean of max(0, d(a, p) - d(a, n) + margin), d the squared L2 distance of normalised embeddings.
+
+    Schroff et al. 2015 (FaceNet). Zero once every negative is ``margin`` farther than its positive.
+    """
+    return F.relu(_squared_distance(anchor, positive) - _squared_distance(anchor, negative) + margin).mean()
+
+
+def contrastive(first: paddle.Tensor, second: paddle.Tensor, same: paddle.Tensor, margin: float = 1.0) -> paddle.Tensor:
+    """Hadsell, Chopra and LeCun 2006: mean of y * d^2 + (1 - y) * max(margin - d, 0)^2.
+
+    ``d`` is the L2 distance of the normalised embeddings, ``same`` (y) is 1 for pairs of one class and
+    0 otherwise: like pairs are pulled together, unlike ones pushed to at least ``margin`` apart.
+    """
+    y = same.astype(first.dtype)
+    squared = _squared_distance(first, second)
+    distance = paddle.sqrt(squared + 1e-12)
+    return (y * squared + (1.0 - y) * F.relu(margin - distance) ** 2).mean()
+
+
+def pair_bce(logits: paddle.Tensor, same: paddle.Tensor) -> paddle.Tensor:
+    """Binary cross-entropy of Koch et al. (2015)'s pair scores: ``logits`` are the pre-sigmoid
+    sum_j alpha_j |h1_j - h2_j| + b, ``same`` is 1 for pairs of one class.
+
+    Written as softplus(-x) * y + softplus(x) * (1 - y): Paddle 3.3's binary_cross_entropy_with_logits
+    returns a gradient off by 0.5 at a logit of exactly 0 (measured), where a new pair head starts.
+    """
+    x = logits.reshape([-1])
+    y = same.astype(logits.dtype).reshape([-1])
+    return (F.softplus(-x) * y + F.softplus(x) * (1.0 - y)).mean()

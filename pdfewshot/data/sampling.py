@@ -133,3 +133,32 @@ class LabelledImages(paddle.io.Dataset):  # type: ignore[misc]
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+Pair = tuple[int, int, int]
+
+
+class PairBatchSampler(TripleBatchSampler):
+    """Batches of (first, second, same) pairs, half of one class (same = 1) and half not (same = 0).
+
+    Drawn as triples, each giving either its (anchor, positive) or its (anchor, negative) pair, in
+    alternation, so the classes and images are distributed as in :class:`TripleBatchSampler`.
+    """
+
+    def __iter__(self) -> Iterator[list[Pair]]:
+        for batch in super().__iter__():
+            yield [(a, p, 1) if i % 2 == 0 else (a, n, 0) for i, (a, p, n) in enumerate(batch)]
+
+
+class PairDataset(paddle.io.Dataset):  # type: ignore[misc]
+    """Maps a (first, second, same) pair to its two uint8 images and the label."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    def __getitem__(self, pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        first, second, same = pair
+        return self.images[first], self.images[second], np.array(same, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)

@@ -6,6 +6,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from pdfewshot.nets.backbones import build_backbone
+from pdfewshot.nets.pair_head import PairHead
 
 
 def to_input(images: np.ndarray | paddle.Tensor) -> paddle.Tensor:
@@ -17,10 +18,14 @@ def to_input(images: np.ndarray | paddle.Tensor) -> paddle.Tensor:
 class EmbeddingNet(nn.Layer):  # type: ignore[misc]
     """Maps images to unit-length ``embedding_dim`` vectors, so that a dot product is a cosine."""
 
-    def __init__(self, backbone: str, channels: int, embedding_dim: int, image_size: int = 28) -> None:
+    def __init__(
+        self, backbone: str, channels: int, embedding_dim: int, image_size: int = 28, pair_head: bool = False
+    ) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone, channels, image_size)
         self.head = nn.Linear(self.backbone.feature_dim, embedding_dim)
+        # Koch et al.'s learnt pair scorer, trained and kept with the pair-bce loss.
+        self.pair_head = PairHead(embedding_dim) if pair_head else None
 
     def forward(self, images: paddle.Tensor) -> paddle.Tensor:
         return F.normalize(self.head(self.backbone(images)), axis=1)

@@ -16,7 +16,9 @@ from pdfewshot.report import err_console
 def open_embedding(path: Path, option: str = "--model") -> tuple[EmbeddingNet, dict[str, Any]]:
     """The embedding network of a ``pretrain`` checkpoint, with its sidecar."""
     state, meta = read_checkpoint(path, "embedding", option)
-    net = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"])
+    net = EmbeddingNet(
+        meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"], meta["loss"] == "pair-bce"
+    )
     load_weights(net, state, path, option)
     net.eval()
     return net, meta

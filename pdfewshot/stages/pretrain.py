@@ -13,11 +13,18 @@ from pdfewshot.checkpoint import META_KEY, check_checkpoint_path, check_meta, re
 from pdfewshot.data.augment import AUGMENTATIONS, augment_batch
 from pdfewshot.data.glyphs import BUILTIN_SOURCE
 from pdfewshot.data.imageset import ImageSet
-from pdfewshot.data.sampling import LabelledImages, ShuffledBatchSampler, TripleBatchSampler, TripleDataset
+from pdfewshot.data.sampling import (
+    LabelledImages,
+    PairBatchSampler,
+    PairDataset,
+    ShuffledBatchSampler,
+    TripleBatchSampler,
+    TripleDataset,
+)
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.data.splits import split_classes, write_split
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.losses import cosine_mse_triples
+from pdfewshot.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.report import LossProgress, loss_progress
 from pdfewshot.resume import Position, read_resume, restore_extra, restore_optimizer, resume_path, save_resume
@@ -25,7 +32,8 @@ from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import warn_skipped
 
 DEFAULT_EMBEDDING = Path("models/emb_model.pdparams")
-LOSSES = ("cosine-mse", "ce")
+LOSSES = ("cosine-mse", "triplet", "contrastive", "pair-bce", "ce")
+PAIR_LOSSES = ("contrastive", "pair-bce")
 
 
 @dataclass
@@ -39,6 +47,7 @@ class PretrainConfig:
     image_size: int = 28
     epochs: int = 2
     loss: str = "cosine-mse"
+    margin: float | None = None  # triplet (default 0.2) and contrastive (default 1.0)
     warmup_epochs: int = 0
     steps_per_epoch: int | None = None
     batch_size: int = 64
@@ -102,7 +111,7 @@ def load_trunk_weights(net: EmbeddingNet, path: Path, backbone: str, channels: i
 
 @dataclass(frozen=True)
 class Phase:
-    """A stretch of training with one loss: ``softmax`` (warm-up or --loss ce) or ``triples``."""
+    """A stretch of training with one loss: ``softmax`` (warm-up or --loss ce), ``triples`` or ``pairs``."""
 
     kind: str
     epochs: int
@@ -120,7 +129,8 @@ def plan_phases(config: PretrainConfig, base_images: int) -> list[Phase]:
     if config.loss == "ce":
         return [Phase("softmax", config.epochs, steps(3 * config.batch_size))]
     phases = [Phase("softmax", config.warmup_epochs, steps(3 * config.batch_size))] if config.warmup_epochs else []
-    return [*phases, Phase("triples", config.epochs, steps(config.batch_size))]
+    kind = "pairs" if config.loss in PAIR_LOSSES else "triples"
+    return [*phases, Phase(kind, config.epochs, steps(config.batch_size))]
 
 
 def resumable_options(config: PretrainConfig) -> dict[str, object]:
@@ -162,10 +172,26 @@ def _phase_loop(
 
         return paddle.io.DataLoader(dataset, batch_sampler=sampler), sampler, {"softmax_head": head}, softmax_loss
 
+    if phase.kind == "pairs":
+        sampler = PairBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index)
+        margin = 1.0 if config.margin is None else config.margin
+
+        def pair_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
+            firsts, seconds, same = batch
+            first, second = paddle.split(net(inputs(paddle.concat([firsts, seconds]), rng)), 2)
+            if config.loss == "pair-bce" and net.pair_head is not None:
+                return pair_bce(net.pair_head(first, second), same)
+            return contrastive(first, second, same, margin)
+
+        return paddle.io.DataLoader(PairDataset(base.images), batch_sampler=sampler), sampler, {}, pair_loss
+
     sampler = TripleBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index)
+    margin = 0.2 if config.margin is None else config.margin
 
     def triple_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
         anchors, positives, negatives = paddle.split(net(inputs(paddle.concat(batch), rng)), 3)
+        if config.loss == "triplet":
+            return triplet_margin(anchors, positives, negatives, margin)
         return cosine_mse_triples(anchors, positives, negatives)
 
     return paddle.io.DataLoader(TripleDataset(base.images), batch_sampler=sampler), sampler, {}, triple_loss
@@ -241,7 +267,9 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         base = base.with_rotations()
 
     paddle.seed(config.seed)
-    net = EmbeddingNet(config.backbone, imageset.channels, config.embedding_dim, config.image_size)
+    net = EmbeddingNet(
+        config.backbone, imageset.channels, config.embedding_dim, config.image_size, pair_head=config.loss == "pair-bce"
+    )
     if config.pretrained is not None:
         load_trunk_weights(net, config.pretrained, config.backbone, imageset.channels)
     if config.freeze_backbone:

@@ -140,3 +140,23 @@ def save_state_then_stop(data: Path, out: Path) -> None:
     finally:
         LossProgress.update = original  # type: ignore[method-assign]
     assert resume_path(out).is_file()
+
+
+@pytest.mark.parametrize("loss", ["triplet", "contrastive", "pair-bce"])
+def test_each_siamese_loss_trains_and_is_recorded(data: Path, tmp_path: Path, loss: str) -> None:
+    out = tmp_path / "m.pdparams"
+    result = pretrain(config(data, out, loss=loss, backbone="conv4", epochs=2, steps_per_epoch=3, batch_size=6))
+    assert len(result.losses) == 6 and all(np.isfinite(result.losses))
+    state, meta = read_checkpoint(out, "embedding")
+    assert meta["loss"] == loss
+    assert any(key.startswith("pair_head.") for key in state) == (loss == "pair-bce")
+
+
+def test_pair_sampler_alternates_like_and_unlike_pairs() -> None:
+    from pdfewshot.data.sampling import PairBatchSampler
+
+    labels = np.repeat(np.arange(4), 3)
+    for batch in PairBatchSampler(labels, 8, steps=3, seed=0):
+        assert [same for _, _, same in batch] == [1, 0] * 4
+        for first, second, same in batch:
+            assert first != second and (labels[first] == labels[second]) == bool(same)
