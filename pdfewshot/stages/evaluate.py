@@ -16,6 +16,7 @@ from pdfewshot.data.omniglot_runs import read_runs
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier
+from pdfewshot.methods.pair import PairHeadClassifier
 from pdfewshot.nets.embedding import EmbeddingNet, embed
 from pdfewshot.report import ClassAccuracy, loss_progress, write_json
 from pdfewshot.runtime import set_paddle_threads
@@ -110,7 +111,12 @@ class EvaluateResult:
         }  # fmt: skip
 
 
-def make_method(name: str, config: EvaluateConfig) -> FewShotClassifier:
+PAIR_METHOD = "pair"
+
+
+def make_method(name: str, config: EvaluateConfig, net: EmbeddingNet | None = None) -> FewShotClassifier:
+    if name == PAIR_METHOD and net is not None and net.pair_head is not None:
+        return PairHeadClassifier(net.pair_head)
     if name == "finetune":
         return FinetuneClassifier(config.finetune_steps, config.finetune_lr, config.entropy_weight, config.scale)
     return METHODS[name]()
@@ -137,15 +143,23 @@ def _features(net: EmbeddingNet | None, images: np.ndarray) -> dict[bool, np.nda
 def evaluate(config: EvaluateConfig) -> EvaluateResult:
     """Scores every method on seeded episodes, or on the official runs when ``config.runs`` is set."""
     set_paddle_threads()
-    unknown = [m for m in config.methods if m not in METHODS]
+    unknown = [m for m in config.methods if m not in METHODS and m != PAIR_METHOD]
     if unknown or not config.methods:
-        raise PdfewshotError(f"--method {unknown[0] if unknown else ''}: choose from {', '.join(METHODS)}")
+        raise PdfewshotError(
+            f"--method {unknown[0] if unknown else ''}: choose from {', '.join([*METHODS, PAIR_METHOD])}"
+        )
     if any(shot < 1 for shot in config.shots) or not config.shots:
         raise PdfewshotError(f"--shot {min(config.shots, default=0)}: must be at least 1")
     model = _resolve_model(config)
     net, meta = open_embedding(model) if model is not None else (None, None)
-    methods = [m for m in dict.fromkeys(config.methods) if net is not None or not METHODS[m].uses_embedding]
-    skipped = [m for m in config.methods if m not in methods]
+    requested = list(dict.fromkeys(config.methods))
+    if net is not None and net.pair_head is not None:
+        # A pair-bce embedding is used as Koch et al. did: through its pair head, not prototypes.
+        requested = list(dict.fromkeys(PAIR_METHOD if m in ("prototype", "finetune") else m for m in requested))
+    elif PAIR_METHOD in requested:
+        raise PdfewshotError("--method pair: needs an embedding pretrained with --loss pair-bce")
+    methods = [m for m in requested if net is not None or (m in METHODS and not METHODS[m].uses_embedding)]
+    skipped = [m for m in requested if m not in methods]
     if not methods:
         raise PdfewshotError(
             f"--model: no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); only nn-pixels runs without one"
@@ -173,7 +187,7 @@ def _evaluate_runs(
             test = _features(net, run.test)
             names = [f"{run.name}/class{i + 1:02d}" for i in range(len(run.training))]
             for name in methods:
-                method = make_method(name, config)
+                method = make_method(name, config, net)
                 method.fit(train[method.uses_embedding], np.arange(len(run.training)), len(run.training))
                 results[name].add(method.predict(test[method.uses_embedding]), run.test_labels, names)
             progress.update(results[methods[0]].accuracies[-1])
@@ -214,7 +228,7 @@ def _evaluate_episodes(
             support_index = np.stack([episode.support_at(shot)[0] for episode in episodes])
             support_labels = np.stack([episode.support_at(shot)[1] for episode in episodes])
             for name in methods:
-                method = make_method(name, config)
+                method = make_method(name, config, net)
                 chosen = features[method.uses_embedding]
                 scores = method.episode_scores(chosen[support_index], support_labels, config.way, chosen[query_index])
                 result = MethodResult(name, config.way, shot)

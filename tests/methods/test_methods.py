@@ -32,3 +32,19 @@ def test_episode_scores_default_loops_over_episodes() -> None:
     scores = PrototypeClassifier().episode_scores(support, labels, 2, queries)
     assert scores.shape == (2, 1, 2)
     assert scores[0].argmax() == 0 and scores[1].argmax() == 1
+
+
+def test_pair_head_classifier_takes_the_most_similar_support_image() -> None:
+    import paddle
+
+    from pdfewshot.methods.pair import PairHeadClassifier
+    from pdfewshot.nets.pair_head import PairHead
+
+    head = PairHead(2)
+    head.weigh.weight.set_value(paddle.to_tensor([[-1.0], [-1.0]]))  # score = -L1 distance
+    head.weigh.bias.set_value(paddle.to_tensor([0.0]))
+    method = PairHeadClassifier(head)
+    support = np.array([[0.0, 0.0], [9.0, 9.0], [2.0, 2.0]], dtype=np.float32)
+    method.fit(support, np.array([0, 0, 1]), 2)
+    np.testing.assert_allclose(method.scores(np.array([[8.0, 8.0]], dtype=np.float32)), [[-2.0, -12.0]])
+    assert method.predict(np.array([[1.4, 1.4], [0.4, 0.4]], dtype=np.float32)).tolist() == [1, 0]

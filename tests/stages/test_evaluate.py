@@ -75,4 +75,25 @@ def test_runs_with_checkpoint(embedding: Path, tmp_path: Path) -> None:
 def test_unknown_method_is_a_clear_error(embedding: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--model", str(embedding), "--method", "magic"])
     assert result.exit_code == 2
-    assert result.output.strip() == "error: --method magic: choose from prototype, finetune, nn-pixels"
+    assert result.output.strip() == "error: --method magic: choose from prototype, finetune, nn-pixels, pair"
+    result = runner.invoke(app, ["evaluate", "--model", str(embedding), "--method", "pair"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --method pair: needs an embedding pretrained with --loss pair-bce"
+
+
+def test_pair_bce_checkpoints_score_through_their_pair_head(embedding: Path, tmp_path: Path) -> None:
+    data = embedding.parent / "glyphs"
+    pair_model = tmp_path / "pair.pdparams"
+    args = pretrain_args(data, tmp_path)
+    args[args.index("--out") + 1] = str(pair_model)
+    assert runner.invoke(app, [*args, "--loss", "pair-bce"]).exit_code == 0
+    report = tmp_path / "e.json"
+    result = runner.invoke(app, ["evaluate", "--model", str(pair_model), "--way", "3", "--query", "2",
+                                 "--episodes", "4", "--report", str(report)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [r["method"] for r in json.loads(report.read_text())["results"]] == ["pair", "nn-pixels"]
+    runs = make_runs_zip(tmp_path / "runs.zip", runs=1, classes=3)
+    result = runner.invoke(app, ["evaluate", "--model", str(pair_model), "--runs", str(runs), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("1 runs: ")
+    assert "(pair, 1 runs, 3 trials)" in result.output
