@@ -1,0 +1,38 @@
+import numpy as np
+import paddle
+import pytest
+
+from pdfewshot import fast
+from pdfewshot.fast import InferenceEmbedder, embed_fast
+from pdfewshot.nets.embedding import EmbeddingNet, embed
+
+
+@pytest.mark.parametrize(("backbone", "channels"), [("conv4", 1), ("resnet18", 3)])
+def test_inference_predictor_gives_the_eager_embeddings(backbone: str, channels: int) -> None:
+    paddle.seed(0)
+    net = EmbeddingNet(backbone, channels, 8, 16)
+    images = np.random.default_rng(0).integers(0, 256, size=(37, 16, 16, channels), dtype=np.uint8)
+    eager = embed(net, images).numpy()
+    predictor = InferenceEmbedder(net, channels, 16)
+    np.testing.assert_allclose(predictor(images, batch_size=10), eager, atol=1e-5)
+    assert net.training  # left as found: a new layer is in training mode
+
+
+def test_embed_fast_switches_path_by_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    paddle.seed(0)
+    net = EmbeddingNet("conv4", 1, 8, 16)
+    images = np.random.default_rng(1).integers(0, 256, size=(12, 16, 16, 1), dtype=np.uint8)
+    built = []
+    original = InferenceEmbedder.__init__
+
+    def spy(self: InferenceEmbedder, *args: object, **kwargs: object) -> None:
+        built.append(True)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(InferenceEmbedder, "__init__", spy)
+    small = embed_fast(net, images)
+    assert built == []
+    monkeypatch.setattr(fast, "FAST_PATH_MIN_IMAGES", 10)
+    large = embed_fast(net, images)
+    assert built == [True]
+    np.testing.assert_allclose(small, large, atol=1e-5)
