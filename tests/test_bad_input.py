@@ -90,15 +90,23 @@ def strict_case(kind: str) -> Callable[[World], list[str]]:
     return args
 
 
-def resume_with_other_size(world: World) -> list[str]:
-    out = world.root / "resumable" / "m.pdparams"
+def empty_folder(world: World) -> Path:
+    folder = world.root / "cases" / "void"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
-    def args(embedding_dim: int) -> list[str]:
-        return ["pretrain", "--data", str(world.data), "--image-size", "16", "--embedding-dim", str(embedding_dim),
-                "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4", "--out", str(out)]  # fmt: skip
+
+def resume_with_other(option: str, value: str) -> Callable[[World], list[str]]:
+    return lambda world: [*resumable_run(world), option, value, "--resume"]
+
+
+def resumable_run(world: World) -> list[str]:
+    """The arguments of a run (16 px, 8-d) that saved its state after step 1 and was interrupted."""
+    out = world.root / "resumable" / "m.pdparams"
+    args = ["pretrain", "--data", str(world.data), "--image-size", "16", "--embedding-dim", "8",
+            "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4", "--out", str(out)]  # fmt: skip
 
     if not resume_path(out).exists():
-        # a run that saved its state after step 1 and was then interrupted
         original = LossProgress.update
 
         def stop(self: LossProgress, loss: float, advance: int = 1) -> None:
@@ -106,11 +114,11 @@ def resume_with_other_size(world: World) -> list[str]:
 
         LossProgress.update = stop  # type: ignore[method-assign]
         try:
-            code, output = invoke([*args(8), "--save-every", "1"])
+            code, output = invoke([*args, "--save-every", "1"])
         finally:
             LossProgress.update = original  # type: ignore[method-assign]
         assert code == 130 and resume_path(out).exists(), output
-    return [*args(16), "--resume"]
+    return args
 
 
 def not_a_zip(world: World) -> list[str]:
@@ -146,8 +154,7 @@ def other_data_for_predictor(world: World) -> list[str]:
 CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("missing path", lambda w: ["pretrain", "--data", str(w.root / "nowhere")],
      "--data {root}/nowhere: no such file or folder"),
-    ("empty folder", lambda w: ["pretrain", "--data", str(folder_with(w, "empty", lambda f: None).parent / "void")],
-     "no such file or folder"),
+    ("empty folder", lambda w: ["pretrain", "--data", str(empty_folder(w))], "void: no images found in class folders"),
     ("folder without images", lambda w: ["pretrain", "--data", str(w.root / "models")],
      "no images found in class folders"),
     ("class folder without images",
@@ -168,7 +175,10 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("checkpoint of another backbone",
      lambda w: ["pretrain", "--data", str(w.data), "--pretrained", str(w.conv4), "--image-size", "16",
                 "--out", str(w.out / "m.pdparams")], "backbone is 'conv4', expected 'resnet18'"),
-    ("resume with another embedding size", resume_with_other_size, "saved with embedding_dim = 8, this run has 16"),
+    ("resume with another embedding size", resume_with_other("--embedding-dim", "16"),
+     "saved with embedding_dim = 8, this run has 16"),
+    ("resume with another image size", resume_with_other("--image-size", "20"),
+     "saved with image_size = 16, this run has 20"),
     ("predictor given as embedding", lambda w: ["finetune", "--model", str(w.predictor)],
      "is a predictor checkpoint, expected a embedding checkpoint"),
     ("embedding given as predictor", lambda w: ["test", "--model", str(w.embedding)],
