@@ -292,6 +292,48 @@ def evaluate(
         typer.echo(f"{len(result.run_names)} runs: {result.results[0].trial_accuracy:.4f}")
 
 
+@app.command("predict")
+@user_errors
+def predict_command(
+    inputs: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_FOLDER...", help="Images, or folders of images.")],
+    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = Path(
+        "models/predictor.pdparams"
+    ),
+    top_k: Annotated[int, typer.Option(help="How many classes to list per image, most probable first.")] = 1,
+    reject_below: Annotated[
+        float | None,
+        typer.Option(help="Answer 'unknown' when the best class's softmax probability is below this."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    strict: StrictOption = False,
+) -> None:
+    """Classify new images with a predictor: class and probability for each."""
+    import json
+
+    from rich.table import Table
+
+    from pdfewshot.report import console
+    from pdfewshot.stages.predict import PredictConfig, predict
+
+    config = PredictConfig(inputs=inputs, model=model, top_k=top_k, reject_below=reject_below, strict=strict)
+    results = predict(config)
+    if json_output:
+        typer.echo(json.dumps([r.to_json() for r in results], indent=1))
+        return
+    table = Table(title=f"{model.name}: predictions")
+    table.add_column("image")
+    table.add_column("prediction")
+    table.add_column("probability", justify="right")
+    if top_k > 1:
+        table.add_column("next", justify="left")
+    for r in results:
+        row = [r.image, r.label, f"{r.ranked[0][1]:.4f}"]
+        if top_k > 1:
+            row.append(", ".join(f"{name} {p:.4f}" for name, p in r.ranked[1:]))
+        table.add_row(*row)
+    console.print(table)
+
+
 @app.command("run")
 @user_errors
 def run_pipeline(

@@ -1,0 +1,105 @@
+"""Prediction on new images: class and probability for each, or "unknown" below a threshold."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from PIL import UnidentifiedImageError
+
+from pdfewshot.data.sources import IMAGE_SUFFIXES, decode_image, image_to_array
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.embedding import to_input
+from pdfewshot.report import err_console
+from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.stages.common import open_predictor
+from pdfewshot.stages.finetune import DEFAULT_PREDICTOR
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class PredictConfig:
+    """Options of ``pdfewshot predict`` (the CLI documents each)."""
+
+    inputs: list[Path] = field(default_factory=list)
+    model: Path = DEFAULT_PREDICTOR
+    top_k: int = 1
+    reject_below: float | None = None
+    strict: bool = False
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: str
+    ranked: list[tuple[str, float]]  # (class, softmax probability), best first
+    label: str  # the best class, or "unknown" when its probability is under the threshold
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image, "label": self.label,
+            "top": [{"class": name, "probability": p} for name, p in self.ranked],
+        }  # fmt: skip
+
+
+def collect_images(inputs: Sequence[Path]) -> list[Path]:
+    """The image files named, and those under the folders named (recursively, in name order)."""
+    if not inputs:
+        raise PdfewshotError("IMAGE_OR_FOLDER: give at least one image or folder")
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise PdfewshotError(f"{item}: no images in this folder")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise PdfewshotError(f"{item}: no such file or folder")
+    return files
+
+
+@paddle.no_grad()  # type: ignore[untyped-decorator]
+def predict(config: PredictConfig) -> list[Prediction]:
+    """Classifies each image with the predictor; probabilities are the softmax of its logits."""
+    set_paddle_threads()
+    if config.top_k < 1:
+        raise PdfewshotError(f"--top-k {config.top_k}: must be at least 1")
+    if config.reject_below is not None and not 0.0 <= config.reject_below <= 1.0:
+        raise PdfewshotError(f"--reject-below {config.reject_below}: must be a probability between 0 and 1")
+    predictor, meta = open_predictor(config.model)
+    files = collect_images(config.inputs)
+    arrays, names, skipped = [], [], []
+    for path in files:
+        try:
+            arrays.append(image_to_array(decode_image(path.read_bytes()), meta["image_size"], meta["channels"]))
+            names.append(str(path))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            if config.strict:
+                raise PdfewshotError(f"{path}: unreadable image ({error})") from None
+            skipped.append(str(path))
+    if skipped:
+        err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
+    if not arrays:
+        raise PdfewshotError("no readable images to predict")
+    images = np.stack(arrays)
+    probabilities = np.concatenate(
+        [
+            F.softmax(predictor(to_input(images[i : i + config.batch_size])), axis=1).numpy()
+            for i in range(0, len(images), config.batch_size)
+        ]
+    )
+    classes = meta["class_names"]
+    k = min(config.top_k, len(classes))
+    results = []
+    for name, row in zip(names, probabilities, strict=True):
+        order = np.argsort(-row, kind="stable")[:k]
+        ranked = [(classes[i], float(row[i])) for i in order]
+        rejected = config.reject_below is not None and ranked[0][1] < config.reject_below
+        results.append(Prediction(name, ranked, UNKNOWN if rejected else ranked[0][0]))
+    return results

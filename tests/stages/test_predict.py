@@ -1,0 +1,89 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pdfewshot.cli import app
+from pdfewshot.stages.test import QueryTestConfig, run_test
+from tests.conftest import make_nested
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("predict")
+    data = make_nested(root / "data", alphabets=3, characters=3, per_class=6)
+    models = root / "models"
+    pretrain = ["pretrain", "--data", str(data), "--out", str(models / "e.pdparams"), "--image-size", "16",
+                "--embedding-dim", "8", "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4",
+                "--novel-fraction", "0.34"]  # fmt: skip
+    assert runner.invoke(app, pretrain).exit_code == 0
+    finetune = ["finetune", "--model", str(models / "e.pdparams"), "--out", str(models / "p.pdparams"),
+                "--shot", "2", "--steps", "20"]  # fmt: skip
+    assert runner.invoke(app, finetune).exit_code == 0
+    return data, models / "p.pdparams"
+
+
+def predict_json(args: list[str]) -> list[dict]:  # type: ignore[type-arg]
+    result = runner.invoke(app, ["predict", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)  # type: ignore[no-any-return]
+
+
+def test_predict_agrees_with_test_on_the_held_out_queries(trained: tuple[Path, Path]) -> None:
+    data, model = trained
+    tested = run_test(QueryTestConfig(model=model, report=None))
+    manifest = json.loads(model.with_name("p.queries.json").read_text())
+    files = [str(data / q["key"]) for q in manifest["queries"]]
+    predicted = predict_json([*files, "--model", str(model)])
+    classes = json.loads(model.with_name("p.json").read_text())["class_names"]
+    assert [p["label"] for p in predicted] == [classes[i] for i in tested.predictions]
+
+
+def test_top_k_probabilities_and_folders(trained: tuple[Path, Path]) -> None:
+    data, model = trained
+    predicted = predict_json([str(data / "alpha0"), "--model", str(model), "--top-k", "50"])
+    assert len(predicted) == 3 * 6  # every image under the folder, recursively
+    for item in predicted:
+        probabilities = [t["probability"] for t in item["top"]]
+        assert len(probabilities) == 3  # capped at the number of classes
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert np.isclose(sum(probabilities), 1.0, atol=1e-5)
+        assert item["label"] == item["top"][0]["class"]
+
+
+def test_reject_below_answers_unknown(trained: tuple[Path, Path]) -> None:
+    data, model = trained
+    image = str(data / "alpha1" / "char0" / "0.png")
+    assert predict_json([image, "--model", str(model), "--reject-below", "1.0"])[0]["label"] == "unknown"
+    assert predict_json([image, "--model", str(model), "--reject-below", "0.0"])[0]["label"] != "unknown"
+
+
+def test_table_output(trained: tuple[Path, Path]) -> None:
+    data, model = trained
+    result = runner.invoke(app, ["predict", str(data / "alpha1" / "char0"), "--model", str(model), "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("│")]
+    assert "predictions" in result.output and len(rows) == 6  # one row per image of the folder
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{data}/nowhere.png"], "nowhere.png: no such file or folder"),
+        (["{empty}"], "no images in this folder"),
+        (["{data}/alpha0/char0/0.png", "--top-k", "0"], "--top-k 0: must be at least 1"),
+        (["{data}/alpha0/char0/0.png", "--reject-below", "2"], "--reject-below 2.0: must be a probability"),
+    ],
+)
+def test_bad_predict_input(trained: tuple[Path, Path], tmp_path: Path, args: list[str], message: str) -> None:
+    data, model = trained
+    (tmp_path / "empty").mkdir()
+    filled = [a.format(data=data, empty=tmp_path / "empty") for a in args]
+    result = runner.invoke(app, ["predict", *filled, "--model", str(model)])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: ") and message in result.output
+    assert "Traceback" not in result.output
