@@ -210,6 +210,11 @@ def finetune(
         f"{len(result.class_names)}-way {shot}-shot: fitted on {result.support} support images{final}; "
         f"{result.queries} held-out queries for test"
     )
+    if result.suggested_reject_below is not None:
+        typer.echo(
+            f"suggested --reject-below {result.suggested_reject_below:.4f} "
+            "(leave-one-out on the support set: ~95% of its images clear it); stored in the checkpoint"
+        )
     typer.echo(f"wrote {result.checkpoint}")
 
 
@@ -301,8 +306,11 @@ def predict_command(
     ),
     top_k: Annotated[int, typer.Option(help="How many classes to list per image, most probable first.")] = 1,
     reject_below: Annotated[
-        float | None,
-        typer.Option(help="Answer 'unknown' when the best class's softmax probability is below this."),
+        str | None,
+        typer.Option(
+            help="Answer 'unknown' when the best class's softmax probability is below this; 'suggested' "
+            "takes the threshold finetune suggested."
+        ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     strict: StrictOption = False,
@@ -315,7 +323,13 @@ def predict_command(
     from pdfewshot.report import console
     from pdfewshot.stages.predict import PredictConfig, predict
 
-    config = PredictConfig(inputs=inputs, model=model, top_k=top_k, reject_below=reject_below, strict=strict)
+    threshold: float | str | None = reject_below
+    if reject_below not in (None, "suggested"):
+        try:
+            threshold = float(reject_below)
+        except ValueError:
+            raise PdfewshotError(f"--reject-below {reject_below}: expected a probability or 'suggested'") from None
+    config = PredictConfig(inputs=inputs, model=model, top_k=top_k, reject_below=threshold, strict=strict)
     results = predict(config)
     if json_output:
         typer.echo(json.dumps([r.to_json() for r in results], indent=1))

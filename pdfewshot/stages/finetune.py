@@ -17,6 +17,7 @@ from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import load_checkpoint_data, open_embedding
 from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
+from pdfewshot.threshold import leave_one_out_threshold
 
 DEFAULT_PREDICTOR = Path("models/predictor.pdparams")
 
@@ -48,6 +49,7 @@ class FinetuneResult:
     support: int
     queries: int
     losses: list[float]
+    suggested_reject_below: float | None = None
 
 
 def queries_path(checkpoint: Path) -> Path:
@@ -92,6 +94,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
 
     paddle.seed(config.seed)
     images, labels = episode.images[support], episode.labels[support]
+    support_embeddings = embed(net, images)  # before any training: also what a frozen fit trains on
+    threshold = leave_one_out_threshold(support_embeddings.numpy(), labels, len(class_names), config.scale)
     if config.train_backbone:
         classifier, losses = fit_with_backbone(
             net,
@@ -107,7 +111,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         )
     else:
         classifier, losses = fit_on_features(
-            embed(net, images),
+            support_embeddings,
             labels,
             len(class_names),
             config.steps,
@@ -138,6 +142,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         "shot": config.shot,
         "seed": config.seed,
         "queries_manifest": manifest_file.name,
+        "suggested_reject_below": threshold,
         "config": {
             "steps": config.steps,
             "lr": config.lr,
@@ -147,4 +152,4 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         },
     }
     save_checkpoint(config.out, Predictor(net, classifier), predictor_meta)
-    return FinetuneResult(config.out, class_names, len(support), len(query), losses)
+    return FinetuneResult(config.out, class_names, len(support), len(query), losses, threshold)

@@ -28,7 +28,7 @@ class PredictConfig:
     inputs: list[Path] = field(default_factory=list)
     model: Path = DEFAULT_PREDICTOR
     top_k: int = 1
-    reject_below: float | None = None
+    reject_below: float | str | None = None  # a probability, or "suggested" (finetune's suggestion)
     strict: bool = False
     batch_size: int = 256
 
@@ -70,9 +70,14 @@ def predict(config: PredictConfig) -> list[Prediction]:
     set_paddle_threads()
     if config.top_k < 1:
         raise PdfewshotError(f"--top-k {config.top_k}: must be at least 1")
-    if config.reject_below is not None and not 0.0 <= config.reject_below <= 1.0:
-        raise PdfewshotError(f"--reject-below {config.reject_below}: must be a probability between 0 and 1")
     predictor, meta = open_predictor(config.model)
+    threshold = config.reject_below
+    if threshold == "suggested":
+        threshold = meta.get("suggested_reject_below")
+        if threshold is None:
+            raise PdfewshotError(f"--model {config.model}: has no suggested threshold (fine-tuned with one shot)")
+    if isinstance(threshold, str) or (threshold is not None and not 0.0 <= threshold <= 1.0):
+        raise PdfewshotError(f"--reject-below {config.reject_below}: must be a probability between 0 and 1")
     files = collect_images(config.inputs)
     arrays, names, skipped = [], [], []
     for path in files:
@@ -100,6 +105,6 @@ def predict(config: PredictConfig) -> list[Prediction]:
     for name, row in zip(names, probabilities, strict=True):
         order = np.argsort(-row, kind="stable")[:k]
         ranked = [(classes[i], float(row[i])) for i in order]
-        rejected = config.reject_below is not None and ranked[0][1] < config.reject_below
+        rejected = threshold is not None and ranked[0][1] < threshold
         results.append(Prediction(name, ranked, UNKNOWN if rejected else ranked[0][0]))
     return results

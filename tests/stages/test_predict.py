@@ -87,3 +87,15 @@ def test_bad_predict_input(trained: tuple[Path, Path], tmp_path: Path, args: lis
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: ") and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_suggested_threshold_is_stored_and_used(trained: tuple[Path, Path]) -> None:
+    data, model = trained
+    suggested = json.loads(model.with_name("p.json").read_text())["suggested_reject_below"]
+    assert 0.0 < suggested <= 1.0
+    images = [str(p) for p in sorted((data / "alpha1").rglob("*.png"))]
+    with_suggestion = predict_json([*images, "--model", str(model), "--reject-below", "suggested", "--top-k", "3"])
+    by_hand = predict_json([*images, "--model", str(model), "--reject-below", str(suggested), "--top-k", "3"])
+    assert with_suggestion == by_hand
+    for item in with_suggestion:
+        assert (item["label"] == "unknown") == (item["top"][0]["probability"] < suggested)
