@@ -53,3 +53,21 @@ class Predictor(nn.Layer):  # type: ignore[misc]
 
     def forward(self, images: paddle.Tensor) -> paddle.Tensor:
         return self.classifier(self.embedding(images))
+
+
+class PairPredictor(nn.Layer):  # type: ignore[misc]
+    """Koch et al. (2015)'s one-shot classifier: each query against each stored support embedding
+    through the pair head; a class scores as the logit of its most similar support image."""
+
+    def __init__(self, embedding: nn.Layer, support: paddle.Tensor, labels: paddle.Tensor, num_classes: int) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.num_classes = num_classes
+        self.register_buffer("support", support)
+        self.register_buffer("support_labels", labels.astype("int64"))
+
+    def forward(self, images: paddle.Tensor) -> paddle.Tensor:
+        pair_logits = self.embedding.pair_head.pairwise(self.embedding(images), self.support)  # [q, n]
+        member = F.one_hot(self.support_labels, self.num_classes).astype("bool")  # [n, C]
+        masked = paddle.where(member[None], pair_logits[:, :, None], paddle.full([1], -1e9, pair_logits.dtype))
+        return masked.max(axis=1)

@@ -4,11 +4,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import paddle
+from paddle import nn
+
 from pdfewshot.checkpoint import load_weights, read_checkpoint
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sources import LoadReport, load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.nets.classifier import CosineClassifier, Predictor
+from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.report import err_console
 
@@ -24,12 +27,19 @@ def open_embedding(path: Path, option: str = "--model") -> tuple[EmbeddingNet, d
     return net, meta
 
 
-def open_predictor(path: Path, option: str = "--model") -> tuple[Predictor, dict[str, Any]]:
-    """The predictor (embedding + cosine classifier) of a ``finetune`` checkpoint, with its sidecar."""
+def open_predictor(path: Path, option: str = "--model") -> tuple[nn.Layer, dict[str, Any]]:
+    """The predictor of a ``finetune`` checkpoint (images in, class logits out), with its metadata."""
     state, meta = read_checkpoint(path, "predictor", option)
-    embedding = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"])
-    classifier = CosineClassifier(len(meta["class_names"]), meta["embedding_dim"], meta["scale"])
-    predictor = Predictor(embedding, classifier)
+    pair = meta.get("method") == "pair"
+    embedding = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"], pair)
+    predictor: nn.Layer
+    if pair:
+        support = paddle.zeros([meta["support_count"], meta["embedding_dim"]])
+        labels = paddle.zeros([meta["support_count"]], dtype="int64")
+        predictor = PairPredictor(embedding, support, labels, len(meta["class_names"]))
+    else:
+        classifier = CosineClassifier(len(meta["class_names"]), meta["embedding_dim"], meta["scale"])
+        predictor = Predictor(embedding, classifier)
     load_weights(predictor, state, path, option)
     predictor.eval()
     return predictor, meta

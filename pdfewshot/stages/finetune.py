@@ -12,7 +12,7 @@ from pdfewshot.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.data.sampling import split_support_query
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.finetuning import fit_on_features, fit_with_backbone
-from pdfewshot.nets.classifier import Predictor
+from pdfewshot.nets.classifier import PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import load_checkpoint_data, open_embedding
@@ -96,7 +96,13 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     images, labels = episode.images[support], episode.labels[support]
     support_embeddings = embed(net, images)  # before any training: also what a frozen fit trains on
     threshold = leave_one_out_threshold(support_embeddings.numpy(), labels, len(class_names), config.scale)
-    if config.train_backbone:
+    pair = meta["loss"] == "pair-bce"
+    if pair:
+        # A pair-bce embedding classifies through its learnt pair head, as Koch et al. did: the
+        # predictor keeps the support embeddings; there is nothing to fit.
+        predictor: paddle.nn.Layer = PairPredictor(net, support_embeddings, paddle.to_tensor(labels), len(class_names))
+        losses: list[float] = []
+    elif config.train_backbone:
         classifier, losses = fit_with_backbone(
             net,
             images,
@@ -136,6 +142,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         "embedding_dim": meta["embedding_dim"],
         "class_names": class_names,
         "scale": config.scale,
+        "method": "pair" if pair else "cosine",
+        "loss": meta["loss"],
+        "support_count": len(support),
         "data": sources,
         "embedding_checkpoint": str(Path(config.model).resolve()),
         "embedding_config": meta["config"],
@@ -151,5 +160,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
             "backbone_lr": config.backbone_lr,
         },
     }
-    save_checkpoint(config.out, Predictor(net, classifier), predictor_meta)
+    if not pair:
+        predictor = Predictor(net, classifier)
+    save_checkpoint(config.out, predictor, predictor_meta)
     return FinetuneResult(config.out, class_names, len(support), len(query), losses, threshold)
