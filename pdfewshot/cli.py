@@ -301,9 +301,9 @@ def evaluate(
 @user_errors
 def predict_command(
     inputs: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_FOLDER...", help="Images, or folders of images.")],
-    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = Path(
-        "models/predictor.pdparams"
-    ),
+    model: Annotated[
+        Path, typer.Option(help="Predictor checkpoint from finetune, or a folder written by export.")
+    ] = Path("models/predictor.pdparams"),
     top_k: Annotated[int, typer.Option(help="How many classes to list per image, most probable first.")] = 1,
     reject_below: Annotated[
         str | None,
@@ -346,6 +346,23 @@ def predict_command(
             row.append(", ".join(f"{name} {p:.4f}" for name, p in r.ranked[1:]))
         table.add_row(*row)
     console.print(table)
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = Path(
+        "models/predictor.pdparams"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder to write (replaced if it holds an earlier export).")] = Path(
+        "models/export"
+    ),
+) -> None:
+    """Export a predictor for deployment: a Paddle inference model plus pdfewshot.json (classes, preprocessing)."""
+    from pdfewshot.stages.export import ExportConfig, export
+
+    folder = export(ExportConfig(model=model, out=out))
+    typer.echo(f"wrote {folder} (use it with: pdfewshot predict IMAGES --model {folder})")
 
 
 @app.command("run")

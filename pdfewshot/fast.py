@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from pdfewshot.nets.embedding import embed, to_input
+from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import thread_count
 
 # Below this many images the eager path finishes before a predictor would be built.
@@ -31,30 +31,39 @@ class _InputScaling(nn.Layer):  # type: ignore[misc]
         return self.net(images / 127.5 - 1.0)
 
 
-class InferenceEmbedder:
-    """A ``paddle.inference`` predictor of an embedding network, built once and reused."""
+def save_for_inference(layer: nn.Layer, channels: int, image_size: int, prefix: str) -> None:
+    """``paddle.jit.save`` of ``layer`` with its input scaling folded in: it takes float32
+    ``[N, channels, image_size, image_size]`` pixel values in 0..255."""
+    was_training = layer.training
+    layer.eval()
+    spec = [paddle.static.InputSpec([None, channels, image_size, image_size], "float32", "images")]
+    paddle.jit.save(_InputScaling(layer), prefix, input_spec=spec)
+    if was_training:
+        layer.train()
 
-    def __init__(self, net: nn.Layer, channels: int, image_size: int, threads: int | None = None) -> None:
-        was_training = net.training
-        net.eval()
-        spec = [paddle.static.InputSpec([None, channels, image_size, image_size], "float32", "images")]
-        with tempfile.TemporaryDirectory(prefix="pdfewshot-jit-") as folder:
-            prefix = str(Path(folder) / "embedding")
-            paddle.jit.save(_InputScaling(net), prefix, input_spec=spec)
-            program = next(p for p in Path(folder).iterdir() if p.suffix in (".json", ".pdmodel"))
-            config = paddle.inference.Config(str(program), prefix + ".pdiparams")
-            config.disable_gpu()
-            config.enable_mkldnn()
-            config.set_cpu_math_library_num_threads(threads or thread_count())
-            config.disable_glog_info()
-            self.predictor = paddle.inference.create_predictor(config)
-        if was_training:
-            net.train()
+
+class InferenceRunner:
+    """A ``paddle.inference`` predictor (oneDNN on CPU) of a model saved by :func:`save_for_inference`."""
+
+    def __init__(self, prefix: str, threads: int | None = None) -> None:
+        folder, name = Path(prefix).parent, Path(prefix).name
+        program = next(
+            (folder / (name + suffix) for suffix in (".json", ".pdmodel") if (folder / (name + suffix)).is_file()),
+            None,
+        )
+        if program is None:
+            raise FileNotFoundError(f"{prefix}: no saved program (.json or .pdmodel)")
+        config = paddle.inference.Config(str(program), prefix + ".pdiparams")
+        config.disable_gpu()
+        config.enable_mkldnn()
+        config.set_cpu_math_library_num_threads(threads or thread_count())
+        config.disable_glog_info()
+        self.predictor = paddle.inference.create_predictor(config)
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
     def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Embeddings of uint8 images ``[n, h, w, c]``."""
+        """Outputs for uint8 images ``[n, h, w, c]``."""
         outputs = []
         for start in range(0, len(images), batch_size):
             batch = np.ascontiguousarray(images[start : start + batch_size].transpose(0, 3, 1, 2), dtype=np.float32)
@@ -65,6 +74,16 @@ class InferenceEmbedder:
         return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
+class InferenceEmbedder(InferenceRunner):
+    """A ``paddle.inference`` predictor of an embedding network, built once and reused."""
+
+    def __init__(self, net: nn.Layer, channels: int, image_size: int, threads: int | None = None) -> None:
+        with tempfile.TemporaryDirectory(prefix="pdfewshot-jit-") as folder:
+            prefix = str(Path(folder) / "embedding")
+            save_for_inference(net, channels, image_size, prefix)
+            super().__init__(prefix, threads)
+
+
 def embed_fast(net: nn.Layer, images: np.ndarray) -> np.ndarray:
     """Embeddings of uint8 images through the fastest path for their number (see module doc)."""
     if len(images) < FAST_PATH_MIN_IMAGES:
@@ -72,4 +91,4 @@ def embed_fast(net: nn.Layer, images: np.ndarray) -> np.ndarray:
     return InferenceEmbedder(net, images.shape[3], images.shape[1])(images)
 
 
-__all__ = ["FAST_PATH_MIN_IMAGES", "InferenceEmbedder", "embed_fast", "to_input"]
+__all__ = ["FAST_PATH_MIN_IMAGES", "InferenceEmbedder", "InferenceRunner", "embed_fast", "save_for_inference"]

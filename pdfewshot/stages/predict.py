@@ -1,21 +1,22 @@
 """Prediction on new images: class and probability for each, or "unknown" below a threshold."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 from PIL import UnidentifiedImageError
 
 from pdfewshot.data.sources import IMAGE_SUFFIXES, decode_image, image_to_array
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.fast import InferenceRunner
 from pdfewshot.nets.embedding import to_input
 from pdfewshot.report import err_console
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_predictor
+from pdfewshot.stages.export import read_export_meta
 from pdfewshot.stages.finetune import DEFAULT_PREDICTOR
 
 UNKNOWN = "unknown"
@@ -64,13 +65,28 @@ def collect_images(inputs: Sequence[Path]) -> list[Path]:
     return files
 
 
-@paddle.no_grad()  # type: ignore[untyped-decorator]
+def open_scorer(model: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """uint8 images -> logits, from a predictor checkpoint or from an exported folder (paddle.inference)."""
+    if model.is_dir():
+        meta = read_export_meta(model)
+        return InferenceRunner(str(model / meta["program"])), meta
+    predictor, meta = open_predictor(model)
+
+    @paddle.no_grad()  # type: ignore[untyped-decorator]
+    def score(images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return np.concatenate(
+            [predictor(to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+        )
+
+    return score, meta
+
+
 def predict(config: PredictConfig) -> list[Prediction]:
     """Classifies each image with the predictor; probabilities are the softmax of its logits."""
     set_paddle_threads()
     if config.top_k < 1:
         raise PdfewshotError(f"--top-k {config.top_k}: must be at least 1")
-    predictor, meta = open_predictor(config.model)
+    scorer, meta = open_scorer(config.model)
     threshold = config.reject_below
     if threshold == "suggested":
         threshold = meta.get("suggested_reject_below")
@@ -92,13 +108,9 @@ def predict(config: PredictConfig) -> list[Prediction]:
         err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
     if not arrays:
         raise PdfewshotError("no readable images to predict")
-    images = np.stack(arrays)
-    probabilities = np.concatenate(
-        [
-            F.softmax(predictor(to_input(images[i : i + config.batch_size])), axis=1).numpy()
-            for i in range(0, len(images), config.batch_size)
-        ]
-    )
+    logits = scorer(np.stack(arrays))
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     classes = meta["class_names"]
     k = min(config.top_k, len(classes))
     results = []

@@ -99,3 +99,28 @@ def test_suggested_threshold_is_stored_and_used(trained: tuple[Path, Path]) -> N
     assert with_suggestion == by_hand
     for item in with_suggestion:
         assert (item["label"] == "unknown") == (item["top"][0]["probability"] < suggested)
+
+
+def test_exported_model_predicts_as_the_checkpoint_does(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    data, model = trained
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "--model", str(model), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    description = json.loads((out / "pdfewshot.json").read_text())
+    assert description["class_names"] == json.loads(model.with_name("p.json").read_text())["class_names"]
+    assert (out / "predictor.pdiparams").is_file()
+    images = [str(p) for p in sorted(data.rglob("*.png"))]
+    from_checkpoint = predict_json([*images, "--model", str(model), "--top-k", "3"])
+    from_export = predict_json([*images, "--model", str(out), "--top-k", "3"])
+    assert [p["label"] for p in from_export] == [p["label"] for p in from_checkpoint]
+    for a, b in zip(from_export, from_checkpoint, strict=True):
+        np.testing.assert_allclose(
+            [t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], atol=1e-4
+        )
+    # exporting again replaces the earlier export; a folder of something else is refused
+    assert runner.invoke(app, ["export", "--model", str(model), "--out", str(out)]).exit_code == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    refused = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "other")])
+    assert refused.exit_code == 2 and "exists and is not an earlier pdfewshot export" in refused.output
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
