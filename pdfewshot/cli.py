@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Work with data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+support_app = typer.Typer(help="Add a class to a predictor from a few images, or drop one.", no_args_is_help=True)
+app.add_typer(support_app, name="support")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -390,6 +392,36 @@ def run_pipeline(
             continue
         if isinstance(code, int) and code != 0:
             raise typer.Exit(code)
+
+
+PredictorOption = Annotated[Path, typer.Option(help="Predictor checkpoint to change in place.")]
+
+
+@support_app.command("add")
+@user_errors
+def support_add(
+    name: Annotated[str, typer.Argument(help="Name of the new class.")],
+    folder: Annotated[Path, typer.Argument(help="Folder of its images (one to a few).")],
+    model: PredictorOption = Path("models/predictor.pdparams"),
+) -> None:
+    """Add a class from a few images without retraining: its prototype becomes a new row of W."""
+    from pdfewshot.stages.support import add_class
+
+    count = add_class(model, name, folder)
+    typer.echo(f"added class {name} from {count} images to {model}")
+
+
+@support_app.command("remove")
+@user_errors
+def support_remove(
+    name: Annotated[str, typer.Argument(help="The class to drop.")],
+    model: PredictorOption = Path("models/predictor.pdparams"),
+) -> None:
+    """Drop a class from a predictor (its row of W and its held-out queries)."""
+    from pdfewshot.stages.support import remove_class
+
+    remove_class(model, name)
+    typer.echo(f"removed class {name} from {model}")
 
 
 @data_app.command("synth")
