@@ -373,25 +373,45 @@ def run_pipeline(
     file: Annotated[
         Path, typer.Argument(help="Pipeline file (TOML): [[stage]] tables with a command and its options.")
     ],
+    force: Annotated[bool, typer.Option(help="Run every stage, even those that are up to date.")] = False,
 ) -> None:
-    """Run the stages of a pipeline file one after the other; stop at the first that fails."""
-    from pdfewshot.pipeline import read_pipeline
+    """Run the stages of a pipeline file in order; skip those that are up to date; stop at a failure."""
+    from pdfewshot.pipeline import read_pipeline, read_state, up_to_date, write_state
     from pdfewshot.report import err_console
 
     stages = read_pipeline(file)
     command = typer.main.get_command(app)
+    previous = read_state(file)
+    state: list[dict[str, Any]] = []
     for number, stage in enumerate(stages, 1):
+        where = f"{file}: stage {number} ({stage.command})"
+        try:
+            parsed = command.commands[stage.command].make_context(  # type: ignore[attr-defined]
+                stage.command, list(stage.arguments), resilient_parsing=False
+            )
+        except typer.TyperException as error:  # the command's parser refused an option
+            raise PdfewshotError(f"{where}: {error.format_message()}") from None
+        record = {"arguments": [stage.command, *stage.arguments]}
+        earlier = previous[number - 1] if number <= len(previous) else None
+        if not force and up_to_date(stage, parsed.params, earlier):
+            err_console.print(f"stage {number}/{len(stages)}: pdfewshot {stage}: up to date, skipped", style="dim")
+            state.append(record)
+            continue
         err_console.rule(f"stage {number}/{len(stages)}: pdfewshot {stage}", style="dim")
         try:
             code = command.main([stage.command, *stage.arguments], prog_name="pdfewshot", standalone_mode=False)
-        except typer.TyperException as error:  # the command's parser refused an option
-            raise PdfewshotError(f"{file}: stage {number} ({stage.command}): {error.format_message()}") from None
+        except typer.TyperException as error:
+            raise PdfewshotError(f"{where}: {error.format_message()}") from None
         except typer.Exit as stop:  # a stage's own one-line error, already printed
             if stop.exit_code:
+                write_state(file, state)
                 raise
-            continue
+            code = 0
         if isinstance(code, int) and code != 0:
+            write_state(file, state)
             raise typer.Exit(code)
+        state.append(record)
+        write_state(file, state)
 
 
 PredictorOption = Annotated[Path, typer.Option(help="Predictor checkpoint to change in place.")]

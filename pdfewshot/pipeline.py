@@ -9,17 +9,22 @@
     command = "finetune"
     shot = 2
 
+A stage whose options are unchanged since it last ran and whose outputs are newer than its inputs
+is skipped (``--force`` runs it anyway); what ran is remembered in ``models/.run-state/``.
+
 Each table's keys are the command's options with ``_`` or ``-`` between words; ``true`` / ``false``
 give ``--flag`` / ``--no-flag``, lists repeat the option. Paths are as on the command line: relative
 to the folder you run from. The command's own parser checks the options, so a pipeline file accepts
 exactly what the command line does.
 """
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pdfewshot.atomic import atomic_write_text
 from pdfewshot.errors import PdfewshotError
 
 STAGE_COMMANDS = ("pretrain", "finetune", "test", "evaluate")
@@ -72,3 +77,60 @@ def read_pipeline(path: Path) -> list[Stage]:
             raise PdfewshotError(f"{where}: command = {command!r}: expected one of {', '.join(STAGE_COMMANDS)}")
         stages.append(Stage(command, _arguments(options, f"{where} ({command})")))
     return stages
+
+
+# Which options of each stage name the files it reads and the files it writes.
+STAGE_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "pretrain": (("data", "pretrained"), ("out",)),
+    "finetune": (("model", "data"), ("out",)),
+    "test": (("model", "data"), ("report",)),
+    "evaluate": (("model", "data", "runs"), ("report",)),
+}
+
+
+def _paths(values: object) -> list[Path]:
+    items = values if isinstance(values, list | tuple) else [values]
+    return [Path(str(v)) for v in items if v is not None and not str(v).startswith("builtin:")]
+
+
+def _newest_mtime(path: Path) -> float:
+    if path.is_dir():
+        return max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=path.stat().st_mtime)
+    return path.stat().st_mtime
+
+
+def stage_files(command: str, params: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+    """The files a stage reads and writes, from its parsed options (defaults included)."""
+    inputs, outputs = STAGE_FILES[command]
+    return (
+        [p for name in inputs for p in _paths(params.get(name))],
+        [p for name in outputs for p in _paths(params.get(name))],
+    )
+
+
+def up_to_date(stage: Stage, params: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """True when the stage ran before with the same options and its outputs are newer than its inputs."""
+    if previous is None or previous.get("arguments") != [stage.command, *stage.arguments]:
+        return False
+    inputs, outputs = stage_files(stage.command, params)
+    if not outputs or not all(p.exists() for p in [*inputs, *outputs]):
+        return False
+    oldest_output = min(_newest_mtime(p) for p in outputs)
+    return all(_newest_mtime(p) <= oldest_output for p in inputs)
+
+
+def state_path(pipeline: Path) -> Path:
+    """Where ``pdfewshot run`` remembers which stages of ``pipeline`` ran, and with which options."""
+    return Path("models") / ".run-state" / f"{pipeline.stem}.json"
+
+
+def read_state(pipeline: Path) -> list[dict[str, Any]]:
+    try:
+        state = json.loads(state_path(pipeline).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return []
+    return state if isinstance(state, list) else []
+
+
+def write_state(pipeline: Path, state: list[dict[str, Any]]) -> None:
+    atomic_write_text(state_path(pipeline), json.dumps(state, indent=1))

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def test_bad_pipeline_files(tmp_path: Path, text: str, message: str) -> None:
     assert message in str(error.value) and "p.toml" in str(error.value)
 
 
-def test_run_chains_the_stages(tmp_path: Path) -> None:
+def test_run_chains_the_stages_and_skips_what_is_up_to_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the run state goes to ./models/.run-state
     data = make_nested(tmp_path / "data", alphabets=3, characters=3, per_class=4)
     models = tmp_path / "m"
     file = write(
@@ -61,8 +63,24 @@ def test_run_chains_the_stages(tmp_path: Path) -> None:
     assert result.output.strip().splitlines()[-1].startswith("overall: ")
     assert (models / "r.json").is_file()
 
+    again = runner.invoke(app, ["run", str(file)])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("up to date, skipped") == 3
+    # an input newer than a stage's output reruns that stage and those after it
+    embedding = models / "e.pdparams"
+    stamp = (models / "p.pdparams").stat().st_mtime + 10
+    os.utime(embedding, (stamp, stamp))
+    partly = runner.invoke(app, ["run", str(file)])
+    assert partly.output.count("up to date, skipped") == 1, partly.output  # only pretrain
+    assert partly.output.strip().splitlines()[-1].startswith("overall: ")
+    # changed options rerun the stage; --force reruns all
+    file.write_text(file.read_text().replace("steps = 2", "steps = 3"))
+    assert runner.invoke(app, ["run", str(file)]).output.count("up to date, skipped") == 1
+    assert "up to date" not in runner.invoke(app, ["run", str(file), "--force"]).output
 
-def test_run_reports_bad_options_and_failing_stages(tmp_path: Path) -> None:
+
+def test_run_reports_bad_options_and_failing_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     file = write(tmp_path / "p.toml", '[[stage]]\ncommand = "finetune"\nshots = 2\n')
     result = runner.invoke(app, ["run", str(file)])
     assert result.exit_code == 2
