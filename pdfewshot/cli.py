@@ -36,6 +36,9 @@ DataOption = Annotated[
     ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed for the split, sampling and initialisation.")]
+PlotsOption = Annotated[
+    bool, typer.Option(help="Also write a confusion matrix and a per-class accuracy chart (PNG) by the report.")
+]
 StrictOption = Annotated[bool, typer.Option(help="Stop at an unreadable image instead of skipping it with a warning.")]
 
 
@@ -229,12 +232,13 @@ def test_command(
     data: DataOption = None,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/test_report.json"),
     strict: StrictOption = False,
+    plots: PlotsOption = False,
 ) -> None:
     """Accuracy on the held-out query images, per class and overall."""
     from pdfewshot.report import accuracy_table, console
     from pdfewshot.stages.test import QueryTestConfig, run_test
 
-    result = run_test(QueryTestConfig(model=model, data=data or [], report=report, strict=strict))
+    result = run_test(QueryTestConfig(model=model, data=data or [], report=report, strict=strict, plots=plots))
     console.print(accuracy_table(result.per_class, f"{model.name}: per-class accuracy"))
     typer.echo(f"wrote {report}")
     typer.echo(f"overall: {result.overall:.4f}")
@@ -267,6 +271,7 @@ def evaluate(
     finetune_steps: Annotated[int, typer.Option(min=0, help="Steps of the finetune method per episode.")] = 100,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/evaluate_report.json"),
     per_class: Annotated[bool, typer.Option(help="Also print per-class accuracy over all episodes.")] = False,
+    plots: PlotsOption = False,
 ) -> None:
     """N-way K-shot accuracy over seeded episodes (mean +- 95% interval), or on Omniglot's 20 runs."""
     from pdfewshot.report import console, evaluation_tables
@@ -275,7 +280,7 @@ def evaluate(
 
     config = EvaluateConfig(
         model=model, data=data or [], runs=runs, way=way, query=query, episodes=episodes, seed=seed,
-        image_size=image_size, finetune_steps=finetune_steps, report=report, strict=strict,
+        image_size=image_size, finetune_steps=finetune_steps, report=report, strict=strict, plots=plots,
     )  # fmt: skip
     if method:
         config.methods = method

@@ -19,6 +19,7 @@ from pdfewshot.fast import embed_fast
 from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier
 from pdfewshot.methods.pair import PairHeadClassifier
 from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.plots import class_accuracy_bars, confusion_matrix
 from pdfewshot.report import ClassAccuracy, loss_progress, write_json
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import load_checkpoint_data, open_embedding, warn_skipped
@@ -45,6 +46,7 @@ class EvaluateConfig:
     scale: float = 10.0
     report: Path | None = Path("models/evaluate_report.json")
     strict: bool = False
+    plots: bool = False
     show_progress: bool = True
 
 
@@ -59,6 +61,7 @@ class MethodResult:
     correct: int = 0
     trials: int = 0
     per_class: dict[str, list[int]] = field(default_factory=dict)  # name -> [queries, correct]
+    confusion: dict[tuple[str, str], int] = field(default_factory=dict)  # (true, predicted) -> count
 
     @property
     def label(self) -> str:
@@ -81,10 +84,12 @@ class MethodResult:
         self.accuracies.append(float(hits.mean()))
         self.correct += int(hits.sum())
         self.trials += len(hits)
-        for label, hit in zip(truth.tolist(), hits.tolist(), strict=True):
+        for label, guess, hit in zip(truth.tolist(), predicted.tolist(), hits.tolist(), strict=True):
             counts = self.per_class.setdefault(class_names[label], [0, 0])
             counts[0] += 1
             counts[1] += int(hit)
+            pair = (class_names[label], class_names[guess])
+            self.confusion[pair] = self.confusion.get(pair, 0) + 1
 
     def class_rows(self) -> list[ClassAccuracy]:
         return [ClassAccuracy(name, q, c) for name, (q, c) in sorted(self.per_class.items())]
@@ -174,7 +179,41 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     result.skipped_methods = skipped
     if config.report is not None:
         write_json(config.report, result.to_json())
+    if config.plots:
+        write_plots(result, (config.report or Path("models/evaluate_report.json")).with_suffix(""))
     return result
+
+
+def write_plots(result: EvaluateResult, base: Path) -> list[Path]:
+    """Per method and shot: confusion matrix and per-class accuracy (episodes), or accuracy per run."""
+    written = []
+    for item in result.results:
+        stem = base.with_name(f"{base.name}.{item.method}.{item.shot}shot")
+        if result.kind == "runs":
+            written.append(
+                class_accuracy_bars(
+                    result.run_names,
+                    item.accuracies,
+                    stem.with_name(stem.name + ".per_run.png"),
+                    f"{item.method}: accuracy per run",
+                )
+            )
+            continue
+        names = sorted(item.per_class)
+        index = {name: i for i, name in enumerate(names)}
+        truth = np.repeat([index[t] for t, _ in item.confusion], list(item.confusion.values()))
+        guess = np.repeat([index[p] for _, p in item.confusion], list(item.confusion.values()))
+        written.append(confusion_matrix(truth, guess, names, stem.with_name(stem.name + ".confusion.png")))
+        rows = item.class_rows()
+        written.append(
+            class_accuracy_bars(
+                [r.name for r in rows],
+                [r.accuracy for r in rows],
+                stem.with_name(stem.name + ".per_class.png"),
+                f"{item.label}: accuracy per class",
+            )
+        )
+    return written
 
 
 def _evaluate_runs(

@@ -26,6 +26,7 @@ from pdfewshot.data.splits import split_classes, write_split
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
+from pdfewshot.plots import loss_curve, plots_available
 from pdfewshot.report import LossProgress, loss_progress
 from pdfewshot.resume import Position, read_resume, restore_extra, restore_optimizer, resume_path, save_resume
 from pdfewshot.runtime import set_paddle_threads
@@ -305,6 +306,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     }
     save_checkpoint(config.out, net, meta)
     write_split(split, str(split_path(config.out)))
+    if plots_available():
+        loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {config.loss}")
     resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
     resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
     return PretrainResult(

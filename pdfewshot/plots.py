@@ -1,0 +1,93 @@
+"""Pictures of results: confusion matrix, per-class accuracy, loss curve (matplotlib, an optional extra).
+
+Each function writes one PNG atomically and returns its path. Install with ``pip install ".[plots]"``.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdfewshot.atomic import atomic_write
+from pdfewshot.errors import PdfewshotError
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no display
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PdfewshotError('--plots: needs matplotlib; install it with: pip install "pdfewshot[plots]"') from None
+    return plt
+
+
+def plots_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _save(figure: Any, path: Path) -> Path:
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight"))
+    _pyplot().close(figure)
+    return path
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str], path: Path) -> Path:
+    """Rows: true class; columns: predicted class; cells: share of the row's queries."""
+    plt = _pyplot()
+    count = len(class_names)
+    matrix = np.zeros((count, count))
+    np.add.at(matrix, (labels, predictions), 1)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.25 * count, 24)
+    figure, axes = plt.subplots(figsize=(size, size))
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(count)
+    if count <= 60:
+        axes.set_xticks(ticks, class_names, rotation=90, fontsize=6)
+        axes.set_yticks(ticks, class_names, fontsize=6)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(
+        f"confusion matrix ({int(matrix.sum())} queries, accuracy {np.trace(matrix) / max(matrix.sum(), 1):.3f})"
+    )
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class's queries")
+    return _save(figure, path)
+
+
+def class_accuracy_bars(names: Sequence[str], accuracies: Sequence[float], path: Path, title: str) -> Path:
+    """One bar per class, sorted from worst to best, with the mean as a line."""
+    plt = _pyplot()
+    order = np.argsort(accuracies, kind="stable")
+    figure, axes = plt.subplots(figsize=(min(4 + 0.18 * len(names), 30), 4))
+    axes.bar(np.arange(len(names)), np.asarray(accuracies)[order], color="tab:blue")
+    axes.axhline(float(np.mean(accuracies)), color="tab:red", linewidth=1, label=f"mean {np.mean(accuracies):.3f}")
+    if len(names) <= 80:
+        axes.set_xticks(np.arange(len(names)), [names[i] for i in order], rotation=90, fontsize=6)
+    axes.set_ylim(0, 1)
+    axes.set_ylabel("accuracy")
+    axes.set_title(title)
+    axes.legend(loc="lower right")
+    return _save(figure, path)
+
+
+def loss_curve(losses: Sequence[float], path: Path, title: str) -> Path:
+    """The loss at each step and its moving average over 20 steps."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4))
+    steps = np.arange(1, len(losses) + 1)
+    axes.plot(steps, losses, color="tab:blue", alpha=0.35, linewidth=0.8, label="loss per step")
+    if len(losses) >= 20:
+        smooth = np.convolve(losses, np.ones(20) / 20, mode="valid")
+        axes.plot(steps[19:], smooth, color="tab:blue", linewidth=1.6, label="mean of 20 steps")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.set_title(title)
+    axes.legend()
+    return _save(figure, path)
