@@ -131,6 +131,9 @@ def pretrain(
         bool, typer.Option(help="Continue from the last --save-every state, with the same options.")
     ] = False,
     strict: StrictOption = False,
+    visualdl: Annotated[
+        Path | None, typer.Option(help='Log the loss for VisualDL in this folder (pip install "pdfewshot[visualdl]").')
+    ] = None,
 ) -> None:
     """Learn an embedding on the base classes from anchor/positive/negative triples."""
     from pdfewshot.stages.pretrain import PretrainConfig
@@ -158,6 +161,7 @@ def pretrain(
         save_every=save_every,
         resume=resume,
         strict=strict,
+        visualdl=visualdl,
     )
     result = run(config)
     typer.echo(

@@ -31,6 +31,7 @@ from pdfewshot.report import LossProgress, loss_progress
 from pdfewshot.resume import Position, read_resume, restore_extra, restore_optimizer, resume_path, save_resume
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import warn_skipped
+from pdfewshot.visualdl_log import ScalarLog
 
 DEFAULT_EMBEDDING = Path("models/emb_model.pdparams")
 LOSSES = ("cosine-mse", "triplet", "contrastive", "pair-bce", "ce")
@@ -62,6 +63,7 @@ class PretrainConfig:
     save_every: int | None = None
     resume: bool = False
     strict: bool = False
+    visualdl: Path | None = None
     show_progress: bool = True
 
 
@@ -137,7 +139,7 @@ def plan_phases(config: PretrainConfig, base_images: int) -> list[Phase]:
 def resumable_options(config: PretrainConfig) -> dict[str, object]:
     """Options a resumed run must share with the run it continues."""
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    for key in ("show_progress", "resume", "save_every", "strict"):
+    for key in ("show_progress", "resume", "save_every", "strict", "visualdl"):
         record.pop(key)
     return record
 
@@ -206,6 +208,7 @@ def train(
     position: Position,
     saved: dict[str, object],
     progress: LossProgress,
+    log: ScalarLog,
 ) -> int:
     """Runs the phases from ``position`` on; returns the number of steps taken in this call."""
     taken = 0
@@ -236,6 +239,7 @@ def train(
                     optimizer.step()
                 optimizer.clear_grad()
                 position.losses.append(loss.item())
+                log.add(f"pretrain/{phase.kind}_loss", position.losses[-1], len(position.losses))
                 taken += 1
                 if config.save_every and len(position.losses) % config.save_every == 0:
                     here = Position(index, epoch, step + 1, position.losses)
@@ -281,9 +285,9 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         position, saved = read_resume(resume_path(config.out), net, resumable_options(config))
     total = sum(phase.epochs * phase.steps for phase in phases)
     started = time.perf_counter()
-    with loss_progress("pretrain", total, config.show_progress) as progress:
+    with loss_progress("pretrain", total, config.show_progress) as progress, ScalarLog(config.visualdl) as log:
         progress.update_completed(len(position.losses))
-        taken = train(net, base, config, phases, position, saved, progress)
+        taken = train(net, base, config, phases, position, saved, progress, log)
     seconds = time.perf_counter() - started
     losses = position.losses
 
