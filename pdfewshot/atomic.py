@@ -1,9 +1,13 @@
 """Writes that never leave a half-written file: write a temporary file beside the target, then rename."""
 
+import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pdfewshot.errors import PdfewshotError
 
@@ -42,3 +46,37 @@ def atomic_write_text(path: str | Path, text: str, option: str = "--out") -> Non
         Path(temporary).write_text(text, encoding="utf-8")
 
     atomic_write(path, write, option)
+
+
+@contextmanager
+def atomic_folder(path: Path, option: str) -> Iterator[Path]:
+    """Yields a temporary folder beside ``path``; when the block ends without error, the folder
+    replaces ``path`` (an existing one is moved aside first, then deleted). On error nothing changes."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as error:
+        raise PdfewshotError(f"{option} {path}: cannot write there ({error.strerror})") from None
+    try:
+        yield staging
+        previous = None
+        if path.exists():
+            previous = path.with_name(f".{path.name}.previous")
+            shutil.rmtree(previous, ignore_errors=True)
+            path.rename(previous)
+        staging.rename(path)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_json(path: Path, option: str) -> Any:
+    """Parsed JSON, or a one-line error naming the file: missing, or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PdfewshotError(f"{option} {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PdfewshotError(f"{option} {path}: not valid JSON ({error})") from None

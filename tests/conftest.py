@@ -52,3 +52,10 @@ def zip_folder(folder: Path, archive: Path, wrap: str | None = None) -> Path:
                 name = path.relative_to(folder).as_posix()
                 handle.write(path, f"{wrap}/{name}" if wrap else name)
     return archive
+
+
+def tiny_pretrain(data: Path, out: Path, steps: int = 2, *extra: str) -> list[str]:
+    """`pdfewshot pretrain` arguments for a few steps on 16 px images, a third of the alphabets held out."""
+    return ["pretrain", "--data", str(data), "--out", str(out), "--image-size", "16", "--embedding-dim", "8",
+            "--epochs", "1", "--steps-per-epoch", str(steps), "--batch-size", "4", "--novel-fraction", "0.34",
+            *extra]  # fmt: skip

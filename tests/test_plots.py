@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from pdfewshot import plots
 from pdfewshot.cli import app
 from pdfewshot.errors import PdfewshotError
-from tests.conftest import make_nested
+from tests.conftest import make_nested, tiny_pretrain
 from tests.data.test_omniglot_runs import make_runs_zip
 
 runner = CliRunner()
@@ -46,9 +46,7 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
 def test_stages_write_their_pictures(tmp_path: Path) -> None:
     data = make_nested(tmp_path / "data", alphabets=3, characters=3, per_class=5)
     m = tmp_path / "m"
-    pretrain = ["pretrain", "--data", str(data), "--out", str(m / "e.pdparams"), "--image-size", "16",
-                "--embedding-dim", "8", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
-                "--novel-fraction", "0.34"]  # fmt: skip
+    pretrain = tiny_pretrain(data, m / "e.pdparams", 2)
     assert runner.invoke(app, pretrain).exit_code == 0
     assert is_png(m / "e.loss.png")
     finetune = ["finetune", "--model", str(m / "e.pdparams"), "--out", str(m / "p.pdparams"), "--steps", "2"]

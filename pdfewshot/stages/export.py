@@ -2,13 +2,12 @@
 use it, loadable by ``paddle.inference`` alone (no pdfewshot network code needed)."""
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pdfewshot import __version__
+from pdfewshot.atomic import atomic_folder, read_json
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.fast import save_for_inference
 from pdfewshot.runtime import set_paddle_threads
@@ -30,14 +29,10 @@ class ExportConfig:
 
 def read_export_meta(folder: Path, option: str = "--model") -> dict[str, Any]:
     """The JSON description of an exported model, checked to be one."""
-    path = folder / EXPORT_META
-    try:
-        meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PdfewshotError(f"{option} {folder}: not a pdfewshot export (no {EXPORT_META})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PdfewshotError(f"{option} {path}: not valid JSON ({error})") from None
-    if meta.get("format") != EXPORT_FORMAT:
+    if not (folder / EXPORT_META).is_file():
+        raise PdfewshotError(f"{option} {folder}: not a pdfewshot export (no {EXPORT_META})")
+    meta = read_json(folder / EXPORT_META, option)
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise PdfewshotError(f"{option} {folder}: {EXPORT_META} is not a pdfewshot export description")
     return meta
 
@@ -49,12 +44,7 @@ def export(config: ExportConfig) -> Path:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / EXPORT_META).is_file())):
         raise PdfewshotError(f"--out {out}: exists and is not an earlier pdfewshot export")
     predictor, meta = open_predictor(config.model)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as error:
-        raise PdfewshotError(f"--out {out}: cannot write there ({error.strerror})") from None
-    try:
+    with atomic_folder(out, "--out") as staging:
         save_for_inference(predictor, meta["channels"], meta["image_size"], str(staging / PROGRAM))
         description = {
             "format": EXPORT_FORMAT, "format_version": 1, "pdfewshot_version": __version__,
@@ -67,15 +57,4 @@ def export(config: ExportConfig) -> Path:
             "source_checkpoint": str(Path(config.model).resolve()),
         }  # fmt: skip
         (staging / EXPORT_META).write_text(json.dumps(description, indent=1) + "\n", encoding="utf-8")
-        previous = None
-        if out.exists():
-            previous = out.with_name(f".{out.name}.previous")
-            shutil.rmtree(previous, ignore_errors=True)
-            out.rename(previous)
-        staging.rename(out)
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return out

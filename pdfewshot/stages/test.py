@@ -1,6 +1,5 @@
 """Stage 3: accuracy of a predictor on the held-out query images, per class and overall."""
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -8,6 +7,7 @@ from typing import Any
 import numpy as np
 import paddle
 
+from pdfewshot.atomic import read_json
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.embedding import to_input
 from pdfewshot.plots import class_accuracy_bars, confusion_matrix
@@ -56,13 +56,10 @@ class QueryTestResult:
 
 def read_manifest(model: Path, meta: dict[str, Any]) -> dict[str, Any]:
     path = model.with_name(meta["queries_manifest"])
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PdfewshotError(f"--model {model}: its query manifest {path.name} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PdfewshotError(f"{path}: not valid JSON ({error})") from None
-    if manifest.get("classes") != meta["class_names"]:
+    if not path.is_file():
+        raise PdfewshotError(f"--model {model}: its query manifest {path.name} is missing")
+    manifest = read_json(path, "query manifest")
+    if not isinstance(manifest, dict) or manifest.get("classes") != meta["class_names"]:
         raise PdfewshotError(f"{path}: its classes do not match the predictor {model.name}")
     return manifest
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from pdfewshot.cli import app
 from pdfewshot.nets.classifier import PairPredictor
 from pdfewshot.nets.embedding import EmbeddingNet
-from tests.conftest import make_nested
+from tests.conftest import make_nested, tiny_pretrain
 
 runner = CliRunner()
 
@@ -36,9 +36,7 @@ def test_pair_predictor_scores_a_class_by_its_most_similar_support_image() -> No
 def test_pair_bce_through_finetune_test_and_predict(tmp_path: Path) -> None:
     data = make_nested(tmp_path / "data", alphabets=3, characters=3, per_class=5)
     models = tmp_path / "m"
-    pretrain = ["pretrain", "--data", str(data), "--out", str(models / "e.pdparams"), "--image-size", "16",
-                "--embedding-dim", "8", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
-                "--novel-fraction", "0.34", "--loss", "pair-bce", "--backbone", "conv4"]  # fmt: skip
+    pretrain = tiny_pretrain(data, models / "e.pdparams", 2, "--loss", "pair-bce", "--backbone", "conv4")
     assert runner.invoke(app, pretrain).exit_code == 0
     result = runner.invoke(
         app, ["finetune", "--model", str(models / "e.pdparams"), "--out", str(models / "p.pdparams")]

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from pdfewshot.cli import app
 from pdfewshot.stages.test import QueryTestConfig, run_test
-from tests.conftest import make_nested
+from tests.conftest import make_nested, tiny_pretrain
 
 runner = CliRunner()
 
@@ -17,9 +17,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("predict")
     data = make_nested(root / "data", alphabets=3, characters=3, per_class=6)
     models = root / "models"
-    pretrain = ["pretrain", "--data", str(data), "--out", str(models / "e.pdparams"), "--image-size", "16",
-                "--embedding-dim", "8", "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4",
-                "--novel-fraction", "0.34"]  # fmt: skip
+    pretrain = tiny_pretrain(data, models / "e.pdparams", 3)
     assert runner.invoke(app, pretrain).exit_code == 0
     finetune = ["finetune", "--model", str(models / "e.pdparams"), "--out", str(models / "p.pdparams"),
                 "--shot", "2", "--steps", "20"]  # fmt: skip

@@ -12,7 +12,7 @@ from pdfewshot.cli import app
 from pdfewshot.data.sources import load_sources
 from pdfewshot.nets.embedding import embed
 from pdfewshot.stages.common import open_predictor
-from tests.conftest import make_nested
+from tests.conftest import make_nested, tiny_pretrain
 
 runner = CliRunner()
 
@@ -21,9 +21,7 @@ runner = CliRunner()
 def trained(tmp_path: Path) -> tuple[Path, Path]:
     data = make_nested(tmp_path / "data", alphabets=3, characters=3, per_class=5)
     models = tmp_path / "m"
-    pretrain = ["pretrain", "--data", str(data), "--out", str(models / "e.pdparams"), "--image-size", "16",
-                "--embedding-dim", "8", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
-                "--novel-fraction", "0.34"]  # fmt: skip
+    pretrain = tiny_pretrain(data, models / "e.pdparams", 2)
     assert runner.invoke(app, pretrain).exit_code == 0
     finetune = ["finetune", "--model", str(models / "e.pdparams"), "--out", str(models / "p.pdparams"), "--steps", "5"]
     assert runner.invoke(app, finetune).exit_code == 0
