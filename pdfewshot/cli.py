@@ -135,7 +135,7 @@ def pretrain(
         Path | None, typer.Option(help='Log the loss for VisualDL in this folder (pip install "pdfewshot[visualdl]").')
     ] = None,
 ) -> None:
-    """Learn an embedding on the base classes from anchor/positive/negative triples."""
+    """Learn an embedding on the base classes (triples by default; see --loss)."""
     from pdfewshot.stages.pretrain import PretrainConfig
     from pdfewshot.stages.pretrain import pretrain as run
 

@@ -1,4 +1,5 @@
-"""Stage 1: learn an embedding on the base classes from anchor/positive/negative triples."""
+"""Stage 1: learn an embedding on the base classes: from triples (cosine-MSE, triplet margin), pairs
+(contrastive, Koch's pair BCE) or softmax over the classes, optionally after a softmax warm-up."""
 
 import time
 from collections.abc import Callable
