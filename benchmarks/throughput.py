@@ -1,0 +1,241 @@
+"""Throughput of pdfewshot's network on this machine, beside PyTorch's on the same network.
+
+    python benchmarks/throughput.py                # all sizes, PyTorch columns when torch is installed
+    python benchmarks/throughput.py --sizes 28 --steps 5
+
+Prints, in one run: training and inference images/s (ResNet18 -> 128-d, 1 channel, batch 64) at each
+size for Paddle eager, Paddle through paddle.inference (pdfewshot's fast path) and PyTorch eager; a
+training step fed by the triple sampler against one on a fixed in-memory batch; the time of one
+20-way 5-shot fine-tune and of scoring 1350 test queries; and the peak resident memory of each stage
+run as its own process. Ends with `inference ours/torch: <ratio>` and `training ours/torch: <ratio>`
+at 28 px. A benchmark, not a test: it measures, it asserts nothing.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import pdfewshot  # noqa: F401  (sets the MKL code path before Paddle is imported)
+from pdfewshot.runtime import set_paddle_threads, thread_count
+
+BATCH = 64
+EMBEDDING_DIM = 128
+
+
+def rate(step: Callable[[], object], images_per_step: int, steps: int, warmup: int = 2) -> float:
+    """Images per second over ``steps`` timed calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return images_per_step * steps / (time.perf_counter() - started)
+
+
+def paddle_rates(size: int, steps: int) -> dict[str, float]:
+    import paddle
+
+    from pdfewshot.fast import InferenceEmbedder
+    from pdfewshot.nets.embedding import EmbeddingNet, to_input
+
+    paddle.seed(0)
+    net = EmbeddingNet("resnet18", 1, EMBEDDING_DIM, size)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters())
+    images = np.random.default_rng(0).integers(0, 256, size=(BATCH, size, size, 1), dtype=np.uint8)
+    batch = to_input(images)
+
+    def train_step() -> None:
+        loss = net(batch).pow(2).sum(axis=1).mean()  # a stand-in loss: the cost is the network's
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+
+    net.train()
+    results = {"train": rate(train_step, BATCH, steps)}
+    net.eval()
+    with paddle.no_grad():
+        results["infer eager"] = rate(lambda: net(batch), BATCH, steps * 2)
+    fast = InferenceEmbedder(net, 1, size)
+    results["infer fast"] = rate(lambda: fast(images, batch_size=BATCH), BATCH, steps * 2)
+    return results
+
+
+def torch_rates(size: int, steps: int) -> dict[str, float] | None:
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(thread_count())
+
+    class Block(nn.Module):  # type: ignore[misc]  # torchvision's BasicBlock (no CPU torchvision build here)
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+            )  # fmt: skip
+            self.skip = (
+                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                if stride != 1 or cin != cout
+                else nn.Identity()
+            )
+
+        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+            return torch.relu(self.body(x) + self.skip(x))
+
+    layers: list[nn.Module] = [
+        nn.Conv2d(1, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+    ]
+    channels = 64
+    for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [Block(channels, width, stride), Block(width, width, 1)]
+        channels = width
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, EMBEDDING_DIM))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    batch = torch.rand(BATCH, 1, size, size) * 2 - 1
+
+    def train_step() -> None:
+        loss = nn.functional.normalize(net(batch), dim=1).pow(2).sum(dim=1).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    net.train()
+    results = {"train": rate(train_step, BATCH, steps)}
+    net.eval()
+    with torch.no_grad():
+        results["infer eager"] = rate(lambda: net(batch), BATCH, steps * 2)
+    return results
+
+
+def sampler_fed_rate(steps: int) -> tuple[float, float]:
+    """Training img/s at 28 px with batches from the triple sampler and DataLoader, and on one fixed batch."""
+    import paddle
+
+    from pdfewshot.data.sampling import TripleBatchSampler, TripleDataset
+    from pdfewshot.losses import cosine_mse_triples
+    from pdfewshot.nets.embedding import EmbeddingNet, to_input
+
+    paddle.seed(0)
+    net = EmbeddingNet("resnet18", 1, EMBEDDING_DIM, 28)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters())
+    images = np.random.default_rng(0).integers(0, 256, size=(5000, 28, 28, 1), dtype=np.uint8)
+    labels = np.repeat(np.arange(250), 20)
+    triples = BATCH // 3 + 1  # 3 images per triple: about BATCH images a step
+    sampler = TripleBatchSampler(labels, triples, steps + 2, seed=0)
+    loader = iter(paddle.io.DataLoader(TripleDataset(images), batch_sampler=sampler))
+    fixed = to_input(images[: 3 * triples])
+
+    def step(batch: paddle.Tensor) -> None:
+        loss = cosine_mse_triples(*paddle.split(net(batch), 3))
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+
+    fed = rate(lambda: step(to_input(paddle.concat(next(loader)))), 3 * triples, steps)
+    return fed, rate(lambda: step(fixed), 3 * triples, steps)
+
+
+def finetune_and_test_times() -> tuple[float, float]:
+    """Seconds for one 20-way 5-shot fine-tune (embedding the 100 support images and 100 steps on
+    them) and for scoring 1350 test queries with a predictor, both at 28 px."""
+    import paddle
+
+    from pdfewshot.finetuning import fit_on_features
+    from pdfewshot.nets.classifier import Predictor
+    from pdfewshot.nets.embedding import EmbeddingNet, embed, to_input
+
+    paddle.seed(0)
+    net = EmbeddingNet("resnet18", 1, EMBEDDING_DIM, 28)
+    rng = np.random.default_rng(0)
+    support = rng.integers(0, 256, size=(100, 28, 28, 1), dtype=np.uint8)
+    queries = rng.integers(0, 256, size=(1350, 28, 28, 1), dtype=np.uint8)
+    labels = np.repeat(np.arange(20), 5)
+    embed(net, support)  # warm-up
+    started = time.perf_counter()
+    classifier, _ = fit_on_features(embed(net, support), labels, 20, 100, 0.01, 0.1, 10.0)
+    finetune = time.perf_counter() - started
+    predictor = Predictor(net, classifier)
+    predictor.eval()
+    started = time.perf_counter()
+    with paddle.no_grad():
+        for i in range(0, len(queries), 256):
+            predictor(to_input(queries[i : i + 256])).argmax(axis=1).numpy()
+    return finetune, time.perf_counter() - started
+
+
+def stage_memory() -> dict[str, float]:
+    """Peak resident memory (MiB) of pretrain, finetune and test, each run as its own short process."""
+    peaks = {}
+    with tempfile.TemporaryDirectory() as folder:
+        model = Path(folder) / "emb.pdparams"
+        predictor = Path(folder) / "pred.pdparams"
+        commands = {
+            "pretrain": ["pretrain", "--epochs", "1", "--steps-per-epoch", "3", "--out", str(model)],
+            "finetune": ["finetune", "--shot", "2", "--model", str(model), "--out", str(predictor)],
+            "test": ["test", "--model", str(predictor), "--report", str(Path(folder) / "r.json")],
+        }
+        for stage, arguments in commands.items():
+            # VmHWM belongs to the new process image; ru_maxrss would not do, as Linux carries it
+            # across execve from this (larger) process.
+            code = (
+                "import sys; from pdfewshot.cli import app\n"
+                "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+                "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code, *arguments], capture_output=True, text=True, check=True,
+                env={**os.environ, "COLUMNS": "200"},
+            )  # fmt: skip
+            peaks[stage] = int(done.stdout.strip().splitlines()[-1]) / 1024  # VmHWM is in KiB
+    return peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[28, 84, 105])
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per measurement")
+    args = parser.parse_args()
+    set_paddle_threads()
+    print(f"threads: {thread_count()}, batch {BATCH}, ResNet18 -> {EMBEDDING_DIM}-d, 1 channel; images/s")
+    print(
+        f"{'size':>4} {'train ours':>10} {'train torch':>11} {'infer eager':>11} {'infer fast':>10} {'infer torch':>11}"
+    )
+    at28: dict[str, float] = {}
+    for size in args.sizes:
+        ours = paddle_rates(size, args.steps)
+        theirs = torch_rates(size, args.steps)
+        torch_train = f"{theirs['train']:11.1f}" if theirs else f"{'-':>11}"
+        torch_infer = f"{theirs['infer eager']:11.1f}" if theirs else f"{'-':>11}"
+        row = f"{size:>4} {ours['train']:10.1f} {torch_train} {ours['infer eager']:11.1f} {ours['infer fast']:10.1f}"
+        print(f"{row} {torch_infer}")
+        if size == 28 and theirs:
+            at28 = {"infer": ours["infer fast"] / theirs["infer eager"], "train": ours["train"] / theirs["train"]}
+    fed, fixed = sampler_fed_rate(args.steps)
+    print(f"training at 28 px, sampler-fed {fed:.1f} img/s vs fixed batch {fixed:.1f} img/s ({fed / fixed:.2f}x)")
+    finetune, test = finetune_and_test_times()
+    print(f"one 20-way 5-shot fine-tune: {finetune:.2f} s; scoring 1350 test queries: {test:.2f} s")
+    peaks = stage_memory()
+    print("peak resident memory: " + ", ".join(f"{stage} {mib:.0f} MiB" for stage, mib in peaks.items()))
+    if at28:
+        print(f"inference ours/torch: {at28['infer']:.2f}")
+        print(f"training ours/torch: {at28['train']:.2f}")
+    else:
+        print("inference ours/torch: - (torch not installed or 28 px not measured)")
+        print("training ours/torch: - (torch not installed or 28 px not measured)")
+
+
+if __name__ == "__main__":
+    main()
