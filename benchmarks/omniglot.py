@@ -1,7 +1,7 @@
 """Omniglot benchmark: pretrain on the two reduced background sets, evaluate on the 20 official runs
 and on episodes from held-out background alphabets; print a Markdown table beside published results.
 
-    python benchmarks/omniglot.py --config main --out benchmarks/omniglot.md
+    python benchmarks/omniglot.py --config conv4-ce-affine --out benchmarks/omniglot.md
 
 Each --config is one pretraining recipe (see CONFIGS); every recipe is evaluated on the same runs and
 the same seeded episodes. Takes tens of minutes per recipe on 2 CPU cores: a benchmark, not a test.
@@ -21,9 +21,11 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "omniglot"
 
 # Pretraining recipes: options of PretrainConfig. Both reduced sets merged, rotations as new classes.
 CONFIGS: dict[str, dict[str, Any]] = {
-    "cosine-mse": {"epochs": 1},
-    "ce-warmup": {"warmup_epochs": 4, "epochs": 1},
-    "ce": {"loss": "ce", "epochs": 6},
+    "resnet18-cosine-mse": {"epochs": 1},
+    "resnet18-ce-warmup": {"warmup_epochs": 4, "epochs": 1},
+    "conv4-ce": {"backbone": "conv4", "loss": "ce", "epochs": 20},
+    "conv4-ce-affine": {"backbone": "conv4", "loss": "ce", "epochs": 20, "augment": "affine"},
+    "conv4-triplet": {"backbone": "conv4", "loss": "triplet", "epochs": 3},
 }
 EPISODE_TASKS = ((5, 1), (5, 5), (20, 1), (20, 5))
 
@@ -86,7 +88,7 @@ def markdown(rows: list[dict[str, Any]], episodes: int) -> str:
             cells = [f"{100 * mean:.1f} +- {100 * interval:.1f}" for mean, interval in scores]
             minutes = f"{row['train_seconds'] / 60:.0f} min ({row['steps']} steps)"
             lines.append(
-                f"| ours: resnet18, {row['config']}, {method} | {minutes} | {100 * row['runs'][method]:.1f} | "
+                f"| ours: {row['config']}, {method} | {minutes} | {100 * row['runs'][method]:.1f} | "
                 + " | ".join(cells)
                 + " |"
             )
