@@ -95,37 +95,28 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     paddle.seed(config.seed)
     images, labels = episode.images[support], episode.labels[support]
     support_embeddings = embed(net, images)  # before any training: also what a frozen fit trains on
-    threshold = leave_one_out_threshold(support_embeddings.numpy(), labels, len(class_names), config.scale)
     pair = meta["loss"] == "pair-bce"
+    predictor: paddle.nn.Layer
     if pair:
         # A pair-bce embedding classifies through its learnt pair head, as Koch et al. did: the
-        # predictor keeps the support embeddings; there is nothing to fit.
-        predictor: paddle.nn.Layer = PairPredictor(net, support_embeddings, paddle.to_tensor(labels), len(class_names))
+        # predictor keeps the support embeddings; there is nothing to fit. The leave-one-out threshold
+        # is derived for the cosine classifier's probabilities, so none is suggested here.
+        predictor = PairPredictor(net, support_embeddings, paddle.to_tensor(labels), len(class_names))
         losses: list[float] = []
-    elif config.train_backbone:
-        classifier, losses = fit_with_backbone(
-            net,
-            images,
-            labels,
-            len(class_names),
-            config.steps,
-            config.lr,
-            config.backbone_lr,
-            config.entropy_weight,
-            config.scale,
-            config.show_progress,
-        )
+        threshold = None
     else:
-        classifier, losses = fit_on_features(
-            support_embeddings,
-            labels,
-            len(class_names),
-            config.steps,
-            config.lr,
-            config.entropy_weight,
-            config.scale,
-            config.show_progress,
-        )
+        threshold = leave_one_out_threshold(support_embeddings.numpy(), labels, len(class_names), config.scale)
+        if config.train_backbone:
+            classifier, losses = fit_with_backbone(
+                net, images, labels, len(class_names), config.steps, config.lr,
+                config.backbone_lr, config.entropy_weight, config.scale, config.show_progress,
+            )  # fmt: skip
+        else:
+            classifier, losses = fit_on_features(
+                support_embeddings, labels, len(class_names), config.steps, config.lr,
+                config.entropy_weight, config.scale, config.show_progress,
+            )  # fmt: skip
+        predictor = Predictor(net, classifier)
 
     manifest = {
         "classes": class_names,
@@ -160,7 +151,5 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
             "backbone_lr": config.backbone_lr,
         },
     }
-    if not pair:
-        predictor = Predictor(net, classifier)
     save_checkpoint(config.out, predictor, predictor_meta)
     return FinetuneResult(config.out, class_names, len(support), len(query), losses, threshold)

@@ -91,7 +91,10 @@ def predict(config: PredictConfig) -> list[Prediction]:
     if threshold == "suggested":
         threshold = meta.get("suggested_reject_below")
         if threshold is None:
-            raise PdfewshotError(f"--model {config.model}: has no suggested threshold (fine-tuned with one shot)")
+            raise PdfewshotError(
+                f"--model {config.model}: has no suggested threshold "
+                "(fine-tuned with one shot, or a pair-bce predictor)"
+            )
     if isinstance(threshold, str) or (threshold is not None and not 0.0 <= threshold <= 1.0):
         raise PdfewshotError(f"--reject-below {config.reject_below}: must be a probability between 0 and 1")
     files = collect_images(config.inputs)

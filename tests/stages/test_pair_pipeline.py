@@ -44,6 +44,7 @@ def test_pair_bce_through_finetune_test_and_predict(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     meta = json.loads((models / "p.json").read_text())
     assert meta["method"] == "pair" and meta["support_count"] == 3 * 2
+    assert meta["suggested_reject_below"] is None  # derived for the cosine classifier only
     result = runner.invoke(app, ["test", "--model", str(models / "p.pdparams"), "--report", str(models / "r.json")])
     assert result.exit_code == 0, result.output
     assert json.loads((models / "r.json").read_text())["queries"] == 3 * 3
