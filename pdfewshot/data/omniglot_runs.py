@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import UnidentifiedImageError
 
-from pdfewshot.data.sources import decode_image, image_to_array
+from pdfewshot.data.sources import UNREADABLE, decode_image, image_to_array
 from pdfewshot.errors import PdfewshotError
 
 
@@ -45,7 +44,7 @@ def read_runs(path: Path, image_size: int, channels: int = 1, option: str = "--r
                 raise PdfewshotError(f"{option} {path}: {member} is named in class_labels.txt but missing")
             try:
                 return image_to_array(decode_image(archive.read(member)), image_size, channels)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            except UNREADABLE:
                 raise PdfewshotError(f"{option} {path}: {member} is not a readable image") from None
 
         for labels_file in label_files:

@@ -26,6 +26,8 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"}
 )
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+# What Pillow raises for a file that is not an image, is empty or is cut short.
+UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
 
 # (relative path, a function returning the raw bytes or an already decoded greyscale array)
@@ -152,7 +154,7 @@ def load_sources(
                 continue
             try:
                 image = decode_image(read())
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            except UNREADABLE as error:
                 if strict:
                     raise PdfewshotError(f"{option} {source}: {relative}: unreadable image ({error})") from None
                 report.skipped.append((f"{source}:{relative}", f"unreadable image: {error}"))
@@ -170,3 +172,23 @@ def load_sources(
     labels = np.array([label_of[class_name] for _, class_name, _ in decoded], dtype=np.int64)
     keys = tuple(relative for relative, _, _ in decoded)
     return ImageSet(images=images, labels=labels, class_names=class_names, keys=keys), report
+
+
+def load_image_files(
+    paths: Sequence[Path], image_size: int, channels: int, strict: bool = False
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Images of single files, as the networks take them, with the paths read and those skipped.
+
+    An unreadable file is skipped, or raises under ``strict``.
+    """
+    arrays, read, skipped = [], [], []
+    for path in paths:
+        try:
+            arrays.append(image_to_array(decode_image(path.read_bytes()), image_size, channels))
+            read.append(str(path))
+        except UNREADABLE as error:
+            if strict:
+                raise PdfewshotError(f"{path}: unreadable image ({error})") from None
+            skipped.append(str(path))
+    images = np.stack(arrays) if arrays else np.zeros((0, image_size, image_size, channels), dtype=np.uint8)
+    return images, read, skipped

@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 import paddle
-from PIL import UnidentifiedImageError
 
-from pdfewshot.data.sources import IMAGE_SUFFIXES, decode_image, image_to_array
+from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.fast import InferenceRunner
 from pdfewshot.nets.embedding import to_input
@@ -97,21 +96,14 @@ def predict(config: PredictConfig) -> list[Prediction]:
             )
     if isinstance(threshold, str) or (threshold is not None and not 0.0 <= threshold <= 1.0):
         raise PdfewshotError(f"--reject-below {config.reject_below}: must be a probability between 0 and 1")
-    files = collect_images(config.inputs)
-    arrays, names, skipped = [], [], []
-    for path in files:
-        try:
-            arrays.append(image_to_array(decode_image(path.read_bytes()), meta["image_size"], meta["channels"]))
-            names.append(str(path))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            if config.strict:
-                raise PdfewshotError(f"{path}: unreadable image ({error})") from None
-            skipped.append(str(path))
+    images, names, skipped = load_image_files(
+        collect_images(config.inputs), meta["image_size"], meta["channels"], config.strict
+    )
     if skipped:
         err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
-    if not arrays:
+    if not names:
         raise PdfewshotError("no readable images to predict")
-    logits = scorer(np.stack(arrays))
+    logits = scorer(images)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     classes = meta["class_names"]

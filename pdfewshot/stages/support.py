@@ -12,27 +12,16 @@ from typing import Any
 import numpy as np
 import paddle
 import paddle.nn.functional as F
-from PIL import UnidentifiedImageError
 
 from pdfewshot.atomic import atomic_write_text
 from pdfewshot.checkpoint import save_checkpoint
-from pdfewshot.data.sources import decode_image, image_to_array
+from pdfewshot.data.sources import load_image_files
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_predictor
 from pdfewshot.stages.predict import collect_images
-
-
-def _load_folder(folder: Path, meta: dict[str, Any]) -> np.ndarray:
-    arrays = []
-    for path in collect_images([folder]):
-        try:
-            arrays.append(image_to_array(decode_image(path.read_bytes()), meta["image_size"], meta["channels"]))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise PdfewshotError(f"{path}: unreadable image ({error})") from None
-    return np.stack(arrays)
 
 
 def _manifest_path(model: Path, meta: dict[str, Any]) -> Path:
@@ -59,7 +48,8 @@ def add_class(model: Path, name: str, folder: Path) -> int:
     predictor, meta = open_predictor(model)
     if name in meta["class_names"]:
         raise PdfewshotError(f"NAME {name}: the predictor already has this class")
-    embeddings = embed(predictor.embedding, _load_folder(folder, meta))
+    images, _, _ = load_image_files(collect_images([folder]), meta["image_size"], meta["channels"], strict=True)
+    embeddings = embed(predictor.embedding, images)
     count = len(meta["class_names"])
     if isinstance(predictor, PairPredictor):
         support = paddle.concat([predictor.support, embeddings])
