@@ -91,3 +91,22 @@ def loss_curve(losses: Sequence[float], path: Path, title: str) -> Path:
     axes.set_title(title)
     axes.legend()
     return _save(figure, path)
+
+
+def accuracy_pictures(
+    labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str], stem: Path, title: str
+) -> list[Path]:
+    """``<stem>.confusion.png`` and ``<stem>.per_class.png`` (classes that have queries) for predictions
+    of class ids into ``class_names``."""
+    counts = np.bincount(labels, minlength=len(class_names))
+    hits = np.bincount(labels[labels == predictions], minlength=len(class_names))
+    queried = np.flatnonzero(counts)
+    return [
+        confusion_matrix(labels, predictions, class_names, stem.with_name(stem.name + ".confusion.png")),
+        class_accuracy_bars(
+            [class_names[c] for c in queried.tolist()],
+            (hits[queried] / counts[queried]).tolist(),
+            stem.with_name(stem.name + ".per_class.png"),
+            f"{title}: accuracy per class",
+        ),
+    ]

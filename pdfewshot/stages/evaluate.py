@@ -19,7 +19,7 @@ from pdfewshot.fast import embed_fast
 from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier
 from pdfewshot.methods.pair import PairHeadClassifier
 from pdfewshot.nets.embedding import EmbeddingNet
-from pdfewshot.plots import class_accuracy_bars, confusion_matrix
+from pdfewshot.plots import accuracy_pictures, class_accuracy_bars
 from pdfewshot.report import ClassAccuracy, loss_progress, write_json
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import load_checkpoint_data, open_embedding, warn_skipped
@@ -203,16 +203,7 @@ def write_plots(result: EvaluateResult, base: Path) -> list[Path]:
         index = {name: i for i, name in enumerate(names)}
         truth = np.repeat([index[t] for t, _ in item.confusion], list(item.confusion.values()))
         guess = np.repeat([index[p] for _, p in item.confusion], list(item.confusion.values()))
-        written.append(confusion_matrix(truth, guess, names, stem.with_name(stem.name + ".confusion.png")))
-        rows = item.class_rows()
-        written.append(
-            class_accuracy_bars(
-                [r.name for r in rows],
-                [r.accuracy for r in rows],
-                stem.with_name(stem.name + ".per_class.png"),
-                f"{item.label}: accuracy per class",
-            )
-        )
+        written += accuracy_pictures(truth, guess, names, stem, item.label)
     return written
 
 

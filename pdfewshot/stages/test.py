@@ -10,7 +10,7 @@ import paddle
 from pdfewshot.atomic import read_json
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.embedding import to_input
-from pdfewshot.plots import class_accuracy_bars, confusion_matrix
+from pdfewshot.plots import accuracy_pictures
 from pdfewshot.report import ClassAccuracy, write_json
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import load_checkpoint_data, open_predictor, require_classes
@@ -100,13 +100,6 @@ def run_test(config: QueryTestConfig) -> QueryTestResult:
     if config.report is not None:
         write_json(config.report, result.to_json())
     if config.plots:
-        base = (config.report or config.model).with_suffix("")
-        confusion_matrix(labels, predictions, meta["class_names"], base.with_name(base.name + ".confusion.png"))
-        queried = [row for row in per_class if row.queries]
-        class_accuracy_bars(
-            [r.name for r in queried],
-            [r.accuracy for r in queried],
-            base.with_name(base.name + ".per_class.png"),
-            f"{config.model.name}: accuracy per class",
-        )
+        stem = (config.report or config.model).with_suffix("")
+        accuracy_pictures(labels, predictions, meta["class_names"], stem, config.model.name)
     return result
