@@ -137,10 +137,17 @@ def plan_phases(config: PretrainConfig, base_images: int) -> list[Phase]:
     return [*phases, Phase(kind, config.epochs, steps(config.batch_size))]
 
 
+def config_record(config: PretrainConfig) -> dict[str, object]:
+    """The options as JSON-ready values (paths as strings), as stored in the checkpoint."""
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    record.pop("show_progress")
+    return record
+
+
 def resumable_options(config: PretrainConfig) -> dict[str, object]:
     """Options a resumed run must share with the run it continues."""
-    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    for key in ("show_progress", "resume", "save_every", "strict", "visualdl"):
+    record = config_record(config)
+    for key in ("resume", "save_every", "strict", "visualdl"):
         record.pop(key)
     return record
 
@@ -292,8 +299,6 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     seconds = time.perf_counter() - started
     losses = position.losses
 
-    config_record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    config_record.pop("show_progress")
     meta = {
         "kind": "embedding",
         "backbone": config.backbone,
@@ -306,7 +311,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         "seed": config.seed,
         "loss": config.loss,
         "warmup_epochs": config.warmup_epochs if config.loss != "ce" else 0,
-        "config": config_record,
+        "config": config_record(config),
         "training": {"steps": len(losses), "final_loss": float(np.mean(losses[-10:])), "seconds": round(seconds, 1)},
     }
     save_checkpoint(config.out, net, meta)
