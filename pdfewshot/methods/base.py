@@ -5,6 +5,17 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 
+def class_maxima(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[queries, classes]``: for each class, the best of its support images' ``scores [queries, support]``
+    (-inf for a class without support images)."""
+    result = np.full((len(scores), num_classes), -np.inf, dtype=np.float32)
+    for c in range(num_classes):
+        members = labels == c
+        if members.any():
+            result[:, c] = scores[:, members].max(axis=1)
+    return result
+
+
 class FewShotClassifier(ABC):
     """Fit on the support set's features, then score query features: ``[queries, classes]``.
 

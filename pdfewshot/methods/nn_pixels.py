@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pdfewshot.methods.base import FewShotClassifier
+from pdfewshot.methods.base import FewShotClassifier, class_maxima
 
 
 class PixelNearestNeighbour(FewShotClassifier):
@@ -22,9 +22,4 @@ class PixelNearestNeighbour(FewShotClassifier):
     def scores(self, queries: np.ndarray) -> np.ndarray:
         flat = queries.reshape(len(queries), -1).astype(np.float32)
         squared = (flat**2).sum(1)[:, None] - 2 * flat @ self.support.T + (self.support**2).sum(1)[None, :]
-        result = np.full((len(flat), self.num_classes), -np.inf, dtype=np.float32)
-        for c in range(self.num_classes):
-            members = self.labels == c
-            if members.any():
-                result[:, c] = -np.sqrt(np.maximum(squared[:, members].min(axis=1), 0.0))
-        return result
+        return class_maxima(-np.sqrt(np.maximum(squared, 0.0)), self.labels, self.num_classes)

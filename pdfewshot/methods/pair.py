@@ -5,7 +5,7 @@ and a class scores as its most similar support image."""
 import numpy as np
 import paddle
 
-from pdfewshot.methods.base import FewShotClassifier
+from pdfewshot.methods.base import FewShotClassifier, class_maxima
 from pdfewshot.nets.pair_head import PairHead
 
 
@@ -22,10 +22,4 @@ class PairHeadClassifier(FewShotClassifier):
     @paddle.no_grad()  # type: ignore[untyped-decorator]
     def scores(self, queries: np.ndarray) -> np.ndarray:
         logits = self.head.pairwise(paddle.to_tensor(queries.astype(np.float32)), paddle.to_tensor(self.support))
-        pairs = logits.numpy()
-        result = np.full((len(queries), self.num_classes), -np.inf, dtype=np.float32)
-        for c in range(self.num_classes):
-            members = self.labels == c
-            if members.any():
-                result[:, c] = pairs[:, members].max(axis=1)
-        return result
+        return class_maxima(logits.numpy(), self.labels, self.num_classes)
