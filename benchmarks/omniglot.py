@@ -5,6 +5,8 @@ and on episodes from held-out background alphabets; print a Markdown table besid
 
 Each --config is one pretraining recipe (see CONFIGS); every recipe is evaluated on the same runs and
 the same seeded episodes. Takes tens of minutes per recipe on 2 CPU cores: a benchmark, not a test.
+Each finished recipe leaves its row in <work>/<config>/row.json, so recipes can run in separate
+processes (e.g. two at once with PDFEWSHOT_THREADS=1) and ``--table`` assembles every saved row.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pdfewshot.runtime import thread_count
 from pdfewshot.stages.evaluate import EvaluateConfig, evaluate
 from pdfewshot.stages.pretrain import PretrainConfig, pretrain
 
@@ -22,11 +25,18 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "omniglot"
 # Pretraining recipes: options of PretrainConfig. Both reduced sets merged, rotations as new classes.
 CONFIGS: dict[str, dict[str, Any]] = {
     "resnet18-cosine-mse": {"epochs": 1},
-    "resnet18-ce-warmup": {"warmup_epochs": 4, "epochs": 1},
-    "conv4-ce": {"backbone": "conv4", "loss": "ce", "epochs": 20},
-    "conv4-ce-affine": {"backbone": "conv4", "loss": "ce", "epochs": 20, "augment": "affine"},
+    "resnet18-ce-warmup": {"warmup_epochs": 2, "epochs": 1},
     "conv4-triplet": {"backbone": "conv4", "loss": "triplet", "epochs": 3},
-}
+    # Koch's net at his 105 px costs ~15-20 s per step of 64 pairs here: a few minutes of his recipe.
+    "koch-pair-bce-affine": {
+        "backbone": "koch", "image_size": 105, "loss": "pair-bce", "augment": "affine", "epochs": 2,
+        "steps_per_epoch": 40,
+    },
+    "conv4-ce-affine": {"backbone": "conv4", "loss": "ce", "epochs": 20, "augment": "affine"},
+    "conv4-ce-affine-cosine": {
+        "backbone": "conv4", "loss": "ce", "epochs": 40, "augment": "affine", "lr_schedule": "cosine",
+    },
+}  # fmt: skip
 EPISODE_TASKS = ((5, 1), (5, 5), (20, 1), (20, 5))
 
 PUBLISHED = [
@@ -58,6 +68,7 @@ def run_config(name: str, data_dir: Path, work: Path, episodes: int, seed: int) 
     runs = evaluate(EvaluateConfig(model=checkpoint, runs=data_dir / "all_runs.zip", report=work / name / "runs.json"))
     row: dict[str, Any] = {
         "config": name, "options": CONFIGS[name], "train_seconds": round(train_seconds),
+        "threads": thread_count(),
         "steps": len(trained.losses), "runs": {r.method: r.trial_accuracy for r in runs.results},
         "episodes": {},
     }  # fmt: skip
@@ -65,7 +76,7 @@ def run_config(name: str, data_dir: Path, work: Path, episodes: int, seed: int) 
         result = evaluate(
             EvaluateConfig(
                 model=checkpoint,
-                methods=["finetune", "prototype"],
+                methods=["finetune", "prototype"],  # "pair" for a pair-bce embedding
                 way=way,
                 shots=[shot],
                 episodes=episodes,
@@ -74,26 +85,29 @@ def run_config(name: str, data_dir: Path, work: Path, episodes: int, seed: int) 
             )
         )
         row["episodes"][f"{way}w{shot}s"] = {r.method: (r.mean, r.interval) for r in result.results}
+    (work / name / "row.json").write_text(json.dumps(row, indent=1))
     return row
 
 
 def markdown(rows: list[dict[str, Any]], episodes: int) -> str:
     lines = [
-        "| model | pretraining (2 CPU cores) | 20 runs | 5-way 1-shot | 5-way 5-shot | 20-way 1-shot | 20-way 5-shot |",
+        "| model | pretraining (this CPU) | 20 runs | 5-way 1-shot | 5-way 5-shot | 20-way 1-shot | 20-way 5-shot |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        for method in ("finetune", "prototype"):
+        # A pair-bce embedding is scored through its pair head ("pair"), the others by both methods.
+        for method in [m for m in ("finetune", "prototype", "pair") if m in row["runs"]]:
             scores = [row["episodes"][f"{w}w{s}s"][method] for w, s in EPISODE_TASKS]
             cells = [f"{100 * mean:.1f} +- {100 * interval:.1f}" for mean, interval in scores]
-            minutes = f"{row['train_seconds'] / 60:.0f} min ({row['steps']} steps)"
+            minutes = f"{row['train_seconds'] / 60:.0f} min ({row['steps']} steps, {row['threads']} thread(s))"
             lines.append(
                 f"| ours: {row['config']}, {method} | {minutes} | {100 * row['runs'][method]:.1f} | "
                 + " | ".join(cells)
                 + " |"
             )
-    if rows:
-        lines.append(f"| ours: 1-NN raw pixels | - | {100 * rows[0]['runs']['nn-pixels']:.1f} | | | | |")
+    for size in sorted({row["options"].get("image_size", 28) for row in rows}):
+        pixels = next(r["runs"]["nn-pixels"] for r in rows if r["options"].get("image_size", 28) == size)
+        lines.append(f"| ours: 1-NN raw pixels at {size} px | - | {100 * pixels:.1f} | | | | |")
     for name, *cells in PUBLISHED:
         lines.append(f"| {name} | | " + " | ".join(cells) + " |")
     lines.append("")
@@ -114,9 +128,13 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
+    parser.add_argument("--table", action="store_true", help="train nothing: tabulate the rows saved in --work")
     args = parser.parse_args()
-    rows = [run_config(name, args.data_dir, args.work, args.episodes, args.seed) for name in args.config or CONFIGS]
-    (args.work / "benchmark.json").write_text(json.dumps(rows, indent=1))
+    if args.table:
+        saved = [args.work / name / "row.json" for name in args.config or CONFIGS]
+        rows = [json.loads(path.read_text()) for path in saved if path.is_file()]
+    else:
+        rows = [run_config(name, args.data_dir, args.work, args.episodes, args.seed) for name in args.config or CONFIGS]
     table = markdown(rows, args.episodes)
     print(table)
     if args.out:

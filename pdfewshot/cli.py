@@ -109,6 +109,9 @@ def pretrain(
         int, typer.Option(min=1, help="Triples per batch (3 images each); softmax batches take 3x as many images.")
     ] = 64,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
+    lr_schedule: Annotated[
+        str, typer.Option(help="constant, or cosine: anneal each phase's rate from --lr towards 0.")
+    ] = "constant",
     seed: SeedOption = 0,
     novel_fraction: Annotated[
         float, typer.Option(help="Share of alphabets (nested data) or classes held out as novel.")
@@ -152,6 +155,7 @@ def pretrain(
         steps_per_epoch=steps_per_epoch,
         batch_size=batch_size,
         lr=lr,
+        lr_schedule=lr_schedule,
         seed=seed,
         novel_fraction=novel_fraction,
         rotations=rotations,
@@ -164,6 +168,8 @@ def pretrain(
         visualdl=visualdl,
     )
     result = run(config)
+    if not result.writer:
+        return  # data-parallel processes other than rank 0 stay quiet
     typer.echo(
         f"pretrained on {result.base_classes} base classes ({result.novel_classes} held out as novel): "
         f"{len(result.losses)} steps, {result.seconds:.0f} s, {result.images_per_second:.0f} img/s, "

@@ -22,12 +22,23 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def local_processes() -> int:
+    """Processes that ``paddle.distributed.launch`` started on this machine (they share its cores)."""
+    value = os.environ.get("PADDLE_LOCAL_SIZE", "1")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def default_threads() -> int:
+    """This process's share of the cores it may run on."""
+    return max(1, available_cores() // local_processes())
+
+
 def configure_runtime(threads: int | None = None) -> None:
     """Records the thread count and sets MKL's code path and the log level for Paddle to read."""
     if threads is not None:
         os.environ[THREADS_VARIABLE] = str(threads)
     # Read before Paddle's import, which sets OMP_NUM_THREADS to 1 when it is unset.
-    os.environ.setdefault(THREADS_VARIABLE, os.environ.get("OMP_NUM_THREADS", str(available_cores())))
+    os.environ.setdefault(THREADS_VARIABLE, os.environ.get("OMP_NUM_THREADS", str(default_threads())))
     # MKL picks its AVX2 kernels only on Intel unless told otherwise; harmless on Intel.
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -37,9 +48,10 @@ def configure_runtime(threads: int | None = None) -> None:
 
 
 def thread_count() -> int:
-    """``--threads`` / ``$PDFEWSHOT_THREADS``, else the user's ``$OMP_NUM_THREADS``, else all cores."""
+    """``--threads`` / ``$PDFEWSHOT_THREADS``, else the user's ``$OMP_NUM_THREADS``, else this process's
+    share of the cores (all of them unless several training processes were launched)."""
     value = os.environ.get(THREADS_VARIABLE, "")
-    return int(value) if value.isdigit() and int(value) > 0 else available_cores()
+    return int(value) if value.isdigit() and int(value) > 0 else default_threads()
 
 
 def set_paddle_threads() -> None:

@@ -172,6 +172,8 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
      "--shot -2: must be at least 1"),
     ("image size too small", lambda w: ["pretrain", "--image-size", "4"], "--image-size 4: must be between 8 and 512"),
     ("image size too large", lambda w: ["pretrain", "--image-size", "4096"], "--image-size 4096: must be between"),
+    ("unknown learning-rate schedule", lambda w: ["pretrain", "--data", str(w.data), "--lr-schedule", "linear",
+                                                  "--out", str(w.out / "m.pdparams")], "--lr-schedule linear: unknown"),
     ("checkpoint of another backbone",
      lambda w: ["pretrain", "--data", str(w.data), "--pretrained", str(w.conv4), "--image-size", "16",
                 "--out", str(w.out / "m.pdparams")], "backbone is 'conv4', expected 'resnet18'"),

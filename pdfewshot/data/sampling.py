@@ -16,13 +16,15 @@ class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
 
     The anchor's class is drawn uniformly from the classes with at least two images; the positive is
     another image of that class and the negative an image of any other class. One epoch is
-    ``steps`` batches; epoch ``e`` is seeded by ``(seed, e)`` so an epoch can be replayed alone.
+    ``steps`` batches; epoch ``e`` is seeded by ``(seed, e)`` so an epoch can be replayed alone. In
+    data-parallel training process ``rank`` > 0 draws from its own stream ``(seed, e, rank)``.
     """
 
-    def __init__(self, labels: np.ndarray, batch_size: int, steps: int, seed: int) -> None:
+    def __init__(self, labels: np.ndarray, batch_size: int, steps: int, seed: int, rank: int = 0) -> None:
         self.batch_size = batch_size
         self.steps = steps
         self.seed = seed
+        self.rank = rank
         self.epoch = 0
         self.start_step = 0
         order = np.argsort(labels, kind="stable")
@@ -57,7 +59,7 @@ class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
         return list(zip(anchors.tolist(), positives.tolist(), negatives.tolist(), strict=True))
 
     def __iter__(self) -> Iterator[list[Triple]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank] if self.rank else [self.seed, self.epoch])
         for step in range(self.steps):
             batch = self.sample_batch(rng)
             if step >= self.start_step:
@@ -100,11 +102,13 @@ class ShuffledBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
 
     With ``steps = ceil(count / batch_size)`` an epoch sees every index once (the last batch is
     topped up from the next permutation). Epoch ``e`` is seeded by ``(seed, e)``, so runs are
-    reproducible without Paddle's global RNG.
+    reproducible without Paddle's global RNG. In data-parallel training the ``world_size`` processes
+    share the permutations and process ``rank`` takes every ``world_size``-th batch from ``rank`` on.
     """
 
-    def __init__(self, count: int, batch_size: int, steps: int, seed: int) -> None:
+    def __init__(self, count: int, batch_size: int, steps: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.count, self.batch_size, self.steps, self.seed = count, batch_size, steps, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch = self.start_step = 0
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
@@ -116,10 +120,11 @@ class ShuffledBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 1])
-        needed = self.steps * self.batch_size
+        needed = self.steps * self.world_size * self.batch_size
         order = np.concatenate([rng.permutation(self.count) for _ in range(-(-needed // self.count))])
         for step in range(self.start_step, self.steps):
-            yield order[step * self.batch_size : (step + 1) * self.batch_size].tolist()
+            start = (step * self.world_size + self.rank) * self.batch_size
+            yield order[start : start + self.batch_size].tolist()
 
 
 class LabelledImages(paddle.io.Dataset):  # type: ignore[misc]

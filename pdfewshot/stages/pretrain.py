@@ -27,10 +27,12 @@ from pdfewshot.data.splits import split_classes, write_split
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
+from pdfewshot.parallel import SINGLE_PROCESS, Ranks, data_parallel, launched_ranks, start, wait_for_all
 from pdfewshot.plots import loss_curve, plots_available
 from pdfewshot.report import LossProgress, loss_progress
 from pdfewshot.resume import Position, read_resume, restore_extra, restore_optimizer, resume_path, save_resume
 from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.schedule import SCHEDULES, scheduled_lr
 from pdfewshot.stages.common import warn_skipped
 from pdfewshot.visualdl_log import ScalarLog
 
@@ -55,6 +57,7 @@ class PretrainConfig:
     steps_per_epoch: int | None = None
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     seed: int = 0
     novel_fraction: float = 0.2
     rotations: bool = False
@@ -76,6 +79,7 @@ class PretrainResult:
     images_per_second: float
     base_classes: int
     novel_classes: int
+    writer: bool = True  # False in the data-parallel processes other than rank 0, which write nothing
 
 
 def split_path(checkpoint: Path) -> Path:
@@ -122,13 +126,13 @@ class Phase:
     steps: int  # per epoch
 
 
-def plan_phases(config: PretrainConfig, base_images: int) -> list[Phase]:
+def plan_phases(config: PretrainConfig, base_images: int, ranks: Ranks = SINGLE_PROCESS) -> list[Phase]:
     """The softmax warm-up (if any), then the main loss. An epoch is one pass over the base images
     (as anchors for triples, as inputs for softmax batches of ``3 * batch_size``) unless
-    ``steps_per_epoch`` says otherwise."""
+    ``steps_per_epoch`` says otherwise; data-parallel processes each take their share of its steps."""
 
     def steps(per_step: int) -> int:
-        return config.steps_per_epoch or max(1, -(-base_images // per_step))
+        return ranks.share(config.steps_per_epoch or max(1, -(-base_images // per_step)))
 
     if config.loss == "ce":
         return [Phase("softmax", config.epochs, steps(3 * config.batch_size))]
@@ -152,8 +156,23 @@ def resumable_options(config: PretrainConfig) -> dict[str, object]:
     return record
 
 
+class Objective(paddle.nn.Layer):  # type: ignore[misc]
+    """The network, the phases' extra layers and the current phase's loss as one layer, so that ``paddle.DataParallel``
+    sees every trained parameter and hooks the backward pass of the whole step."""
+
+    def __init__(self, net: EmbeddingNet, extra: dict[str, paddle.nn.Layer]) -> None:
+        super().__init__()
+        self.net = net
+        self.extra = paddle.nn.LayerDict(extra)
+        self.compute_loss: Callable[..., paddle.Tensor] | None = None  # the current phase's
+
+    def forward(self, batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
+        assert self.compute_loss is not None, "set the phase's loss first"
+        return self.compute_loss(batch, rng)
+
+
 def _phase_loop(
-    phase: Phase, index: int, net: EmbeddingNet, base: ImageSet, config: PretrainConfig
+    phase: Phase, index: int, net: EmbeddingNet, base: ImageSet, config: PretrainConfig, ranks: Ranks
 ) -> tuple[
     paddle.io.DataLoader,
     TripleBatchSampler | ShuffledBatchSampler,
@@ -173,7 +192,7 @@ def _phase_loop(
         # shaped is kept.
         head = paddle.nn.Linear(config.embedding_dim, base.num_classes)
         sampler: TripleBatchSampler | ShuffledBatchSampler = ShuffledBatchSampler(
-            len(base), 3 * config.batch_size, phase.steps, config.seed + index
+            len(base), 3 * config.batch_size, phase.steps, config.seed + index, ranks.rank, ranks.world_size
         )
         dataset: paddle.io.Dataset = LabelledImages(base.images, base.labels)
 
@@ -184,7 +203,7 @@ def _phase_loop(
         return paddle.io.DataLoader(dataset, batch_sampler=sampler), sampler, {"softmax_head": head}, softmax_loss
 
     if phase.kind == "pairs":
-        sampler = PairBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index)
+        sampler = PairBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index, ranks.rank)
         margin = 1.0 if config.margin is None else config.margin
 
         def pair_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
@@ -196,7 +215,7 @@ def _phase_loop(
 
         return paddle.io.DataLoader(PairDataset(base.images), batch_sampler=sampler), sampler, {}, pair_loss
 
-    sampler = TripleBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index)
+    sampler = TripleBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index, ranks.rank)
     margin = 0.2 if config.margin is None else config.margin
 
     def triple_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
@@ -217,13 +236,21 @@ def train(
     saved: dict[str, object],
     progress: LossProgress,
     log: ScalarLog,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> int:
     """Runs the phases from ``position`` on; returns the number of steps taken in this call."""
     taken = 0
+    loops = {
+        i: _phase_loop(phase, i, net, base, config, ranks) for i, phase in enumerate(phases) if i >= position.phase
+    }
+    # One objective over the network and every phase's extra layers, wrapped once: wrapping the same
+    # parameters again for a later phase makes Paddle's gradient reducer crash (Paddle 3.3).
+    objective = Objective(net, {name: layer for loop in loops.values() for name, layer in loop[2].items()})
+    trainer = data_parallel(objective, ranks)
     for index, phase in enumerate(phases):
         if index < position.phase:
             continue
-        loader, sampler, extra, compute_loss = _phase_loop(phase, index, net, base, config)
+        loader, sampler, extra, objective.compute_loss = loops[index]
         parameters = [p for p in net.parameters() if not p.stop_gradient]
         parameters += [p for layer in extra.values() for p in layer.parameters()]
         optimizer = paddle.optimizer.Adam(learning_rate=config.lr, parameters=parameters)
@@ -235,11 +262,14 @@ def train(
         if config.freeze_backbone:
             net.backbone.eval()
         first_epoch = position.epoch if index == position.phase else 0
+        phase_steps = phase.epochs * phase.steps  # each phase anneals over its own length
         for epoch in range(first_epoch, phase.epochs):
             first_step = position.step if (index == position.phase and epoch == position.epoch) else 0
             sampler.set_epoch(epoch, first_step)
             for step, batch in enumerate(loader, first_step):
-                loss = compute_loss(batch, np.random.default_rng([config.seed, index, epoch, step, 3]))
+                optimizer.set_lr(scheduled_lr(config.lr, config.lr_schedule, epoch * phase.steps + step, phase_steps))
+                stream = [config.seed, index, epoch, step, 3] + ([ranks.rank] if ranks.rank else [])
+                loss = trainer(batch, np.random.default_rng(stream))
                 loss.backward()
                 # Adam names its accumulators <param>_moment1_<n> with a process-wide counter n; a
                 # fresh name scope makes n = 0 in every run, so a saved state can be restored by name.
@@ -249,7 +279,7 @@ def train(
                 position.losses.append(loss.item())
                 log.add(f"pretrain/{phase.kind}_loss", position.losses[-1], len(position.losses))
                 taken += 1
-                if config.save_every and len(position.losses) % config.save_every == 0:
+                if ranks.writer and config.save_every and len(position.losses) % config.save_every == 0:
                     here = Position(index, epoch, step + 1, position.losses)
                     save_resume(resume_path(config.out), net, extra, optimizer, here, resumable_options(config))
                 progress.update(position.losses[-1])
@@ -263,6 +293,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         raise PdfewshotError(f"--loss {config.loss}: unknown, choose from {', '.join(LOSSES)}")
     if config.augment not in AUGMENTATIONS:
         raise PdfewshotError(f"--augment {config.augment}: unknown, choose from {', '.join(AUGMENTATIONS)}")
+    if config.lr_schedule not in SCHEDULES:
+        raise PdfewshotError(f"--lr-schedule {config.lr_schedule}: unknown, choose from {', '.join(SCHEDULES)}")
     if config.save_every is not None and config.save_every < 1:
         raise PdfewshotError(f"--save-every {config.save_every}: must be at least 1")
     if config.warmup_epochs < 0:
@@ -271,6 +303,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         if getattr(config, name) < 1:
             raise PdfewshotError(f"--{name.replace('_', '-')} {getattr(config, name)}: must be at least 1")
     check_checkpoint_path(config.out)
+    ranks = launched_ranks()
+    start(ranks)
     sources = [resolve_source(s) for s in config.data]
     imageset, load_report = load_sources(sources, config.image_size, strict=config.strict)
     warn_skipped(load_report)
@@ -287,15 +321,19 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         load_trunk_weights(net, config.pretrained, config.backbone, imageset.channels)
     if config.freeze_backbone:
         net.freeze_backbone()
-    phases = plan_phases(config, len(base))
+    phases = plan_phases(config, len(base), ranks)
     position, saved = Position(), dict[str, object]()
     if config.resume:
         position, saved = read_resume(resume_path(config.out), net, resumable_options(config))
     total = sum(phase.epochs * phase.steps for phase in phases)
     started = time.perf_counter()
-    with loss_progress("pretrain", total, config.show_progress) as progress, ScalarLog(config.visualdl) as log:
+    shown = config.show_progress and ranks.writer
+    with (
+        loss_progress("pretrain", total, shown) as progress,
+        ScalarLog(config.visualdl if ranks.writer else None) as log,
+    ):
         progress.update_completed(len(position.losses))
-        taken = train(net, base, config, phases, position, saved, progress, log)
+        taken = train(net, base, config, phases, position, saved, progress, log, ranks)
     seconds = time.perf_counter() - started
     losses = position.losses
 
@@ -312,19 +350,27 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         "loss": config.loss,
         "warmup_epochs": config.warmup_epochs if config.loss != "ce" else 0,
         "config": config_record(config),
-        "training": {"steps": len(losses), "final_loss": float(np.mean(losses[-10:])), "seconds": round(seconds, 1)},
+        "training": {
+            "steps": len(losses),
+            "processes": ranks.world_size,
+            "final_loss": float(np.mean(losses[-10:])),
+            "seconds": round(seconds, 1),
+        },
     }
-    save_checkpoint(config.out, net, meta)
-    write_split(split, str(split_path(config.out)))
-    if plots_available():
-        loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {config.loss}")
-    resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
-    resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
+    if ranks.writer:
+        save_checkpoint(config.out, net, meta)
+        write_split(split, str(split_path(config.out)))
+        if plots_available():
+            loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {config.loss}")
+        resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
+        resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
+    wait_for_all(ranks)
     return PretrainResult(
         checkpoint=config.out,
         losses=losses,
         seconds=seconds,
-        images_per_second=3 * config.batch_size * taken / seconds if taken else 0.0,
+        images_per_second=3 * config.batch_size * taken * ranks.world_size / seconds if taken else 0.0,
         base_classes=len(split.base),
         novel_classes=len(split.novel),
+        writer=ranks.writer,
     )

@@ -47,6 +47,18 @@ def test_softmax_alone_lowers_its_loss(data: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "m.json").read_text())["loss"] == "ce"
 
 
+def test_cosine_schedule_changes_training_after_the_first_step(data: Path, tmp_path: Path) -> None:
+    constant = pretrain(config(data, tmp_path / "c.pdparams", loss="ce", steps_per_epoch=4, lr=3e-3))
+    cosine = pretrain(
+        config(data, tmp_path / "s.pdparams", loss="ce", steps_per_epoch=4, lr=3e-3, lr_schedule="cosine")
+    )
+    assert cosine.losses[:2] == constant.losses[:2]  # step 0 runs at --lr in both; its update shows at step 1
+    assert cosine.losses[2:] != constant.losses[2:]
+    assert json.loads((tmp_path / "s.json").read_text())["config"]["lr_schedule"] == "cosine"
+    with pytest.raises(PdfewshotError, match="--lr-schedule linear: unknown"):
+        pretrain(config(data, tmp_path / "x.pdparams", lr_schedule="linear"))
+
+
 def test_rotations_quadruple_the_base_classes(data: Path, tmp_path: Path) -> None:
     pretrain(config(data, tmp_path / "m.pdparams", rotations=True, steps_per_epoch=1))
     meta = json.loads((tmp_path / "m.json").read_text())
@@ -85,8 +97,11 @@ def test_pretrained_checkpoint_of_another_backbone_is_named(data: Path, tmp_path
 def test_resume_after_an_interruption_ends_with_the_same_weights(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Both phases and augmentation: the resumed run must redraw batches and distortions exactly.
-    options = {"warmup_epochs": 1, "epochs": 2, "steps_per_epoch": 5, "augment": "affine", "seed": 3}
+    # Both phases, augmentation and an annealed rate: the resumed run must redraw batches and
+    # distortions and pick up the schedule exactly.
+    options = {
+        "warmup_epochs": 1, "epochs": 2, "steps_per_epoch": 5, "augment": "affine", "seed": 3, "lr_schedule": "cosine",
+    }  # fmt: skip
     whole = pretrain(config(data, tmp_path / "whole" / "m.pdparams", **options))
     assert len(whole.losses) == 15
 
