@@ -3,7 +3,7 @@
 Paddle's eager mode does not use oneDNN for convolutions on CPU; the inference predictor does. On
 this project's 2-core AMD EPYC, ResNet18 at 28 px embedded ~310 img/s eagerly and ~1,700 img/s this
 way (see benchmarks/throughput.py). Building the predictor costs a few seconds (saving the static
-program and loading it), so :func:`embed_fast` uses it only for enough images to pay that back.
+program and loading it), so :func:`run_fast` uses it only for enough images to pay that back.
 """
 
 import tempfile
@@ -84,11 +84,12 @@ class InferenceEmbedder(InferenceRunner):
             super().__init__(prefix, threads)
 
 
-def embed_fast(net: nn.Layer, images: np.ndarray) -> np.ndarray:
-    """Embeddings of uint8 images through the fastest path for their number (see module doc)."""
+def run_fast(net: nn.Layer, images: np.ndarray) -> np.ndarray:
+    """Outputs of a network (an embedding, or a predictor's logits) for uint8 images, through the
+    fastest path for their number (see module doc)."""
     if len(images) < FAST_PATH_MIN_IMAGES:
         return np.asarray(embed(net, images).numpy())
     return InferenceEmbedder(net, images.shape[3], images.shape[1])(images)
 
 
-__all__ = ["FAST_PATH_MIN_IMAGES", "InferenceEmbedder", "InferenceRunner", "embed_fast", "save_for_inference"]
+__all__ = ["FAST_PATH_MIN_IMAGES", "InferenceEmbedder", "InferenceRunner", "run_fast", "save_for_inference"]

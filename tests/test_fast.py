@@ -3,7 +3,7 @@ import paddle
 import pytest
 
 from pdfewshot import fast
-from pdfewshot.fast import InferenceEmbedder, embed_fast
+from pdfewshot.fast import InferenceEmbedder, run_fast
 from pdfewshot.nets.embedding import EmbeddingNet, embed
 
 
@@ -18,7 +18,7 @@ def test_inference_predictor_gives_the_eager_embeddings(backbone: str, channels:
     assert net.training  # left as found: a new layer is in training mode
 
 
-def test_embed_fast_switches_path_by_count(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_fast_switches_path_by_count(monkeypatch: pytest.MonkeyPatch) -> None:
     paddle.seed(0)
     net = EmbeddingNet("conv4", 1, 8, 16)
     images = np.random.default_rng(1).integers(0, 256, size=(12, 16, 16, 1), dtype=np.uint8)
@@ -30,9 +30,22 @@ def test_embed_fast_switches_path_by_count(monkeypatch: pytest.MonkeyPatch) -> N
         original(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(InferenceEmbedder, "__init__", spy)
-    small = embed_fast(net, images)
+    small = run_fast(net, images)
     assert built == []
     monkeypatch.setattr(fast, "FAST_PATH_MIN_IMAGES", 10)
-    large = embed_fast(net, images)
+    large = run_fast(net, images)
     assert built == [True]
     np.testing.assert_allclose(small, large, atol=1e-5)
+
+
+def test_a_predictor_gives_its_eager_logits_through_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A predictor (embedding + cosine classifier) through the inference path gives the eager logits.
+    from pdfewshot.nets.classifier import CosineClassifier, Predictor
+
+    paddle.seed(0)
+    net = EmbeddingNet("conv4", 1, 8, 16)
+    predictor = Predictor(net, CosineClassifier.from_prototypes(paddle.randn([3, 8]), 10.0))
+    images = np.random.default_rng(2).integers(0, 256, size=(12, 16, 16, 1), dtype=np.uint8)
+    eager = run_fast(predictor, images)
+    monkeypatch.setattr(fast, "FAST_PATH_MIN_IMAGES", 10)
+    np.testing.assert_allclose(run_fast(predictor, images), eager, atol=1e-4)

@@ -15,7 +15,7 @@ from pdfewshot.data.episodes import confidence_interval, sample_episodes
 from pdfewshot.data.omniglot_runs import read_runs
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.fast import embed_fast
+from pdfewshot.fast import run_fast
 from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier
 from pdfewshot.methods.pair import PairHeadClassifier
 from pdfewshot.nets.embedding import EmbeddingNet
@@ -142,7 +142,7 @@ def _features(net: EmbeddingNet | None, images: np.ndarray) -> dict[bool, np.nda
     """Features keyed by ``uses_embedding``: embeddings (when there is a network) and raw pixels."""
     features = {False: _pixels(images)}
     if net is not None:
-        features[True] = embed_fast(net, images)
+        features[True] = run_fast(net, images)
     return features
 
 

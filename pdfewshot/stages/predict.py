@@ -2,16 +2,15 @@
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import paddle
 
 from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.fast import InferenceRunner
-from pdfewshot.nets.embedding import to_input
+from pdfewshot.fast import InferenceRunner, run_fast
 from pdfewshot.report import err_console
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_predictor
@@ -70,14 +69,7 @@ def open_scorer(model: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[s
         meta = read_export_meta(model)
         return InferenceRunner(str(model / meta["program"])), meta
     predictor, meta = open_predictor(model)
-
-    @paddle.no_grad()  # type: ignore[untyped-decorator]
-    def score(images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return np.concatenate(
-            [predictor(to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
-        )
-
-    return score, meta
+    return partial(run_fast, predictor), meta
 
 
 def predict(config: PredictConfig) -> list[Prediction]:

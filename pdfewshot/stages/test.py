@@ -9,7 +9,7 @@ import paddle
 
 from pdfewshot.atomic import read_json
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.nets.embedding import to_input
+from pdfewshot.fast import run_fast
 from pdfewshot.plots import accuracy_pictures
 from pdfewshot.report import ClassAccuracy, write_json
 from pdfewshot.runtime import set_paddle_threads
@@ -26,7 +26,6 @@ class QueryTestConfig:
     model: Path = DEFAULT_PREDICTOR
     data: list[str] = field(default_factory=list)
     report: Path | None = Path("models/test_report.json")
-    batch_size: int = 256
     strict: bool = False
     plots: bool = False
 
@@ -82,16 +81,7 @@ def run_test(config: QueryTestConfig) -> QueryTestResult:
     labels = np.array([class_index[q["class"]] for q in manifest["queries"]], dtype=np.int64)
 
     images = imageset.images[indices]
-    predictions = (
-        np.concatenate(
-            [
-                predictor(to_input(images[i : i + config.batch_size])).argmax(axis=1).numpy()
-                for i in range(0, len(images), config.batch_size)
-            ]
-        )
-        if len(images)
-        else np.zeros(0, dtype=np.int64)
-    )
+    predictions = run_fast(predictor, images).argmax(axis=1) if len(images) else np.zeros(0, dtype=np.int64)
     per_class = [
         ClassAccuracy(name, int(np.sum(labels == c)), int(np.sum((labels == c) & (predictions == c))))
         for c, name in enumerate(meta["class_names"])
