@@ -55,37 +55,37 @@ PUBLISHED = [
 ]
 
 
-def run_config(name: str, data_dir: Path, work: Path, episodes: int, seed: int) -> dict[str, Any]:
+METHODS = ["finetune", "transductive", "prototype"]  # a pair-bce embedding is scored by its pair head ("pair")
+
+
+def train_config(name: str, data_dir: Path, work: Path, seed: int) -> dict[str, Any]:
+    """Pretrains one recipe; the row so far: options, training time and steps."""
     sources = [str(data_dir / "images_background_small1.zip"), str(data_dir / "images_background_small2.zip")]
-    checkpoint = work / name / "emb_model.pdparams"
-    config = PretrainConfig(data=sources, out=checkpoint, rotations=True, novel_fraction=0.25, seed=seed)
+    config = PretrainConfig(data=sources, out=work / name / "emb_model.pdparams", rotations=True, novel_fraction=0.25)
+    config.seed = seed
     for key, value in CONFIGS[name].items():
         setattr(config, key, value)
     started = time.perf_counter()
     trained = pretrain(config)
-    train_seconds = time.perf_counter() - started
-
-    runs = evaluate(EvaluateConfig(model=checkpoint, runs=data_dir / "all_runs.zip", report=work / name / "runs.json"))
-    row: dict[str, Any] = {
-        "config": name, "options": CONFIGS[name], "train_seconds": round(train_seconds),
-        "threads": thread_count(),
-        "steps": len(trained.losses), "runs": {r.method: r.trial_accuracy for r in runs.results},
-        "episodes": {},
+    return {
+        "config": name, "options": CONFIGS[name], "train_seconds": round(time.perf_counter() - started),
+        "threads": thread_count(), "steps": len(trained.losses),
     }  # fmt: skip
+
+
+def evaluate_config(row: dict[str, Any], data_dir: Path, work: Path, episodes: int, seed: int) -> dict[str, Any]:
+    """Adds the 20 runs and the episode tasks to a trained recipe's row and saves it."""
+    folder = work / row["config"]
+    checkpoint = folder / "emb_model.pdparams"
+    runs_config = EvaluateConfig(model=checkpoint, runs=data_dir / "all_runs.zip", report=folder / "runs.json")
+    runs_config.methods = [*METHODS, "nn-pixels"]
+    row["runs"] = {r.method: r.trial_accuracy for r in evaluate(runs_config).results}
+    row["episodes"] = {}
     for way, shot in EPISODE_TASKS:
-        result = evaluate(
-            EvaluateConfig(
-                model=checkpoint,
-                methods=["finetune", "prototype"],  # "pair" for a pair-bce embedding
-                way=way,
-                shots=[shot],
-                episodes=episodes,
-                seed=seed,
-                report=work / name / f"episodes-{way}w{shot}s.json",
-            )
-        )
-        row["episodes"][f"{way}w{shot}s"] = {r.method: (r.mean, r.interval) for r in result.results}
-    (work / name / "row.json").write_text(json.dumps(row, indent=1))
+        config = EvaluateConfig(model=checkpoint, way=way, shots=[shot], episodes=episodes, seed=seed)
+        config.methods, config.report = METHODS, folder / f"episodes-{way}w{shot}s.json"
+        row["episodes"][f"{way}w{shot}s"] = {r.method: (r.mean, r.interval) for r in evaluate(config).results}
+    (folder / "row.json").write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -96,7 +96,7 @@ def markdown(rows: list[dict[str, Any]], episodes: int) -> str:
     ]
     for row in rows:
         # A pair-bce embedding is scored through its pair head ("pair"), the others by both methods.
-        for method in [m for m in ("finetune", "prototype", "pair") if m in row["runs"]]:
+        for method in [m for m in (*METHODS, "pair") if m in row["runs"]]:
             scores = [row["episodes"][f"{w}w{s}s"][method] for w, s in EPISODE_TASKS]
             cells = [f"{100 * mean:.1f} +- {100 * interval:.1f}" for mean, interval in scores]
             minutes = f"{row['train_seconds'] / 60:.0f} min ({row['steps']} steps, {row['threads']} thread(s))"
@@ -129,12 +129,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     parser.add_argument("--table", action="store_true", help="train nothing: tabulate the rows saved in --work")
+    parser.add_argument(
+        "--reevaluate", action="store_true", help="train nothing: evaluate the saved recipes again (new methods)"
+    )
     args = parser.parse_args()
-    if args.table:
-        saved = [args.work / name / "row.json" for name in args.config or CONFIGS]
+    names = args.config or list(CONFIGS)
+    if args.table or args.reevaluate:
+        saved = [args.work / name / "row.json" for name in names]
         rows = [json.loads(path.read_text()) for path in saved if path.is_file()]
+        if args.reevaluate:
+            rows = [evaluate_config(row, args.data_dir, args.work, args.episodes, args.seed) for row in rows]
     else:
-        rows = [run_config(name, args.data_dir, args.work, args.episodes, args.seed) for name in args.config or CONFIGS]
+        rows = [
+            evaluate_config(train_config(name, args.data_dir, args.work, args.seed), args.data_dir, args.work,
+                            args.episodes, args.seed)
+            for name in names
+        ]  # fmt: skip
     table = markdown(rows, args.episodes)
     print(table)
     if args.out:

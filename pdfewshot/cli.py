@@ -267,7 +267,10 @@ def evaluate(
     ] = None,
     method: Annotated[
         list[str] | None,
-        typer.Option(help="prototype, finetune or nn-pixels; repeat to compare on the same episodes [default: all]."),
+        typer.Option(
+            help="prototype, finetune, transductive (finetune with the entropy on the episode's unlabelled queries, "
+            "Dhillon et al. 2020) or nn-pixels; repeat to compare on the same episodes [default: all but transductive]."
+        ),
     ] = None,
     way: Annotated[int, typer.Option(help="Classes per episode (N).")] = 5,
     shot: Annotated[
@@ -278,7 +281,12 @@ def evaluate(
     seed: SeedOption = 0,
     strict: StrictOption = False,
     image_size: Annotated[int, typer.Option(help="Image size for nn-pixels when no checkpoint is used.")] = 28,
-    finetune_steps: Annotated[int, typer.Option(min=0, help="Steps of the finetune method per episode.")] = 100,
+    finetune_steps: Annotated[
+        int, typer.Option(min=0, help="Steps of the finetune and transductive methods per episode.")
+    ] = 100,
+    query_entropy_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the query-entropy term of the transductive method.")
+    ] = 1.0,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/evaluate_report.json"),
     per_class: Annotated[bool, typer.Option(help="Also print per-class accuracy over all episodes.")] = False,
     plots: PlotsOption = False,
@@ -290,7 +298,8 @@ def evaluate(
 
     config = EvaluateConfig(
         model=model, data=data or [], runs=runs, way=way, query=query, episodes=episodes, seed=seed,
-        image_size=image_size, finetune_steps=finetune_steps, report=report, strict=strict, plots=plots,
+        image_size=image_size, finetune_steps=finetune_steps, query_entropy_weight=query_entropy_weight,
+        report=report, strict=strict, plots=plots,
     )  # fmt: skip
     if method:
         config.methods = method

@@ -33,12 +33,16 @@ def fit_episodes(
     entropy_weight: float,
     scale: float,
     show_progress: bool = False,
+    unlabelled: paddle.Tensor | None = None,
 ) -> tuple[paddle.Tensor, paddle.Tensor, list[float]]:
     """Fits one cosine classifier per episode, all at once: ``features [E, n, d]``, ``labels [E, n]``.
 
     Returns W ``[E, classes, d]`` (normalised), b ``[E, classes]`` and the mean loss per step. The loss
     is the sum over episodes of each episode's loss, so each episode's W and b get exactly the
     gradient they would get alone, and Adam, being elementwise, moves them exactly as alone.
+
+    With ``unlabelled`` features ``[E, m, d]`` (an episode's queries) the entropy term is taken on
+    their predictions instead of the support's: Dhillon et al. (2020)'s transductive fine-tuning.
     """
     episodes = features.shape[0]
     label_tensor = paddle.to_tensor(labels, dtype="int64")
@@ -47,14 +51,22 @@ def fit_episodes(
     weight.set_value(F.normalize(paddle.bmm(one_hot.transpose([0, 2, 1]), features), axis=2))
     bias = paddle.create_parameter([episodes, num_classes], "float32", is_bias=True)
     bias.set_value(paddle.zeros([episodes, num_classes]))
-    queries = F.normalize(features, axis=2)
+    support = F.normalize(features, axis=2)
+    others = None if unlabelled is None else F.normalize(unlabelled, axis=2)
     optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=[weight, bias])
+
+    def logits_of(points: paddle.Tensor) -> paddle.Tensor:
+        logits = scale * paddle.bmm(points, F.normalize(weight, axis=2).transpose([0, 2, 1])) + bias[:, None, :]
+        return logits.reshape([-1, num_classes])
+
     losses: list[float] = []
     with loss_progress("finetune", steps, show_progress) as progress:
         for _ in range(steps):
-            logits = scale * paddle.bmm(queries, F.normalize(weight, axis=2).transpose([0, 2, 1])) + bias[:, None, :]
-            flat = logits.reshape([-1, num_classes])
-            loss = classifier_loss(flat, label_tensor.reshape([-1]), entropy_weight)
+            if others is None:
+                loss = classifier_loss(logits_of(support), label_tensor.reshape([-1]), entropy_weight)
+            else:
+                loss = F.cross_entropy(logits_of(support), label_tensor.reshape([-1]))
+                loss = loss + entropy_weight * softmax_entropy(logits_of(others))
             (loss * episodes).backward()
             optimizer.step()
             optimizer.clear_grad()

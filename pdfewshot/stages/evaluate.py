@@ -16,7 +16,7 @@ from pdfewshot.data.omniglot_runs import read_runs
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.fast import run_fast
-from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier
+from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier, TransductiveFinetuneClassifier
 from pdfewshot.methods.pair import PairHeadClassifier
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.plots import accuracy_pictures, class_accuracy_bars
@@ -43,6 +43,7 @@ class EvaluateConfig:
     finetune_steps: int = 100
     finetune_lr: float = 0.01
     entropy_weight: float = 0.1
+    query_entropy_weight: float = 1.0  # the transductive method's entropy on the queries
     scale: float = 10.0
     report: Path | None = Path("models/evaluate_report.json")
     strict: bool = False
@@ -125,6 +126,10 @@ def make_method(name: str, config: EvaluateConfig, net: EmbeddingNet | None = No
         return PairHeadClassifier(net.pair_head)
     if name == "finetune":
         return FinetuneClassifier(config.finetune_steps, config.finetune_lr, config.entropy_weight, config.scale)
+    if name == "transductive":
+        return TransductiveFinetuneClassifier(
+            config.finetune_steps, config.finetune_lr, config.query_entropy_weight, config.scale
+        )
     return METHODS[name]()
 
 
@@ -161,7 +166,9 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     requested = list(dict.fromkeys(config.methods))
     if net is not None and net.pair_head is not None:
         # A pair-bce embedding is used as Koch et al. did: through its pair head, not prototypes.
-        requested = list(dict.fromkeys(PAIR_METHOD if m in ("prototype", "finetune") else m for m in requested))
+        requested = list(
+            dict.fromkeys(PAIR_METHOD if m in ("prototype", "finetune", "transductive") else m for m in requested)
+        )
     elif PAIR_METHOD in requested:
         raise PdfewshotError("--method pair: needs an embedding pretrained with --loss pair-bce")
     methods = [m for m in requested if net is not None or (m in METHODS and not METHODS[m].uses_embedding)]

@@ -1,0 +1,41 @@
+"""Transductive fine-tuning (Dhillon et al. 2020, "A Baseline for Few-Shot Image Classification").
+
+The prototype-initialised cosine classifier of ``finetune``, trained with cross-entropy on the
+support set plus the entropy of its predictions on the episode's unlabelled queries: the queries
+pull the class weights towards where they cluster. It needs the queries to fit, so ``fit`` only
+keeps the support set and the fitting happens in ``scores``.
+"""
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from pdfewshot.finetuning import fit_episodes
+from pdfewshot.methods.base import FewShotClassifier
+
+
+class TransductiveFinetuneClassifier(FewShotClassifier):
+    def __init__(self, steps: int = 100, lr: float = 0.01, entropy_weight: float = 1.0, scale: float = 10.0) -> None:
+        self.steps, self.lr, self.entropy_weight, self.scale = steps, lr, entropy_weight, scale
+        self.support: tuple[np.ndarray, np.ndarray, int] | None = None
+
+    def fit(self, support: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+        self.support = (support, labels, num_classes)
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        if self.support is None:
+            raise RuntimeError("fit before scores")
+        support, labels, num_classes = self.support
+        return np.asarray(self.episode_scores(support[None], labels[None], num_classes, queries[None])[0])
+
+    def episode_scores(
+        self, support: np.ndarray, labels: np.ndarray, num_classes: int, queries: np.ndarray
+    ) -> np.ndarray:
+        """All episodes fitted at once, each on its own queries (see :func:`fit_episodes`)."""
+        queries_tensor = paddle.to_tensor(queries.astype(np.float32))
+        weight, bias, _ = fit_episodes(
+            paddle.to_tensor(support.astype(np.float32)), labels, num_classes,
+            self.steps, self.lr, self.entropy_weight, self.scale, unlabelled=queries_tensor,
+        )  # fmt: skip
+        logits = self.scale * paddle.bmm(F.normalize(queries_tensor, axis=2), weight.transpose([0, 2, 1]))
+        return np.asarray((logits + bias[:, None, :]).numpy())
