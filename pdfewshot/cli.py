@@ -101,7 +101,7 @@ def pretrain(
     ] = None,
     warmup_epochs: Annotated[
         int, typer.Option(min=0, help="Epochs of softmax cross-entropy over the base classes before --loss.")
-    ] = 0,
+    ] = 2,
     steps_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Batches per epoch (default: one pass over the base images).")
     ] = None,

@@ -16,7 +16,7 @@ from tests.conftest import make_nested
 def config(data: Path, out: Path, **changes: object) -> PretrainConfig:
     base = PretrainConfig(
         data=[str(data)], out=out, image_size=16, embedding_dim=8, epochs=1, batch_size=4,
-        novel_fraction=0.3, show_progress=False,
+        novel_fraction=0.3, show_progress=False, warmup_epochs=0,  # each test says which phases it wants
     )  # fmt: skip
     for key, value in changes.items():
         setattr(base, key, value)
