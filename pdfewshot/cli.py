@@ -286,7 +286,7 @@ def evaluate(
     ] = 100,
     query_entropy_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the query-entropy term of the transductive method.")
-    ] = 1.0,
+    ] = 0.1,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/evaluate_report.json"),
     per_class: Annotated[bool, typer.Option(help="Also print per-class accuracy over all episodes.")] = False,
     plots: PlotsOption = False,

@@ -151,6 +151,16 @@ def other_data_for_predictor(world: World) -> list[str]:
     return ["test", "--model", str(world.predictor), "--data", str(folder), "--report", str(world.out / "r.json")]
 
 
+def embedding_without_novel_classes(world: World) -> list[str]:
+    out = world.root / "cases" / "all-base.pdparams"
+    if not out.exists():
+        code, output = invoke(["pretrain", "--data", str(world.data), "--out", str(out), "--image-size", "16",
+                               "--embedding-dim", "8", "--epochs", "1", "--warmup-epochs", "0",
+                               "--steps-per-epoch", "1", "--batch-size", "4", "--novel-fraction", "0"])  # fmt: skip
+        assert code == 0, output
+    return ["finetune", "--model", str(out), "--out", str(world.out / "p.pdparams")]
+
+
 CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("missing path", lambda w: ["pretrain", "--data", str(w.root / "nowhere")],
      "--data {root}/nowhere: no such file or folder"),
@@ -190,6 +200,8 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
                                        str(w.out / "keep.pdparams" / "p.pdparams")], "cannot write there"),
     ("output not .pdparams", lambda w: ["finetune", "--model", str(w.embedding), "--out", str(w.out / "p.bin")],
      "must end in .pdparams"),
+    ("embedding that holds out no classes", embedding_without_novel_classes,
+     "--model: the embedding holds out no classes (pretrained with --novel-fraction 0); give --data"),
     ("zip that is not a zip", not_a_zip, "fake.zip: not a zip archive"),
     ("zip without images", zip_without_images, "docs.zip: no images found"),
     ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),

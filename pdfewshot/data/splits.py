@@ -42,16 +42,17 @@ def split_classes(class_names: Sequence[str], novel_fraction: float, seed: int) 
     """Holds out a seeded ``novel_fraction`` of the alphabets (nested layouts) or of the classes.
 
     Holding out whole alphabets, as Omniglot's background/evaluation division does, keeps the novel
-    classes from looking like near-copies of base ones.
+    classes from looking like near-copies of base ones. A fraction of 0 holds out nothing: every class
+    is a base class (for a model evaluated on other data, such as Omniglot's runs).
     """
-    if not 0.0 < novel_fraction < 1.0:
-        raise PdfewshotError(f"--novel-fraction {novel_fraction}: must be between 0 and 1")
+    if not 0.0 <= novel_fraction < 1.0:
+        raise PdfewshotError(f"--novel-fraction {novel_fraction}: must be at least 0 and below 1")
     groups = sorted({_group(name) for name in class_names})
     by_alphabet = len(groups) >= 2 and "" not in groups
     units = groups if by_alphabet else sorted(class_names)
     if len(units) < 2:
         raise PdfewshotError(f"the data has {len(units)} class: a split needs at least 2")
-    count = min(len(units) - 1, max(1, round(novel_fraction * len(units))))
+    count = min(len(units) - 1, max(1, round(novel_fraction * len(units)))) if novel_fraction else 0
     rng = np.random.default_rng(seed)
     novel_units = {units[i] for i in rng.permutation(len(units))[:count]}
     novel = tuple(n for n in sorted(class_names) if (_group(n) if by_alphabet else n) in novel_units)

@@ -15,7 +15,7 @@ from pdfewshot.methods.base import FewShotClassifier
 
 
 class TransductiveFinetuneClassifier(FewShotClassifier):
-    def __init__(self, steps: int = 100, lr: float = 0.01, entropy_weight: float = 1.0, scale: float = 10.0) -> None:
+    def __init__(self, steps: int = 100, lr: float = 0.01, entropy_weight: float = 0.1, scale: float = 10.0) -> None:
         self.steps, self.lr, self.entropy_weight, self.scale = steps, lr, entropy_weight, scale
         self.support: tuple[np.ndarray, np.ndarray, int] | None = None
 

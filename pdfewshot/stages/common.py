@@ -72,3 +72,23 @@ def require_classes(imageset: ImageSet, class_names: Sequence[str], what: str) -
     missing = sorted(set(class_names) - set(imageset.class_names))
     if missing:
         raise PdfewshotError(f"{what}: {len(missing)} classes are not in the data, e.g. {missing[0]}")
+
+
+def few_shot_classes(meta: dict[str, Any], imageset: ImageSet, other_data: bool) -> list[str]:
+    """The classes an embedding may be tested on: its held-out (novel) classes, or with ``--data``
+    every class of that data that it was not trained on; an error when there are none."""
+    if other_data:
+        base = set(meta["split"]["base"])
+        classes = [name for name in imageset.class_names if name not in base]
+        if not classes:
+            raise PdfewshotError("--data: no novel classes (all are base classes of the embedding)")
+        return classes
+    present = set(imageset.class_names)
+    classes = [name for name in meta["split"]["novel"] if name in present]
+    if not meta["split"]["novel"]:
+        raise PdfewshotError(
+            "--model: the embedding holds out no classes (pretrained with --novel-fraction 0); give --data"
+        )
+    if not classes:
+        raise PdfewshotError("--model: none of the embedding's held-out classes are in the data")
+    return classes

@@ -22,7 +22,7 @@ from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.plots import accuracy_pictures, class_accuracy_bars
 from pdfewshot.report import ClassAccuracy, loss_progress, write_json
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import load_checkpoint_data, open_embedding, warn_skipped
+from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding, warn_skipped
 from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
 
 
@@ -43,7 +43,7 @@ class EvaluateConfig:
     finetune_steps: int = 100
     finetune_lr: float = 0.01
     entropy_weight: float = 0.1
-    query_entropy_weight: float = 1.0  # the transductive method's entropy on the queries
+    query_entropy_weight: float = 0.1  # the transductive method's entropy on the queries (as finetune's)
     scale: float = 10.0
     report: Path | None = Path("models/evaluate_report.json")
     strict: bool = False
@@ -241,13 +241,7 @@ def _evaluate_episodes(
 ) -> EvaluateResult:
     if meta is not None:
         imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
-        base = set(meta["split"]["base"])
-        classes = (
-            [n for n in imageset.class_names if n not in base]
-            if config.data
-            else [n for n in meta["split"]["novel"] if n in set(imageset.class_names)]
-        )
-        imageset = imageset.subset_classes(classes)
+        imageset = imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
     elif config.data:
         imageset, report = load_sources([resolve_source(s) for s in config.data], image_size, 1, strict=config.strict)
         warn_skipped(report)

@@ -15,7 +15,7 @@ from pdfewshot.finetuning import fit_on_features, fit_with_backbone
 from pdfewshot.nets.classifier import PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import load_checkpoint_data, open_embedding
+from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding
 from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
 from pdfewshot.threshold import leave_one_out_threshold
 
@@ -78,14 +78,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     check_checkpoint_path(config.out)
     net, meta = open_embedding(config.model)
     imageset, sources = load_checkpoint_data(meta, config.data, config.strict)
-    base = set(meta["split"]["base"])
-    if config.data:
-        # Another source: every class is novel, except any the embedding was trained on.
-        candidates = [name for name in imageset.class_names if name not in base]
-    else:
-        candidates = [name for name in meta["split"]["novel"] if name in set(imageset.class_names)]
-    if not candidates:
-        raise PdfewshotError("--data: no novel classes (all are base classes of the embedding)")
+    # Another source: every class is novel, except any the embedding was trained on.
+    candidates = few_shot_classes(meta, imageset, bool(config.data))
 
     rng = np.random.default_rng(config.seed)
     class_names = choose_classes(candidates, config.way, rng)

@@ -75,7 +75,9 @@ def test_runs_with_checkpoint(embedding: Path, tmp_path: Path) -> None:
 def test_unknown_method_is_a_clear_error(embedding: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--model", str(embedding), "--method", "magic"])
     assert result.exit_code == 2
-    assert result.output.strip() == "error: --method magic: choose from prototype, finetune, transductive, nn-pixels, pair"
+    assert (
+        result.output.strip() == "error: --method magic: choose from prototype, finetune, transductive, nn-pixels, pair"
+    )
     result = runner.invoke(app, ["evaluate", "--model", str(embedding), "--method", "pair"])
     assert result.exit_code == 2
     assert result.output.strip() == "error: --method pair: needs an embedding pretrained with --loss pair-bce"
