@@ -22,10 +22,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _positive_variable(name: str) -> int | None:
+    """The environment variable ``name`` as a whole number above 0, else None."""
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def local_processes() -> int:
     """Processes that ``paddle.distributed.launch`` started on this machine (they share its cores)."""
-    value = os.environ.get("PADDLE_LOCAL_SIZE", "1")
-    return int(value) if value.isdigit() and int(value) > 0 else 1
+    return _positive_variable("PADDLE_LOCAL_SIZE") or 1
 
 
 def default_threads() -> int:
@@ -50,8 +55,7 @@ def configure_runtime(threads: int | None = None) -> None:
 def thread_count() -> int:
     """``--threads`` / ``$PDFEWSHOT_THREADS``, else the user's ``$OMP_NUM_THREADS``, else this process's
     share of the cores (all of them unless several training processes were launched)."""
-    value = os.environ.get(THREADS_VARIABLE, "")
-    return int(value) if value.isdigit() and int(value) > 0 else default_threads()
+    return _positive_variable(THREADS_VARIABLE) or default_threads()
 
 
 def set_paddle_threads() -> None:

@@ -7,16 +7,15 @@ keeps the support set and the fitting happens in ``scores``.
 """
 
 import numpy as np
-import paddle
-import paddle.nn.functional as F
 
-from pdfewshot.finetuning import fit_episodes
-from pdfewshot.methods.base import FewShotClassifier
+from pdfewshot.methods.finetune import FinetuneClassifier
 
 
-class TransductiveFinetuneClassifier(FewShotClassifier):
+class TransductiveFinetuneClassifier(FinetuneClassifier):
+    transductive = True
+
     def __init__(self, steps: int = 100, lr: float = 0.01, entropy_weight: float = 0.1, scale: float = 10.0) -> None:
-        self.steps, self.lr, self.entropy_weight, self.scale = steps, lr, entropy_weight, scale
+        super().__init__(steps, lr, entropy_weight, scale)
         self.support: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def fit(self, support: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
@@ -27,15 +26,3 @@ class TransductiveFinetuneClassifier(FewShotClassifier):
             raise RuntimeError("fit before scores")
         support, labels, num_classes = self.support
         return np.asarray(self.episode_scores(support[None], labels[None], num_classes, queries[None])[0])
-
-    def episode_scores(
-        self, support: np.ndarray, labels: np.ndarray, num_classes: int, queries: np.ndarray
-    ) -> np.ndarray:
-        """All episodes fitted at once, each on its own queries (see :func:`fit_episodes`)."""
-        queries_tensor = paddle.to_tensor(queries.astype(np.float32))
-        weight, bias, _ = fit_episodes(
-            paddle.to_tensor(support.astype(np.float32)), labels, num_classes,
-            self.steps, self.lr, self.entropy_weight, self.scale, unlabelled=queries_tensor,
-        )  # fmt: skip
-        logits = self.scale * paddle.bmm(F.normalize(queries_tensor, axis=2), weight.transpose([0, 2, 1]))
-        return np.asarray((logits + bias[:, None, :]).numpy())

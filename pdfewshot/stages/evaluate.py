@@ -167,7 +167,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     if net is not None and net.pair_head is not None:
         # A pair-bce embedding is used as Koch et al. did: through its pair head, not prototypes.
         requested = list(
-            dict.fromkeys(PAIR_METHOD if m in ("prototype", "finetune", "transductive") else m for m in requested)
+            dict.fromkeys(PAIR_METHOD if m in METHODS and METHODS[m].uses_embedding else m for m in requested)
         )
     elif PAIR_METHOD in requested:
         raise PdfewshotError("--method pair: needs an embedding pretrained with --loss pair-bce")

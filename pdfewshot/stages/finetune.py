@@ -78,7 +78,6 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     check_checkpoint_path(config.out)
     net, meta = open_embedding(config.model)
     imageset, sources = load_checkpoint_data(meta, config.data, config.strict)
-    # Another source: every class is novel, except any the embedding was trained on.
     candidates = few_shot_classes(meta, imageset, bool(config.data))
 
     rng = np.random.default_rng(config.seed)

@@ -29,7 +29,6 @@ class PredictConfig:
     top_k: int = 1
     reject_below: float | str | None = None  # a probability, or "suggested" (finetune's suggestion)
     strict: bool = False
-    batch_size: int = 256
 
 
 @dataclass(frozen=True)
