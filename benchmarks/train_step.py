@@ -2,12 +2,14 @@
 
     python benchmarks/train_step.py            # PyTorch columns when torch is installed
     python benchmarks/train_step.py --repeat 3
+    KMP_BLOCKTIME=0 python benchmarks/train_step.py --part1-only   # one setting against another
 
 Part 1 times the whole training step of the Conv-4 embedding (batch 64, 28 px, 1 channel, softmax
 over 700 classes, Adam) in the variants worth trying from our side: threads, NHWC instead of NCHW,
 ``paddle.jit.to_static``, bfloat16 autocast, and the same step in PyTorch. Part 2 times each kind of
 layer of ResNet18 at 28 px alone (forward + backward, batch 64) in both frameworks, weighted by how
-often it occurs in the network, to show where the gap lies. A benchmark: it measures, asserts nothing.
+often it occurs in the network, to show where the gap lies. Part 3 times Adam's update, plain and
+with ``use_multi_tensor``. A benchmark: it measures, asserts nothing.
 """
 
 import argparse
@@ -178,9 +180,31 @@ def torch_available() -> bool:
     return True
 
 
+def paddle_resnet18_adam(multi_tensor: bool, repeat: int) -> tuple[float, float]:
+    """(whole training step img/s, Adam update alone in ms) for pdfewshot's ResNet18 -> 128-d at 28 px."""
+    import paddle
+
+    from pdfewshot.nets.embedding import EmbeddingNet, to_input
+
+    paddle.seed(0)
+    net = EmbeddingNet("resnet18", 1, 128, SIZE)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters(), use_multi_tensor=multi_tensor)
+    images = to_input(np.random.default_rng(0).integers(0, 256, (BATCH, SIZE, SIZE, 1), dtype=np.uint8))
+
+    def step() -> None:
+        net(images).pow(2).sum(axis=1).mean().backward()
+        optimizer.step()
+        optimizer.clear_grad()
+
+    whole = seconds_per_call(step, repeat)
+    net(images).pow(2).sum(axis=1).mean().backward()
+    return BATCH / whole, seconds_per_call(optimizer.step, repeat) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per measurement")
+    parser.add_argument("--part1-only", action="store_true", help="only the Conv-4 step, at the threads set")
     args = parser.parse_args()
     import paddle
 
@@ -194,6 +218,8 @@ def main() -> None:
         ("paddle bf16 autocast", threads, lambda: paddle_conv4_step(bf16=True)),
         ("torch eager", threads, torch_conv4_step),
     ]
+    if args.part1_only:
+        variants = variants[:1]  # e.g. to compare settings read at import, such as KMP_BLOCKTIME
     for name, count, make in variants:
         paddle.base.core.set_num_threads(count)
         step = make()
@@ -207,6 +233,8 @@ def main() -> None:
             continue
         print(f"  {name:24s} {count} thread(s) {BATCH / seconds:8.1f}")
     paddle.base.core.set_num_threads(threads)
+    if args.part1_only:
+        return
 
     print(
         f"\nPart 2: ResNet18 at {SIZE} px, each kind of layer alone, forward + backward, "
@@ -233,6 +261,11 @@ def main() -> None:
     ours_all = sum(t[0] for t in totals.values())
     theirs_all = sum(t[1] for t in totals.values())
     print(f"    {'all':10s} paddle {ours_all:8.1f}  torch {theirs_all:8.1f}  ratio {ours_all / theirs_all:5.2f}")
+
+    print(f"\nPart 3: Adam in a ResNet18 training step at {SIZE} px, batch {BATCH}, {threads} threads")
+    for multi_tensor in (False, True):
+        rate, update = paddle_resnet18_adam(multi_tensor, args.repeat * 2)
+        print(f"  use_multi_tensor={multi_tensor!s:5s}  step {rate:6.1f} img/s, Adam update alone {update:5.1f} ms")
 
 
 if __name__ == "__main__":
