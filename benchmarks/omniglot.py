@@ -47,6 +47,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "conv4-ce-affine-cosine": {
         "backbone": "conv4", "loss": "ce", "epochs": 40, "augment": "affine", "lr_schedule": "cosine",
     },
+    # Twice the resolution (4x the compute per image: half the epochs cost twice the time).
+    "conv4-ce-affine-56px": {"backbone": "conv4", "loss": "ce", "epochs": 10, "augment": "affine", "image_size": 56},
 }  # fmt: skip
 EPISODE_TASKS = ((5, 1), (5, 5), (20, 1), (20, 5))
 
@@ -84,21 +86,27 @@ def train_config(name: str, data_dir: Path, work: Path, seed: int) -> dict[str, 
     }  # fmt: skip
 
 
-def evaluate_config(row: dict[str, Any], data_dir: Path, work: Path, episodes: int, seed: int) -> dict[str, Any]:
-    """Adds the 20 runs and the episode tasks to a trained recipe's row and saves it."""
+def evaluate_config(
+    row: dict[str, Any], data_dir: Path, work: Path, episodes: int, seed: int, views: int
+) -> dict[str, Any]:
+    """Adds the 20 runs and the episode tasks to a trained recipe's row and saves it: each method as it
+    is and, when ``views`` > 0, with that many test-time views (keyed "<method>, <views> views")."""
     folder = work / row["config"]
     checkpoint = folder / "emb_model.pdparams"
-    runs_config = EvaluateConfig(model=checkpoint, runs=data_dir / "all_runs.zip", report=folder / "runs.json")
-    runs_config.methods = [*METHODS, "nn-pixels"]
-    row["runs"] = {r.method: r.trial_accuracy for r in evaluate(runs_config).results}
-    row["episodes"] = {}
-    if row["options"].get("novel_fraction") == 0.0:  # nothing held out: no episodes to draw
-        (folder / "row.json").write_text(json.dumps(row, indent=1))
-        return row
-    for way, shot in EPISODE_TASKS:
-        config = EvaluateConfig(model=checkpoint, way=way, shots=[shot], episodes=episodes, seed=seed)
-        config.methods, config.report = METHODS, folder / f"episodes-{way}w{shot}s.json"
-        row["episodes"][f"{way}w{shot}s"] = {r.method: (r.mean, r.interval) for r in evaluate(config).results}
+    row["runs"], row["episodes"] = {}, {}
+    held_out = row["options"].get("novel_fraction") != 0.0  # else nothing held out: no episodes to draw
+    for count in sorted({0, views}):
+        suffix = f", {count} views" if count else ""
+        tag = f"-views{count}" if count else ""
+        runs_config = EvaluateConfig(model=checkpoint, runs=data_dir / "all_runs.zip", views=count, seed=seed)
+        runs_config.methods = [*METHODS, "nn-pixels"] if not count else METHODS
+        runs_config.report = folder / f"runs{tag}.json"
+        row["runs"].update({r.method + suffix: r.trial_accuracy for r in evaluate(runs_config).results})
+        for way, shot in EPISODE_TASKS if held_out else ():
+            config = EvaluateConfig(model=checkpoint, way=way, shots=[shot], episodes=episodes, seed=seed, views=count)
+            config.methods, config.report = METHODS, folder / f"episodes-{way}w{shot}s{tag}.json"
+            task = row["episodes"].setdefault(f"{way}w{shot}s", {})
+            task.update({r.method + suffix: (r.mean, r.interval) for r in evaluate(config).results})
     (folder / "row.json").write_text(json.dumps(row, indent=1))
     return row
 
@@ -109,8 +117,8 @@ def markdown(rows: list[dict[str, Any]], episodes: int) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        # A pair-bce embedding is scored through its pair head ("pair"), the others by both methods.
-        for method in [m for m in (*METHODS, "pair") if m in row["runs"]]:
+        # A pair-bce embedding is scored through its pair head ("pair"), the others by every method.
+        for method in [m for m in row["runs"] if m != "nn-pixels"]:
             scores = [row["episodes"].get(f"{w}w{s}s", {}).get(method) for w, s in EPISODE_TASKS]
             cells = [f"{100 * score[0]:.1f} +- {100 * score[1]:.1f}" if score else "-" for score in scores]
             minutes = f"{row['train_seconds'] / 60:.0f} min ({row['steps']} steps, {row['threads']} thread(s))"
@@ -141,6 +149,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "models" / "omniglot-benchmark")
     parser.add_argument("--episodes", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--views", type=int, default=8, help="also score with this many test-time views (evaluate --views; 0: not)"
+    )
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     parser.add_argument("--table", action="store_true", help="train nothing: tabulate the rows saved in --work")
     parser.add_argument(
@@ -152,11 +163,13 @@ def main() -> None:
         saved = [args.work / name / "row.json" for name in names]
         rows = [json.loads(path.read_text()) for path in saved if path.is_file()]
         if args.reevaluate:
-            rows = [evaluate_config(row, args.data_dir, args.work, args.episodes, args.seed) for row in rows]
+            rows = [
+                evaluate_config(row, args.data_dir, args.work, args.episodes, args.seed, args.views) for row in rows
+            ]
     else:
         rows = [
             evaluate_config(train_config(name, args.data_dir, args.work, args.seed), args.data_dir, args.work,
-                            args.episodes, args.seed)
+                            args.episodes, args.seed, args.views)
             for name in names
         ]  # fmt: skip
     table = markdown(rows, args.episodes)

@@ -287,6 +287,13 @@ def evaluate(
     query_entropy_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the query-entropy term of the transductive method.")
     ] = 0.1,
+    views: Annotated[
+        int,
+        typer.Option(
+            help="Test-time augmentation: embed this many affine-distorted copies of each image; a support image's "
+            "copies join the support set, a query's are averaged into its embedding (nn-pixels sees none)."
+        ),
+    ] = 0,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/evaluate_report.json"),
     per_class: Annotated[bool, typer.Option(help="Also print per-class accuracy over all episodes.")] = False,
     plots: PlotsOption = False,
@@ -299,7 +306,7 @@ def evaluate(
     config = EvaluateConfig(
         model=model, data=data or [], runs=runs, way=way, query=query, episodes=episodes, seed=seed,
         image_size=image_size, finetune_steps=finetune_steps, query_entropy_weight=query_entropy_weight,
-        report=report, strict=strict, plots=plots,
+        views=views, report=report, strict=strict, plots=plots,
     )  # fmt: skip
     if method:
         config.methods = method

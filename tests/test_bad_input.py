@@ -207,6 +207,8 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),
                                               "--report", str(w.out / "e.json")], "0.png: not a zip archive"),
     ("unknown method", lambda w: ["evaluate", "--model", str(w.embedding), "--method", "guess"], "--method guess"),
+    ("negative views", lambda w: ["evaluate", "--model", str(w.embedding), "--views", "-1"],
+     "--views -1: must be 0 or more"),
     ("pipeline with an unknown key", pipeline('title = "x"\n[[stage]]\ncommand = "test"\n'), "unknown key 'title'"),
     ("pipeline with an unknown option", pipeline('[[stage]]\ncommand = "finetune"\nshots = 2\n'),
      "stage 1 (finetune): No such option: --shots"),

@@ -24,6 +24,7 @@ from pdfewshot.report import ClassAccuracy, loss_progress, write_json
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding, warn_skipped
 from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
+from pdfewshot.views import ViewedFeatures, view_features
 
 
 @dataclass
@@ -45,6 +46,7 @@ class EvaluateConfig:
     entropy_weight: float = 0.1
     query_entropy_weight: float = 0.1  # the transductive method's entropy on the queries (as finetune's)
     scale: float = 10.0
+    views: int = 0  # distorted copies of each image embedded besides it (test-time augmentation, pdfewshot.views)
     report: Path | None = Path("models/evaluate_report.json")
     strict: bool = False
     plots: bool = False
@@ -110,10 +112,11 @@ class EvaluateResult:
     results: list[MethodResult]
     run_names: list[str] = field(default_factory=list)
     skipped_methods: list[str] = field(default_factory=list)
+    views: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "runs": self.run_names, "skipped_methods": self.skipped_methods,
+            "kind": self.kind, "runs": self.run_names, "skipped_methods": self.skipped_methods, "views": self.views,
             "results": [r.to_json() for r in self.results],
         }  # fmt: skip
 
@@ -143,11 +146,12 @@ def _pixels(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-def _features(net: EmbeddingNet | None, images: np.ndarray) -> dict[bool, np.ndarray]:
-    """Features keyed by ``uses_embedding``: embeddings (when there is a network) and raw pixels."""
-    features = {False: _pixels(images)}
+def _features(net: EmbeddingNet | None, images: np.ndarray, views: int, seed: int) -> dict[bool, ViewedFeatures]:
+    """Features keyed by ``uses_embedding``: embeddings with ``views`` distorted copies of each image
+    (when there is a network) and raw pixels (never distorted: nn-pixels stays the classic baseline)."""
+    features = {False: ViewedFeatures.without_views(_pixels(images))}
     if net is not None:
-        features[True] = run_fast(net, images)
+        features[True] = view_features(lambda batch: run_fast(net, batch), images, views, seed)
     return features
 
 
@@ -161,6 +165,8 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         )
     if any(shot < 1 for shot in config.shots) or not config.shots:
         raise PdfewshotError(f"--shot {min(config.shots, default=0)}: must be at least 1")
+    if config.views < 0:
+        raise PdfewshotError(f"--views {config.views}: must be 0 or more")
     model = _resolve_model(config)
     net, meta = open_embedding(model) if model is not None else (None, None)
     requested = list(dict.fromkeys(config.methods))
@@ -183,7 +189,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         result = _evaluate_runs(config, net, methods, image_size, channels)
     else:
         result = _evaluate_episodes(config, net, meta, methods, image_size)
-    result.skipped_methods = skipped
+    result.skipped_methods, result.views = skipped, config.views
     if config.report is not None:
         write_json(config.report, result.to_json())
     if config.plots:
@@ -219,15 +225,21 @@ def _evaluate_runs(
 ) -> EvaluateResult:
     runs = read_runs(config.runs, image_size, channels) if config.runs else []
     results = {m: MethodResult(m, way=len(runs[0].training), shot=1) for m in methods}
+    # Every run's images embedded in one call (with their views), then sliced run by run.
+    every = np.concatenate([images for run in runs for images in (run.training, run.test)])
+    features = _features(net, every, config.views, config.seed)
+    start = 0
     with loss_progress("runs", len(runs), config.show_progress) as progress:
         for run in runs:
-            train = _features(net, run.training)
-            test = _features(net, run.test)
-            names = [f"{run.name}/class{i + 1:02d}" for i in range(len(run.training))]
+            classes, trials = len(run.training), len(run.test)
+            train_index, test_index = start + np.arange(classes), start + classes + np.arange(trials)
+            start += classes + trials
+            names = [f"{run.name}/class{i + 1:02d}" for i in range(classes)]
             for name in methods:
                 method = make_method(name, config, net)
-                method.fit(train[method.uses_embedding], np.arange(len(run.training)), len(run.training))
-                results[name].add(method.predict(test[method.uses_embedding]), run.test_labels, names)
+                chosen = features[method.uses_embedding]
+                method.fit(*chosen.support(train_index, np.arange(classes)), classes)
+                results[name].add(method.predict(chosen.queries(test_index)), run.test_labels, names)
             progress.update(results[methods[0]].accuracies[-1])
     return EvaluateResult("runs", list(results.values()), run_names=[r.name for r in runs])
 
@@ -251,7 +263,7 @@ def _evaluate_episodes(
     episodes = sample_episodes(
         imageset.labels, config.way, max(config.shots), config.query, config.episodes, config.seed
     )
-    features = _features(net, imageset.images)
+    features = _features(net, imageset.images, config.views, config.seed)
     query_index = np.stack([episode.queries()[0] for episode in episodes])
     query_labels = np.stack([episode.queries()[1] for episode in episodes])
     results = []
@@ -262,7 +274,8 @@ def _evaluate_episodes(
             for name in methods:
                 method = make_method(name, config, net)
                 chosen = features[method.uses_embedding]
-                scores = method.episode_scores(chosen[support_index], support_labels, config.way, chosen[query_index])
+                support, labels = chosen.support(support_index, support_labels)
+                scores = method.episode_scores(support, labels, config.way, chosen.queries(query_index))
                 result = MethodResult(name, config.way, shot)
                 for episode, episode_scores, truth in zip(episodes, scores, query_labels, strict=True):
                     names = [imageset.class_names[c] for c in episode.classes]

@@ -99,3 +99,25 @@ def test_pair_bce_checkpoints_score_through_their_pair_head(embedding: Path, tmp
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1].startswith("1 runs: ")
     assert "(pair, 1 runs, 3 trials)" in result.output
+
+
+def test_views_are_seeded_and_leave_nn_pixels_alone(embedding: Path, tmp_path: Path) -> None:
+    runs = make_runs_zip(tmp_path / "runs.zip", runs=2, classes=3)
+
+    def scored(name: str, *extra: str) -> dict[str, list[float]]:
+        report = tmp_path / name
+        args = ["evaluate", "--model", str(embedding), "--way", "3", "--query", "2", "--episodes", "5",
+                "--finetune-steps", "3", "--report", str(report), *extra]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        data = json.loads(report.read_text())
+        assert data["views"] == (int(extra[extra.index("--views") + 1]) if "--views" in extra else 0)
+        return {r["method"]: r["accuracies"] for r in data["results"]}
+
+    plain, viewed = scored("plain.json"), scored("viewed.json", "--views", "3")
+    assert scored("again.json", "--views", "3") == viewed
+    assert viewed["nn-pixels"] == plain["nn-pixels"]
+    assert set(viewed) == {"prototype", "finetune", "nn-pixels"}
+    on_runs = scored("runs.json", "--runs", str(runs), "--views", "2")
+    assert {m: len(a) for m, a in on_runs.items()} == {"prototype": 2, "finetune": 2, "nn-pixels": 2}
+    assert on_runs["nn-pixels"] == [1.0, 1.0]
