@@ -284,6 +284,12 @@ def evaluate(
     finetune_steps: Annotated[
         int, typer.Option(min=0, help="Steps of the finetune and transductive methods per episode.")
     ] = 100,
+    finetune_lr: Annotated[
+        float, typer.Option(min=0.0, help="Adam learning rate of the finetune and transductive methods.")
+    ] = 0.01,
+    entropy_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the finetune method's entropy term on the support set.")
+    ] = 0.1,
     query_entropy_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the query-entropy term of the transductive method.")
     ] = 0.1,
@@ -305,8 +311,8 @@ def evaluate(
 
     config = EvaluateConfig(
         model=model, data=data or [], runs=runs, way=way, query=query, episodes=episodes, seed=seed,
-        image_size=image_size, finetune_steps=finetune_steps, query_entropy_weight=query_entropy_weight,
-        views=views, report=report, strict=strict, plots=plots,
+        image_size=image_size, finetune_steps=finetune_steps, finetune_lr=finetune_lr, entropy_weight=entropy_weight,
+        query_entropy_weight=query_entropy_weight, views=views, report=report, strict=strict, plots=plots,
     )  # fmt: skip
     if method:
         config.methods = method

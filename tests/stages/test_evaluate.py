@@ -121,3 +121,15 @@ def test_views_are_seeded_and_leave_nn_pixels_alone(embedding: Path, tmp_path: P
     on_runs = scored("runs.json", "--runs", str(runs), "--views", "2")
     assert {m: len(a) for m, a in on_runs.items()} == {"prototype": 2, "finetune": 2, "nn-pixels": 2}
     assert on_runs["nn-pixels"] == [1.0, 1.0]
+
+
+def test_finetune_at_learning_rate_zero_scores_as_the_prototype(embedding: Path, tmp_path: Path) -> None:
+    # W starts as the prototypes and b as zero: with nothing learnt, finetune must agree with prototype.
+    report = tmp_path / "lr0.json"
+    args = ["evaluate", "--model", str(embedding), "--way", "3", "--query", "2", "--episodes", "6",
+            "--method", "prototype", "--method", "finetune", "--finetune-lr", "0", "--entropy-weight", "0.5",
+            "--views", "1", "--report", str(report)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    prototype, finetune = (r["accuracies"] for r in json.loads(report.read_text())["results"])
+    assert finetune == prototype
