@@ -431,9 +431,7 @@ def run_pipeline(
         record = {"arguments": [stage.command, *stage.arguments]}
         earlier = previous[number - 1] if number <= len(previous) else None
         if not force and up_to_date(stage, parsed.params, earlier):
-            # One line however long the command: logs stay greppable (Rich would wrap at the terminal width).
-            message = f"stage {number}/{len(stages)}: pdfewshot {stage}: up to date, skipped"
-            err_console.print(message, style="dim", soft_wrap=True)
+            err_console.print(f"stage {number}/{len(stages)}: pdfewshot {stage}: up to date, skipped", style="dim")
             state.append(record)
             continue
         err_console.rule(f"stage {number}/{len(stages)}: pdfewshot {stage}", style="dim")

@@ -14,7 +14,9 @@ from rich.table import Table
 from pdfewshot.atomic import atomic_write_text
 
 console = Console()
-err_console = Console(stderr=True)
+# Status lines and warnings stay one line however long their paths (Rich would wrap them at the terminal
+# width), so that logs can be grepped; progress bars and rules still fit the terminal.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class LossProgress:
