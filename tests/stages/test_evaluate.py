@@ -104,21 +104,23 @@ def test_pair_bce_checkpoints_score_through_their_pair_head(embedding: Path, tmp
 def test_views_are_seeded_and_leave_nn_pixels_alone(embedding: Path, tmp_path: Path) -> None:
     runs = make_runs_zip(tmp_path / "runs.zip", runs=2, classes=3)
 
-    def scored(name: str, *extra: str) -> dict[str, list[float]]:
+    def scored(name: str, views: int | None, *extra: str) -> dict[str, list[float]]:
         report = tmp_path / name
         args = ["evaluate", "--model", str(embedding), "--way", "3", "--query", "2", "--episodes", "5",
                 "--finetune-steps", "3", "--report", str(report), *extra]  # fmt: skip
+        if views is not None:
+            args += ["--views", str(views)]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         data = json.loads(report.read_text())
-        assert data["views"] == (int(extra[extra.index("--views") + 1]) if "--views" in extra else 0)
+        assert data["views"] == (views or 0)  # 0 when not given
         return {r["method"]: r["accuracies"] for r in data["results"]}
 
-    plain, viewed = scored("plain.json"), scored("viewed.json", "--views", "3")
-    assert scored("again.json", "--views", "3") == viewed
+    plain, viewed = scored("plain.json", None), scored("viewed.json", 3)
+    assert scored("again.json", 3) == viewed
     assert viewed["nn-pixels"] == plain["nn-pixels"]
     assert set(viewed) == {"prototype", "finetune", "nn-pixels"}
-    on_runs = scored("runs.json", "--runs", str(runs), "--views", "2")
+    on_runs = scored("runs.json", 2, "--runs", str(runs))
     assert {m: len(a) for m, a in on_runs.items()} == {"prototype": 2, "finetune": 2, "nn-pixels": 2}
     assert on_runs["nn-pixels"] == [1.0, 1.0]
 
