@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pdfewshot.config import EvaluateConfig, PretrainConfig
 from pdfewshot.runtime import thread_count
-from pdfewshot.stages.evaluate import EvaluateConfig, evaluate
-from pdfewshot.stages.pretrain import PretrainConfig, pretrain
+from pdfewshot.stages.evaluate import evaluate
+from pdfewshot.stages.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "omniglot"
@@ -74,7 +75,11 @@ METHODS = ["finetune", "transductive", "prototype"]  # a pair-bce embedding is s
 def train_config(name: str, data_dir: Path, work: Path, seed: int) -> dict[str, Any]:
     """Pretrains one recipe; the row so far: options, training time and steps."""
     sources = [str(data_dir / "images_background_small1.zip"), str(data_dir / "images_background_small2.zip")]
-    config = PretrainConfig(data=sources, out=work / name / "emb_model.pdparams", rotations=True, novel_fraction=0.25)
+    # The recipes were measured at 28 px, without augmentation or validation unless they say otherwise.
+    config = PretrainConfig(
+        data=sources, out=work / name / "emb_model.pdparams", rotations=True, novel_fraction=0.25, image_size=28,
+        augment="none", validation_fraction=0.0,
+    )  # fmt: skip
     config.seed = seed
     for key, value in CONFIGS[name].items():
         setattr(config, key, value)
@@ -99,12 +104,13 @@ def evaluate_config(
         suffix = f", {count} views" if count else ""
         tag = f"-views{count}" if count else ""
         runs_config = EvaluateConfig(model=checkpoint, runs=data_dir / "all_runs.zip", views=count, seed=seed)
-        runs_config.methods = [*METHODS, "nn-pixels"] if not count else METHODS
+        methods = ["pair"] if row["options"].get("loss") == "pair-bce" else METHODS
+        runs_config.method = [*methods, "nn-pixels"] if not count else methods
         runs_config.report = folder / f"runs{tag}.json"
         row["runs"].update({r.method + suffix: r.trial_accuracy for r in evaluate(runs_config).results})
         for way, shot in EPISODE_TASKS if held_out else ():
-            config = EvaluateConfig(model=checkpoint, way=way, shots=[shot], episodes=episodes, seed=seed, views=count)
-            config.methods, config.report = METHODS, folder / f"episodes-{way}w{shot}s{tag}.json"
+            config = EvaluateConfig(model=checkpoint, way=way, shot=[shot], episodes=episodes, seed=seed, views=count)
+            config.method, config.report = methods, folder / f"episodes-{way}w{shot}s{tag}.json"
             task = row["episodes"].setdefault(f"{way}w{shot}s", {})
             task.update({r.method + suffix: (r.mean, r.interval) for r in evaluate(config).results})
     (folder / "row.json").write_text(json.dumps(row, indent=1))

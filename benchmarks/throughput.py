@@ -42,8 +42,8 @@ def rate(step: Callable[[], object], images_per_step: int, steps: int, warmup: i
 def paddle_rates(size: int, steps: int) -> dict[str, float]:
     import paddle
 
-    from pdfewshot.fast import InferenceEmbedder
     from pdfewshot.nets.embedding import EmbeddingNet, to_input
+    from pdfewshot.nets.inference import InferenceEmbedder
 
     paddle.seed(0)
     net = EmbeddingNet("resnet18", 1, EMBEDDING_DIM, size)
@@ -125,8 +125,8 @@ def sampler_fed_rate(steps: int) -> tuple[float, float]:
     import paddle
 
     from pdfewshot.data.sampling import TripleBatchSampler, TripleDataset
-    from pdfewshot.losses import cosine_mse_triples
     from pdfewshot.nets.embedding import EmbeddingNet, to_input
+    from pdfewshot.train.losses import cosine_mse_triples
 
     paddle.seed(0)
     net = EmbeddingNet("resnet18", 1, EMBEDDING_DIM, 28)
@@ -153,7 +153,7 @@ def finetune_and_test_times() -> tuple[float, float]:
     them) and for scoring 1350 test queries with a predictor, both at 28 px."""
     import paddle
 
-    from pdfewshot.finetuning import fit_on_features
+    from pdfewshot.methods.fitting import FitSettings, fit_on_features
     from pdfewshot.nets.classifier import Predictor
     from pdfewshot.nets.embedding import EmbeddingNet, embed, to_input
 
@@ -165,7 +165,8 @@ def finetune_and_test_times() -> tuple[float, float]:
     labels = np.repeat(np.arange(20), 5)
     embed(net, support)  # warm-up
     started = time.perf_counter()
-    classifier, _ = fit_on_features(embed(net, support), labels, 20, 100, 0.01, 0.1, 10.0)
+    settings = FitSettings(steps=100, lr=0.01, entropy_weight=0.1, scale=10.0)
+    classifier, _ = fit_on_features(embed(net, support), labels, 20, settings=settings)
     finetune = time.perf_counter() - started
     predictor = Predictor(net, classifier)
     predictor.eval()

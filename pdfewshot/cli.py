@@ -1,9 +1,14 @@
 """The ``pdfewshot`` command: a thin Typer layer over the stage functions.
 
-Stages are imported inside each command so that ``--help`` is quick and ``--threads`` is applied
-before Paddle is first imported.
+Each command's options take their defaults from the stage's config dataclass (:mod:`pdfewshot.config`,
+the single source of them) and are turned back into that dataclass by :func:`build`. Stages are
+imported inside each command so that ``--help`` is quick and ``--threads`` is applied before Paddle is
+first imported. Errors name the settings they are about; :func:`user_errors` shows them as options.
 """
 
+import dataclasses
+import inspect
+import typing
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -12,6 +17,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from pdfewshot import __version__
+from pdfewshot.config import (
+    DEFAULT_EVALUATE_REPORT,
+    DEFAULT_PREDICTOR,
+    DEFAULT_TEST_REPORT,
+    EvaluateConfig,
+    ExportConfig,
+    FinetuneConfig,
+    PredictConfig,
+    PretrainConfig,
+    QueryTestConfig,
+)
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.runtime import configure_runtime
 
@@ -26,13 +42,17 @@ support_app = typer.Typer(help="Add a class to a predictor from a few images, or
 app.add_typer(support_app, name="support")
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
+
+PRETRAIN, FINETUNE, TEST, EVALUATE = PretrainConfig(), FinetuneConfig(), QueryTestConfig(), EvaluateConfig()
+PREDICT, EXPORT = PredictConfig(), ExportConfig()
 
 DataOption = Annotated[
     list[str] | None,
     typer.Option(
         "--data",
-        help="Image source: a folder (root/<class>/<image> or root/<alphabet>/<character>/<image>), "
-        "a .zip of one, or builtin:glyphs. Repeat to merge sources.",
+        help="Image source: a folder (root/<class>/<image> or root/<alphabet>/<character>/<image>; folders and "
+        "files may be symbolic links), a .zip of one, or builtin:glyphs. Repeat to merge sources.",
     ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed for the split, sampling and initialisation.")]
@@ -40,6 +60,29 @@ PlotsOption = Annotated[
     bool, typer.Option(help="Also write a confusion matrix and a per-class accuracy chart (PNG) by the report.")
 ]
 StrictOption = Annotated[bool, typer.Option(help="Stop at an unreadable image instead of skipping it with a warning.")]
+
+
+def build(config_type: type[C], values: dict[str, Any]) -> C:
+    """The config dataclass from a command's parsed options: every option named like one of its fields;
+    an option left at None keeps the field's own default."""
+    names = {item.name for item in dataclasses.fields(config_type)}  # type: ignore[arg-type]
+    return config_type(**{name: value for name, value in values.items() if name in names and value is not None})
+
+
+def option_name(command: Callable[..., Any], parameter: str) -> str:
+    """How ``command`` spells the parameter on the command line: its option (``--out``), or for an
+    argument its name in capitals (``FOLDER``)."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    for metadata in getattr(hints.get(parameter), "__metadata__", ()):
+        if isinstance(metadata, typer.models.ArgumentInfo):
+            return str(metadata.metavar or parameter.upper())
+        if isinstance(metadata, typer.models.OptionInfo):
+            declared = [d for d in (metadata.param_decls or ()) if d.startswith("--")]
+            if declared:
+                return declared[0]
+    if parameter in inspect.signature(command).parameters:
+        return "--" + parameter.replace("_", "-")
+    return parameter  # a setting the command takes from elsewhere (a checkpoint): named as it is
 
 
 def user_errors(command: F) -> F:
@@ -50,7 +93,8 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except PdfewshotError as error:
-            typer.echo(f"error: {error}", err=True)
+            shown = error.shown_as(option_name(command, error.parameter)) if error.parameter else str(error)
+            typer.echo(f"error: {shown}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
@@ -82,143 +126,167 @@ def main(
 @user_errors
 def pretrain(
     data: DataOption = None,
-    out: Annotated[Path, typer.Option(help="Checkpoint to write (.pdparams, with a .json sidecar).")] = Path(
-        "models/emb_model.pdparams"
-    ),
-    backbone: Annotated[str, typer.Option(help="resnet18, conv4 (28-84 px) or koch (105 px).")] = "resnet18",
-    embedding_dim: Annotated[int, typer.Option(min=1, help="Size of the L2-normalised embedding.")] = 128,
-    image_size: Annotated[int, typer.Option(help="Images are resized to this many pixels square (8-512).")] = 28,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the base images with --loss.")] = 2,
+    out: Annotated[Path, typer.Option(help="Checkpoint to write (.pdparams, with a .json sidecar).")] = PRETRAIN.out,
+    backbone: Annotated[str, typer.Option(help="resnet18, conv4 (28-84 px) or koch (105 px).")] = PRETRAIN.backbone,
+    embedding_dim: Annotated[
+        int, typer.Option(min=1, help="Size of the L2-normalised embedding.")
+    ] = PRETRAIN.embedding_dim,
+    image_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Images are resized to this many pixels square (8-512) [default: from the data: 28 for line "
+            "drawings and the built-in set, 84 for photographs]."
+        ),
+    ] = PRETRAIN.image_size,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Passes over the base images with --loss [default: 2; with validation, until it stops improving, "
+            "at most --max-epochs].",
+        ),
+    ] = PRETRAIN.epochs,
+    max_epochs: Annotated[
+        int, typer.Option(help="With validation and no --epochs: the most epochs of --loss.")
+    ] = PRETRAIN.max_epochs,
     loss: Annotated[
         str,
         typer.Option(
             help="cosine-mse (triples: [cos(a,p), cos(a,n)] -> [1, 0]), triplet (margin), contrastive (pairs), "
             "pair-bce (Koch et al.'s L1 pair head) or ce (softmax over the base classes)."
         ),
-    ] = "cosine-mse",
+    ] = PRETRAIN.loss,
     margin: Annotated[
         float | None, typer.Option(help="Margin of triplet (default 0.2) or contrastive (default 1.0).")
-    ] = None,
+    ] = PRETRAIN.margin,
     warmup_epochs: Annotated[
         int, typer.Option(min=0, help="Epochs of softmax cross-entropy over the base classes before --loss.")
-    ] = 2,
+    ] = PRETRAIN.warmup_epochs,
     steps_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Batches per epoch (default: one pass over the base images).")
-    ] = None,
+    ] = PRETRAIN.steps_per_epoch,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Triples per batch (3 images each); softmax batches take 3x as many images.")
-    ] = 64,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
+    ] = PRETRAIN.batch_size,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = PRETRAIN.lr,
     lr_schedule: Annotated[
         str, typer.Option(help="constant, or cosine: anneal each phase's rate from --lr towards 0.")
-    ] = "constant",
-    seed: SeedOption = 0,
+    ] = PRETRAIN.lr_schedule,
+    seed: SeedOption = PRETRAIN.seed,
     novel_fraction: Annotated[
-        float, typer.Option(help="Share of alphabets (nested data) or classes held out as novel.")
-    ] = 0.2,
+        float | None,
+        typer.Option(
+            help="Share of alphabets (nested data) or classes held out of pretraining as novel, for finetune and "
+            "evaluate without --data [default: 0.2 for the built-in set; 0 for your own data, which you then "
+            "fine-tune on other data with --data]."
+        ),
+    ] = PRETRAIN.novel_fraction,
+    validation_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the base classes kept out of training to score few-shot episodes on during it, keep the "
+            "best weights and stop early [default: 0.1 for your own data, 0 (no validation) for the built-in set]."
+        ),
+    ] = PRETRAIN.validation_fraction,
+    validate_every: Annotated[
+        int | None,
+        typer.Option(help="Steps between validations [default: once per epoch of --loss, at least every 100 steps]."),
+    ] = PRETRAIN.validate_every,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many validations without a better accuracy.")
+    ] = PRETRAIN.patience,
+    time_budget: Annotated[
+        str | None, typer.Option(help="Stop training after this long, e.g. 90s, 15m or 1h30m (best weights kept).")
+    ] = PRETRAIN.time_budget,
     rotations: Annotated[
         bool, typer.Option(help="Add 90/180/270-degree copies of base classes as new classes.")
-    ] = False,
+    ] = PRETRAIN.rotations,
     augment: Annotated[
-        str, typer.Option(help="none, or affine: Koch et al.'s random rotation, shear, scale and shift per image.")
-    ] = "none",
+        str | None,
+        typer.Option(
+            help="none, affine (Koch et al.'s random rotation, shear, scale and shift) or photo (random resized "
+            "crop, flip, colour jitter) [default: from the data: affine for line drawings, photo for photographs, "
+            "none for the built-in set]."
+        ),
+    ] = PRETRAIN.augment,
     pretrained: Annotated[
-        Path | None, typer.Option(help="Start the backbone from these weights (pdfewshot or paddle.vision ResNet18).")
-    ] = None,
-    freeze_backbone: Annotated[bool, typer.Option(help="Train only the embedding head.")] = False,
+        str | None,
+        typer.Option(
+            help="Start the backbone from these weights: a pdfewshot embedding or a paddle.vision ResNet18 state "
+            "dict, or imagenet (paddle.vision's ImageNet ResNet18, downloaded by Paddle; 3 channels, ImageNet "
+            "normalisation)."
+        ),
+    ] = PRETRAIN.pretrained,
+    freeze_backbone: Annotated[bool, typer.Option(help="Train only the embedding head.")] = PRETRAIN.freeze_backbone,
     save_every: Annotated[
         int | None,
         typer.Option(min=1, help="Save the training state every N steps (<out>.resume.pdparams) for --resume."),
-    ] = None,
+    ] = PRETRAIN.save_every,
     resume: Annotated[
         bool, typer.Option(help="Continue from the last --save-every state, with the same options.")
-    ] = False,
-    strict: StrictOption = False,
+    ] = PRETRAIN.resume,
+    strict: StrictOption = PRETRAIN.strict,
     visualdl: Annotated[
         Path | None, typer.Option(help='Log the loss for VisualDL in this folder (pip install "pdfewshot[visualdl]").')
-    ] = None,
+    ] = PRETRAIN.visualdl,
 ) -> None:
     """Learn an embedding on the base classes (triples by default; see --loss)."""
-    from pdfewshot.stages.pretrain import PretrainConfig
     from pdfewshot.stages.pretrain import pretrain as run
 
-    config = PretrainConfig(
-        data=data or PretrainConfig().data,
-        out=out,
-        backbone=backbone,
-        embedding_dim=embedding_dim,
-        image_size=image_size,
-        epochs=epochs,
-        loss=loss,
-        margin=margin,
-        warmup_epochs=warmup_epochs,
-        steps_per_epoch=steps_per_epoch,
-        batch_size=batch_size,
-        lr=lr,
-        lr_schedule=lr_schedule,
-        seed=seed,
-        novel_fraction=novel_fraction,
-        rotations=rotations,
-        augment=augment,
-        pretrained=pretrained,
-        freeze_backbone=freeze_backbone,
-        save_every=save_every,
-        resume=resume,
-        strict=strict,
-        visualdl=visualdl,
-    )
-    result = run(config)
+    result = run(build(PretrainConfig, locals()))
     if not result.writer:
         return  # data-parallel processes other than rank 0 stay quiet
+    if result.settings:
+        typer.echo(f"settings from the data ({result.settings}); options given on the command line win")
+    held = f"{result.novel_classes} held out as novel"
+    if result.validation_classes:
+        held += f", {result.validation_classes} for validation"
     typer.echo(
-        f"pretrained on {result.base_classes} base classes ({result.novel_classes} held out as novel): "
+        f"pretrained on {result.base_classes} base classes ({held}): "
         f"{len(result.losses)} steps, {result.seconds:.0f} s, {result.images_per_second:.0f} img/s, "
         f"final loss {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}"
     )
+    record = result.record
+    if record is not None and record.best_validation is not None:
+        typer.echo(
+            f"validation: best accuracy {record.best_validation:.4f} at step {record.best_step} "
+            f"({len(record.validations)} evaluations; weights of that step kept); stopped: {record.stopped_because}"
+        )
     typer.echo(f"wrote {result.checkpoint}")
 
 
 @app.command()
 @user_errors
 def finetune(
-    shot: Annotated[int, typer.Option(help="Labelled support images per class (K).")] = 2,
-    way: Annotated[int | None, typer.Option(help="Novel classes to use (N, seeded); default all.")] = None,
-    model: Annotated[Path, typer.Option(help="Embedding checkpoint from pretrain.")] = Path(
-        "models/emb_model.pdparams"
-    ),
-    out: Annotated[Path, typer.Option(help="Predictor checkpoint to write.")] = Path("models/predictor.pdparams"),
+    shot: Annotated[int, typer.Option(help="Labelled support images per class (K).")] = FINETUNE.shot,
+    way: Annotated[int | None, typer.Option(help="Novel classes to use (N, seeded); default all.")] = FINETUNE.way,
+    model: Annotated[Path, typer.Option(help="Embedding checkpoint from pretrain.")] = FINETUNE.model,
+    out: Annotated[Path, typer.Option(help="Predictor checkpoint to write.")] = FINETUNE.out,
     data: DataOption = None,
-    steps: Annotated[int, typer.Option(min=0, help="Full-batch training steps on the support set.")] = 100,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate for W and b.")] = 0.01,
-    entropy_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the softmax-entropy term.")] = 0.1,
+    steps: Annotated[int, typer.Option(min=0, help="Full-batch training steps on the support set.")] = FINETUNE.steps,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate for W and b.")] = FINETUNE.lr,
+    entropy_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the softmax-entropy term.")
+    ] = FINETUNE.entropy_weight,
     no_entropy: Annotated[bool, typer.Option("--no-entropy", help="Cross-entropy only.")] = False,
-    scale: Annotated[float, typer.Option(min=0.0, help="Fixed logit scale: logits = scale * cos(w, q) + b.")] = 10.0,
-    train_backbone: Annotated[bool, typer.Option(help="Also fine-tune the embedding network.")] = False,
+    scale: Annotated[
+        float, typer.Option(min=0.0, help="Fixed logit scale: logits = scale * cos(w, q) + b.")
+    ] = FINETUNE.scale,
+    train_backbone: Annotated[
+        bool, typer.Option(help="Also fine-tune the embedding network.")
+    ] = FINETUNE.train_backbone,
     backbone_lr: Annotated[
         float, typer.Option(min=0.0, help="Learning rate of the network with --train-backbone.")
-    ] = 1e-4,
-    seed: SeedOption = 0,
-    strict: StrictOption = False,
+    ] = FINETUNE.backbone_lr,
+    seed: SeedOption = FINETUNE.seed,
+    strict: StrictOption = FINETUNE.strict,
 ) -> None:
     """Fit a cosine classifier, initialised from class prototypes, on K support images per novel class."""
-    from pdfewshot.stages.finetune import FinetuneConfig
     from pdfewshot.stages.finetune import finetune as run
 
-    config = FinetuneConfig(
-        model=model,
-        out=out,
-        shot=shot,
-        way=way,
-        data=data or [],
-        steps=steps,
-        lr=lr,
-        entropy_weight=0.0 if no_entropy else entropy_weight,
-        scale=scale,
-        train_backbone=train_backbone,
-        backbone_lr=backbone_lr,
-        strict=strict,
-        seed=seed,
-    )
+    config = build(FinetuneConfig, locals())
+    if no_entropy:
+        config.entropy_weight = 0.0
     result = run(config)
     final = f", final loss {result.losses[-1]:.4f}" if result.losses else ""
     typer.echo(
@@ -236,19 +304,17 @@ def finetune(
 @app.command("test")
 @user_errors
 def test_command(
-    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = Path(
-        "models/predictor.pdparams"
-    ),
+    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = TEST.model,
     data: DataOption = None,
-    report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/test_report.json"),
-    strict: StrictOption = False,
-    plots: PlotsOption = False,
+    report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = DEFAULT_TEST_REPORT,
+    strict: StrictOption = TEST.strict,
+    plots: PlotsOption = TEST.plots,
 ) -> None:
     """Accuracy on the held-out query images, per class and overall."""
-    from pdfewshot.report import accuracy_table, console
-    from pdfewshot.stages.test import QueryTestConfig, run_test
+    from pdfewshot.reporting.console import accuracy_table, console
+    from pdfewshot.stages.test import run_test
 
-    result = run_test(QueryTestConfig(model=model, data=data or [], report=report, strict=strict, plots=plots))
+    result = run_test(build(QueryTestConfig, locals()))
     console.print(accuracy_table(result.per_class, f"{model.name}: per-class accuracy"))
     typer.echo(f"wrote {report}")
     typer.echo(f"overall: {result.overall:.4f}")
@@ -260,65 +326,59 @@ def evaluate(
     model: Annotated[
         Path | None,
         typer.Option(help="Embedding checkpoint from pretrain [default: models/emb_model.pdparams if it exists]."),
-    ] = None,
+    ] = EVALUATE.model,
     data: DataOption = None,
     runs: Annotated[
         Path | None, typer.Option(help="Omniglot's one-shot runs zip (all_runs.zip, as shipped) instead of episodes.")
-    ] = None,
+    ] = EVALUATE.runs,
     method: Annotated[
         list[str] | None,
         typer.Option(
             help="prototype, finetune, transductive (finetune with the entropy on the episode's unlabelled queries, "
-            "Dhillon et al. 2020) or nn-pixels; repeat to compare on the same episodes [default: all but transductive]."
+            "Dhillon et al. 2020), nn-pixels or pair (a pair-bce embedding's pair head); repeat to compare on the "
+            "same episodes [default: prototype, finetune and nn-pixels; pair and nn-pixels for a pair-bce "
+            "embedding]."
         ),
-    ] = None,
-    way: Annotated[int, typer.Option(help="Classes per episode (N).")] = 5,
+    ] = EVALUATE.method,
+    way: Annotated[int, typer.Option(help="Classes per episode (N).")] = EVALUATE.way,
     shot: Annotated[
         list[int] | None, typer.Option(help="Support images per class (K); repeat to compare [default: 1].")
     ] = None,
-    query: Annotated[int, typer.Option(help="Query images per class and episode.")] = 15,
-    episodes: Annotated[int, typer.Option(help="Number of seeded episodes.")] = 600,
-    seed: SeedOption = 0,
-    strict: StrictOption = False,
-    image_size: Annotated[int, typer.Option(help="Image size for nn-pixels when no checkpoint is used.")] = 28,
+    query: Annotated[int, typer.Option(help="Query images per class and episode.")] = EVALUATE.query,
+    episodes: Annotated[int, typer.Option(help="Number of seeded episodes.")] = EVALUATE.episodes,
+    seed: SeedOption = EVALUATE.seed,
+    strict: StrictOption = EVALUATE.strict,
+    image_size: Annotated[
+        int, typer.Option(help="Image size for nn-pixels when no checkpoint is used.")
+    ] = EVALUATE.image_size,
     finetune_steps: Annotated[
         int, typer.Option(min=0, help="Steps of the finetune and transductive methods per episode.")
-    ] = 100,
+    ] = EVALUATE.finetune_steps,
     finetune_lr: Annotated[
         float, typer.Option(min=0.0, help="Adam learning rate of the finetune and transductive methods.")
-    ] = 0.01,
+    ] = EVALUATE.finetune_lr,
     entropy_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the finetune method's entropy term on the support set.")
-    ] = 0.1,
+    ] = EVALUATE.entropy_weight,
     query_entropy_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the query-entropy term of the transductive method.")
-    ] = 0.1,
+    ] = EVALUATE.query_entropy_weight,
     views: Annotated[
         int,
         typer.Option(
             help="Test-time augmentation: embed this many affine-distorted copies of each image; a support image's "
             "copies join the support set, a query's are averaged into its embedding (nn-pixels sees none)."
         ),
-    ] = 0,
-    report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("models/evaluate_report.json"),
+    ] = EVALUATE.views,
+    report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = DEFAULT_EVALUATE_REPORT,
     per_class: Annotated[bool, typer.Option(help="Also print per-class accuracy over all episodes.")] = False,
-    plots: PlotsOption = False,
+    plots: PlotsOption = EVALUATE.plots,
 ) -> None:
     """N-way K-shot accuracy over seeded episodes (mean +- 95% interval), or on Omniglot's 20 runs."""
-    from pdfewshot.report import console, evaluation_tables
-    from pdfewshot.stages.evaluate import EvaluateConfig
+    from pdfewshot.reporting.console import console, evaluation_tables
     from pdfewshot.stages.evaluate import evaluate as run
 
-    config = EvaluateConfig(
-        model=model, data=data or [], runs=runs, way=way, query=query, episodes=episodes, seed=seed,
-        image_size=image_size, finetune_steps=finetune_steps, finetune_lr=finetune_lr, entropy_weight=entropy_weight,
-        query_entropy_weight=query_entropy_weight, views=views, report=report, strict=strict, plots=plots,
-    )  # fmt: skip
-    if method:
-        config.methods = method
-    if shot:
-        config.shots = shot
-    result = run(config)
+    result = run(build(EvaluateConfig, locals()))
     if result.skipped_methods:
         typer.echo(f"skipped {', '.join(result.skipped_methods)}: no embedding checkpoint", err=True)
     for table in evaluation_tables(result, per_class):
@@ -342,8 +402,10 @@ def predict_command(
     inputs: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_FOLDER...", help="Images, or folders of images.")],
     model: Annotated[
         Path, typer.Option(help="Predictor checkpoint from finetune, or a folder written by export.")
-    ] = Path("models/predictor.pdparams"),
-    top_k: Annotated[int, typer.Option(help="How many classes to list per image, most probable first.")] = 1,
+    ] = PREDICT.model,
+    top_k: Annotated[
+        int, typer.Option(help="How many classes to list per image, most probable first.")
+    ] = PREDICT.top_k,
     reject_below: Annotated[
         str | None,
         typer.Option(
@@ -352,23 +414,23 @@ def predict_command(
         ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    strict: StrictOption = False,
+    strict: StrictOption = PREDICT.strict,
 ) -> None:
     """Classify new images with a predictor: class and probability for each."""
     import json
 
     from rich.table import Table
 
-    from pdfewshot.report import console
-    from pdfewshot.stages.predict import PredictConfig, predict
+    from pdfewshot.reporting.console import console
+    from pdfewshot.stages.predict import predict
 
     threshold: float | str | None = reject_below
     if reject_below not in (None, "suggested"):
         try:
             threshold = float(reject_below)
         except ValueError:
-            raise PdfewshotError(f"--reject-below {reject_below}: expected a probability or 'suggested'") from None
-    config = PredictConfig(inputs=inputs, model=model, top_k=top_k, reject_below=threshold, strict=strict)
+            raise PdfewshotError(f"{reject_below}: expected a probability or 'suggested'", "reject_below") from None
+    config = build(PredictConfig, {**locals(), "reject_below": threshold})
     results = predict(config)
     if json_output:
         typer.echo(json.dumps([r.to_json() for r in results], indent=1))
@@ -390,17 +452,13 @@ def predict_command(
 @app.command("export")
 @user_errors
 def export_command(
-    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = Path(
-        "models/predictor.pdparams"
-    ),
-    out: Annotated[Path, typer.Option(help="Folder to write (replaced if it holds an earlier export).")] = Path(
-        "models/export"
-    ),
+    model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = EXPORT.model,
+    out: Annotated[Path, typer.Option(help="Folder to write (replaced if it holds an earlier export).")] = EXPORT.out,
 ) -> None:
     """Export a predictor for deployment: a Paddle inference model plus pdfewshot.json (classes, preprocessing)."""
-    from pdfewshot.stages.export import ExportConfig, export
+    from pdfewshot.stages.export import export
 
-    folder = export(ExportConfig(model=model, out=out))
+    folder = export(build(ExportConfig, locals()))
     typer.echo(f"wrote {folder} (use it with: pdfewshot predict IMAGES --model {folder})")
 
 
@@ -414,7 +472,7 @@ def run_pipeline(
 ) -> None:
     """Run the stages of a pipeline file in order; skip those that are up to date; stop at a failure."""
     from pdfewshot.pipeline import read_pipeline, read_state, up_to_date, write_state
-    from pdfewshot.report import err_console
+    from pdfewshot.reporting.console import err_console
 
     stages = read_pipeline(file)
     command = typer.main.get_command(app)
@@ -459,7 +517,7 @@ PredictorOption = Annotated[Path, typer.Option(help="Predictor checkpoint to cha
 def support_add(
     name: Annotated[str, typer.Argument(help="Name of the new class.")],
     folder: Annotated[Path, typer.Argument(help="Folder of its images (one to a few).")],
-    model: PredictorOption = Path("models/predictor.pdparams"),
+    model: PredictorOption = DEFAULT_PREDICTOR,
 ) -> None:
     """Add a class from a few images without retraining: its prototype becomes a new row of W."""
     from pdfewshot.stages.support import add_class
@@ -472,7 +530,7 @@ def support_add(
 @user_errors
 def support_remove(
     name: Annotated[str, typer.Argument(help="The class to drop.")],
-    model: PredictorOption = Path("models/predictor.pdparams"),
+    model: PredictorOption = DEFAULT_PREDICTOR,
 ) -> None:
     """Drop a class from a predictor (its row of W and its held-out queries)."""
     from pdfewshot.stages.support import remove_class

@@ -1,5 +1,37 @@
 """The one exception type that the CLI turns into a one-line message and a non-zero exit code."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class PdfewshotError(Exception):
-    """A problem with the user's input (a path, an option, a checkpoint), described in one line."""
+    """A problem with the user's input (a path, a setting, a checkpoint), described in one line.
+
+    ``parameter`` names the setting the problem is about, as the raising code calls it (a config field
+    such as ``out`` or ``image_size``); the message then starts with its value. The CLI shows the
+    parameter as its option (``--out``); elsewhere it reads ``out models/x: ...``. Code that knows
+    only a file names the file in the message and leaves ``parameter`` to its caller (:func:`about`).
+    """
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+
+    def __str__(self) -> str:
+        return self.shown_as(self.parameter) if self.parameter else self.message
+
+    def shown_as(self, option: str) -> str:
+        """The message with the parameter written as ``option`` (a command-line flag)."""
+        return f"{option}{'' if self.message.startswith(':') else ' '}{self.message}"
+
+
+@contextmanager
+def about(parameter: str) -> Iterator[None]:
+    """Errors raised inside the block that name no parameter are about ``parameter``."""
+    try:
+        yield
+    except PdfewshotError as error:
+        if error.parameter is None:
+            error.parameter = parameter
+        raise

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pdfewshot.atomic import atomic_write_text
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.storage.atomic import atomic_write_text
 
 STAGE_COMMANDS = ("pretrain", "finetune", "test", "evaluate")
 
@@ -59,7 +59,7 @@ def read_pipeline(path: Path) -> list[Stage]:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PdfewshotError(f"FILE {path}: no such file") from None
+        raise PdfewshotError(f"{path}: no such file", "file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise PdfewshotError(f"{path}: not valid TOML ({error})") from None
     unknown = sorted(set(document) - {"stage"})

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pdfewshot.cli import app
-from pdfewshot.report import LossProgress
-from pdfewshot.resume import resume_path
+from pdfewshot.reporting.console import LossProgress
+from pdfewshot.train.resume import resume_path
 from tests.conftest import make_flat, make_nested, write_image
 
 runner = CliRunner()
@@ -109,7 +109,7 @@ def resumable_run(world: World) -> list[str]:
     if not resume_path(out).exists():
         original = LossProgress.update
 
-        def stop(self: LossProgress, loss: float, advance: int = 1) -> None:
+        def stop(self: LossProgress, value: float, advance: int = 1) -> None:
             raise KeyboardInterrupt
 
         LossProgress.update = stop  # type: ignore[method-assign]
@@ -201,8 +201,24 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("output not .pdparams", lambda w: ["finetune", "--model", str(w.embedding), "--out", str(w.out / "p.bin")],
      "must end in .pdparams"),
     ("embedding that holds out no classes", embedding_without_novel_classes,
-     "--model: the embedding holds out no classes (pretrained with --novel-fraction 0); give --data"),
+     "--model: the embedding holds out no classes (pretrained with --novel-fraction 0, the default for your own "
+     "data); give --data"),
     ("zip that is not a zip", not_a_zip, "fake.zip: not a zip archive"),
+    ("time budget of 0", lambda w: ["pretrain", "--data", str(w.data), "--time-budget", "0",
+                                    "--out", str(w.out / "m.pdparams")], "--time-budget 0: must be longer than 0"),
+    ("time budget that is not a duration", lambda w: ["pretrain", "--data", str(w.data), "--time-budget", "banana",
+                                                      "--out", str(w.out / "m.pdparams")],
+     "--time-budget banana: not a duration (such as 90s, 15m or 1h30m)"),
+    ("patience 0", lambda w: ["pretrain", "--data", str(w.data), "--patience", "0",
+                              "--out", str(w.out / "m.pdparams")], "--patience 0: must be at least 1"),
+    ("validation leaving too few classes",
+     lambda w: ["pretrain", "--data", str(folder_with(w, "three", lambda f: None)), "--validation-fraction", "0.2",
+                "--image-size", "16", "--out", str(w.out / "m.pdparams")],
+     "--validation-fraction 0.2: the data has 3 base classes; validation needs 2 of them and training 2 more"),
+    ("imagenet weights for another backbone",
+     lambda w: ["pretrain", "--data", str(w.data), "--pretrained", "imagenet", "--backbone", "conv4",
+                "--out", str(w.out / "m.pdparams")],
+     "--pretrained imagenet: paddle.vision's ImageNet weights here are for resnet18, not conv4"),
     ("zip without images", zip_without_images, "docs.zip: no images found"),
     ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),
                                               "--report", str(w.out / "e.json")], "0.png: not a zip archive"),

@@ -1,4 +1,6 @@
-"""Koch et al. (2015)'s affine distortions for Siamese training on Omniglot.
+"""Training-time distortions of images: ``affine`` for glyphs, ``photo`` for photographs.
+
+``affine`` is Koch et al. (2015)'s distortions for Siamese training on Omniglot.
 
 Each of rotation (+-10 degrees), shear (+-0.3 on each axis), scale (0.8-1.2) and translation (+-2 px
 on each axis) is applied with probability 0.5, about the image centre. Uncovered pixels take the
@@ -10,9 +12,12 @@ argument rather than ``fillcolor``, so uncovered pixels always come out black.
 """
 
 import numpy as np
+import paddle.vision.transforms.functional as TF
 from PIL import Image
 
-AUGMENTATIONS = ("none", "affine")
+from pdfewshot.config import AUGMENT_NAMES
+
+AUGMENTATIONS = AUGMENT_NAMES
 
 
 def background(image: np.ndarray) -> int:
@@ -62,8 +67,40 @@ def affine_distortion(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return array[:, :, None] if channels == 1 else array
 
 
+def photo_distortion(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A randomly distorted copy of a uint8 ``[h, w, c]`` photograph: a random crop of 50-100% of its area
+    (aspect ratio 3/4 to 4/3) resized back, a horizontal flip with probability 0.5, and brightness,
+    contrast and (colour pictures) saturation each scaled by a factor in [0.7, 1.3]: the usual
+    distortions for learning from photographs (Szegedy et al. 2015's crops, as ``RandomResizedCrop``).
+
+    ``paddle.vision.transforms.functional`` does the work; the parameters are drawn from ``rng``, since the
+    transform classes draw from the global ``random`` and ``numpy.random`` generators, which would make
+    a seeded or resumed run distort differently.
+    """
+    height, width, channels = image.shape
+    picture = Image.fromarray(image[:, :, 0] if channels == 1 else image)
+    for _ in range(10):
+        area = rng.uniform(0.5, 1.0) * height * width
+        ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        crop_w, crop_h = round(np.sqrt(area * ratio)), round(np.sqrt(area / ratio))
+        if 0 < crop_w <= width and 0 < crop_h <= height:
+            top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
+            picture = TF.crop(picture, top, left, crop_h, crop_w)
+            break
+    picture = TF.resize(picture, (height, width), interpolation="bilinear")
+    if rng.random() < 0.5:
+        picture = TF.hflip(picture)
+    picture = TF.adjust_brightness(picture, rng.uniform(0.7, 1.3))
+    picture = TF.adjust_contrast(picture, rng.uniform(0.7, 1.3))
+    if channels == 3:
+        picture = TF.adjust_saturation(picture, rng.uniform(0.7, 1.3))
+    array = np.asarray(picture, dtype=np.uint8)
+    return array[:, :, None] if channels == 1 else array
+
+
 def augment_batch(images: np.ndarray, augment: str, rng: np.random.Generator) -> np.ndarray:
     """A batch ``[n, h, w, c]`` with ``augment`` applied to each image (the batch itself for "none")."""
     if augment == "none":
         return images
-    return np.stack([affine_distortion(image, rng) for image in images])
+    distort = photo_distortion if augment == "photo" else affine_distortion
+    return np.stack([distort(image, rng) for image in images])

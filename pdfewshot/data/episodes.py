@@ -31,20 +31,16 @@ class Episode:
 
 def sample_episodes(labels: np.ndarray, way: int, shot: int, query: int, episodes: int, seed: int) -> list[Episode]:
     """``episodes`` seeded episodes drawn from the classes with at least ``shot + query`` images."""
-    for option, value, least in (
-        ("--way", way, 2),
-        ("--shot", shot, 1),
-        ("--query", query, 1),
-        ("--episodes", episodes, 1),
-    ):
+    for parameter, value, least in (("way", way, 2), ("shot", shot, 1), ("query", query, 1), ("episodes", episodes, 1)):
         if value < least:
-            raise PdfewshotError(f"{option} {value}: must be at least {least}")
+            raise PdfewshotError(f"{value}: must be at least {least}", parameter)
     by_class = [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)] if len(labels) else []
     eligible = [c for c, indices in enumerate(by_class) if len(indices) >= shot + query]
     if len(eligible) < way:
         raise PdfewshotError(
-            f"--way {way}: only {len(eligible)} classes have the {shot + query} images "
-            f"that --shot {shot} plus --query {query} need"
+            f"{way}: only {len(eligible)} classes have the {shot + query} images that {shot} support "
+            f"and {query} query images per class need",
+            "way",
         )
     rng = np.random.default_rng(seed)
     drawn = []

@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CANVAS = 105
-BUILTIN_SOURCE = "builtin:glyphs"
 # Bump when the drawing code changes, so that cached sets drawn by older code are not reused.
 GENERATOR_VERSION = 1
 
@@ -153,7 +152,7 @@ def glyph_images(spec: GlyphSpec) -> tuple[list[str], np.ndarray]:
         images.append(image)
     stacked = np.stack(images)
     try:
-        from pdfewshot.atomic import atomic_write
+        from pdfewshot.storage.atomic import atomic_write
 
         atomic_write(cached, lambda temporary: _save_npz(temporary, paths, stacked))
     except Exception:  # a cache is an optimisation: a read-only home must not stop the tool

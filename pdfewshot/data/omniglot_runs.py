@@ -24,28 +24,28 @@ class OneShotRun:
     test_labels: np.ndarray  # [trials] int64
 
 
-def read_runs(path: Path, image_size: int, channels: int = 1, option: str = "--runs") -> list[OneShotRun]:
+def read_runs(path: Path, image_size: int, channels: int = 1) -> list[OneShotRun]:
     """Every run in the zip, in name order, images resized to ``image_size``."""
     if not path.is_file():
-        raise PdfewshotError(f"{option} {path}: no such file")
+        raise PdfewshotError(f"{path}: no such file")
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        raise PdfewshotError(f"{option} {path}: not a zip archive") from None
+        raise PdfewshotError(f"{path}: not a zip archive") from None
     runs = []
     with archive:
         names = set(archive.namelist())
         label_files = sorted(n for n in names if PurePosixPath(n).name == "class_labels.txt")
         if not label_files:
-            raise PdfewshotError(f"{option} {path}: no run folders with class_labels.txt")
+            raise PdfewshotError(f"{path}: no run folders with class_labels.txt")
 
         def load(member: str) -> np.ndarray:
             if member not in names:
-                raise PdfewshotError(f"{option} {path}: {member} is named in class_labels.txt but missing")
+                raise PdfewshotError(f"{path}: {member} is named in class_labels.txt but missing")
             try:
                 return image_to_array(decode_image(archive.read(member)), image_size, channels)
             except UNREADABLE:
-                raise PdfewshotError(f"{option} {path}: {member} is not a readable image") from None
+                raise PdfewshotError(f"{path}: {member} is not a readable image") from None
 
         for labels_file in label_files:
             run_dir = PurePosixPath(labels_file).parent
@@ -57,7 +57,7 @@ def read_runs(path: Path, image_size: int, channels: int = 1, option: str = "--r
                     continue
                 parts = line.split()
                 if len(parts) != 2:
-                    raise PdfewshotError(f"{option} {path}: {labels_file} line {number}: expected two paths")
+                    raise PdfewshotError(f"{path}: {labels_file} line {number}: expected two paths")
                 pairs.append((str(root / parts[0]), str(root / parts[1])) if str(root) != "." else (parts[0], parts[1]))
             training_names = sorted({train for _, train in pairs})
             index = {name: i for i, name in enumerate(training_names)}

@@ -83,13 +83,14 @@ class TripleDataset(paddle.io.Dataset):  # type: ignore[misc]
 def split_support_query(imageset: ImageSet, shot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Seeded support (``shot`` images per class) and query (the rest) indices; never overlapping."""
     if shot < 1:
-        raise PdfewshotError(f"--shot {shot}: must be at least 1")
+        raise PdfewshotError(f"{shot}: must be at least 1", "shot")
     support, query = [], []
     for class_id, indices in enumerate(imageset.indices_by_class()):
         if len(indices) < shot + 1:
             raise PdfewshotError(
-                f"class {imageset.class_names[class_id]} has {len(indices)} images: "
-                f"--shot {shot} needs at least {shot + 1} (support plus one query)"
+                f"{shot} needs at least {shot + 1} images per class (support plus one query); "
+                f"class {imageset.class_names[class_id]} has {len(indices)}",
+                "shot",
             )
         chosen = rng.permutation(indices)
         support.append(np.sort(chosen[:shot]))

@@ -18,7 +18,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pdfewshot.data.glyphs import BUILTIN_SOURCE, GlyphSpec, glyph_images
+from pdfewshot.config import BUILTIN_SOURCE
+from pdfewshot.data.glyphs import GlyphSpec, glyph_images
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.errors import PdfewshotError
 
@@ -51,23 +52,34 @@ def _is_image(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _iter_folder(root: Path, option: str) -> Iterator[RawItem]:
-    for dirpath, dirnames, filenames in os.walk(root):
+def _iter_folder(root: Path) -> Iterator[RawItem]:
+    """The images under ``root``; folders and files that are symbolic links are followed (a link that
+    leads back to a folder above it is an error naming it, not an endless walk)."""
+    real_of: dict[str, str] = {str(root): os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        if here != root:
+            real = os.path.realpath(here)
+            ancestors = [real_of.get(str(parent), "") for parent in here.parents if parent.is_relative_to(root)]
+            if real in ancestors:
+                folder = here.relative_to(root).as_posix()
+                raise PdfewshotError(f"{root}: {folder} is a link loop (it leads back to {real})")
+            real_of[dirpath] = real
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # skip .git, .ipynb_checkpoints
         images = sorted(f for f in filenames if _is_image(f))
-        if not dirnames and not images and Path(dirpath) != root:
-            folder = Path(dirpath).relative_to(root).as_posix()
-            raise PdfewshotError(f"{option} {root}: class folder {folder} has no images")
+        if not dirnames and not images and here != root:
+            folder = here.relative_to(root).as_posix()
+            raise PdfewshotError(f"{root}: class folder {folder} has no images")
         for filename in images:
-            path = Path(dirpath) / filename
+            path = here / filename
             yield path.relative_to(root).as_posix(), path.read_bytes
 
 
-def _iter_zip(path: Path, option: str) -> Iterator[RawItem]:
+def _iter_zip(path: Path) -> Iterator[RawItem]:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        raise PdfewshotError(f"{option} {path}: not a zip archive") from None
+        raise PdfewshotError(f"{path}: not a zip archive") from None
     with archive:
         names = sorted(n for n in archive.namelist() if not n.endswith("/") and _is_image(n))
         tops = {n.split("/", 1)[0] for n in names}
@@ -84,20 +96,20 @@ def _iter_builtin() -> Iterator[RawItem]:
         yield relative, partial(np.asarray, image)
 
 
-def iter_source(source: str, option: str = "--data") -> Iterator[RawItem]:
+def iter_source(source: str) -> Iterator[RawItem]:
     """The images of one source as (relative path, loader) pairs, in a fixed order."""
     if source == BUILTIN_SOURCE:
         yield from _iter_builtin()
         return
     path = Path(source)
     if not path.exists():
-        raise PdfewshotError(f"{option} {source}: no such file or folder")
+        raise PdfewshotError(f"{source}: no such file or folder")
     if path.is_dir():
-        yield from _iter_folder(path, option)
+        yield from _iter_folder(path)
     elif path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
-        yield from _iter_zip(path, option)
+        yield from _iter_zip(path)
     else:
-        raise PdfewshotError(f"{option} {source}: not a folder or a .zip of images")
+        raise PdfewshotError(f"{source}: not a folder or a .zip of images")
 
 
 def decode_image(raw: bytes | np.ndarray) -> Image.Image:
@@ -121,11 +133,22 @@ def image_to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
     return array[:, :, None] if channels == 1 else array
 
 
+def _looked_in(source: str) -> str:
+    """For a folder source: the folders that were searched, for the "no images" message."""
+    path = Path(source)
+    if not path.is_dir():
+        return ""
+    folders = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not folders:
+        return " (it holds no folders: put each class's images in a folder of its own)"
+    shown = ", ".join(folders[:8]) + (f" and {len(folders) - 8} more" if len(folders) > 8 else "")
+    return f" (looked in {shown})"
+
+
 def load_sources(
     sources: Sequence[str],
     image_size: int,
     channels: int | None = None,
-    option: str = "--data",
     strict: bool = False,
 ) -> tuple[ImageSet, LoadReport]:
     """Decodes every image of the sources once, resized to ``image_size`` square.
@@ -134,9 +157,9 @@ def load_sources(
     are skipped and listed in the report, or raise under ``strict``.
     """
     if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
-        raise PdfewshotError(f"--image-size {image_size}: must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}")
+        raise PdfewshotError(f"{image_size}: must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}", "image_size")
     if not sources:
-        raise PdfewshotError(f"{option}: no data source given")
+        raise PdfewshotError(": no data source given", "data")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3, not {channels}")
     report = LoadReport()
@@ -144,7 +167,7 @@ def load_sources(
     decoded: list[tuple[str, str, Image.Image]] = []
     for source in sources:
         before = len(decoded)
-        for relative, read in iter_source(source, option):
+        for relative, read in iter_source(source):
             if relative in seen:
                 report.duplicates += 1
                 continue
@@ -156,13 +179,13 @@ def load_sources(
                 image = decode_image(read())
             except UNREADABLE as error:
                 if strict:
-                    raise PdfewshotError(f"{option} {source}: {relative}: unreadable image ({error})") from None
+                    raise PdfewshotError(f"{source}: {relative}: unreadable image ({error})") from None
                 report.skipped.append((f"{source}:{relative}", f"unreadable image: {error}"))
                 continue
             seen.add(relative)
             decoded.append((relative, class_name, image))
         if len(decoded) == before and not report.duplicates:
-            raise PdfewshotError(f"{option} {source}: no images found in class folders")
+            raise PdfewshotError(f"{source}: no images found in class folders{_looked_in(source)}")
 
     if channels is None:
         channels = 1 if all(image.mode in GREY_MODES for _, _, image in decoded) else 3

@@ -1,37 +1,13 @@
 """The base/novel split: which classes pretraining may see and which are kept for few-shot use."""
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from pdfewshot.atomic import atomic_write_text
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.storage.metadata import Split
 
-
-@dataclass(frozen=True)
-class Split:
-    """Disjoint class lists: ``base`` for pretraining, ``novel`` for the few-shot stages."""
-
-    base: tuple[str, ...]
-    novel: tuple[str, ...]
-    unit: str  # "alphabet" when whole alphabets were held out, else "class"
-
-    def __post_init__(self) -> None:
-        overlap = set(self.base) & set(self.novel)
-        if overlap:
-            raise ValueError(f"base and novel share classes: {sorted(overlap)[:3]}")
-
-    def to_json(self) -> dict[str, object]:
-        return {"unit": self.unit, "base": list(self.base), "novel": list(self.novel)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> "Split":
-        base, novel, unit = data.get("base"), data.get("novel"), data.get("unit", "class")
-        if not isinstance(base, list) or not isinstance(novel, list) or not isinstance(unit, str):
-            raise PdfewshotError("split: expected lists 'base' and 'novel'")
-        return cls(base=tuple(map(str, base)), novel=tuple(map(str, novel)), unit=unit)
+__all__ = ["Split", "split_classes"]
 
 
 def _group(class_name: str) -> str:
@@ -46,7 +22,7 @@ def split_classes(class_names: Sequence[str], novel_fraction: float, seed: int) 
     is a base class (for a model evaluated on other data, such as Omniglot's runs).
     """
     if not 0.0 <= novel_fraction < 1.0:
-        raise PdfewshotError(f"--novel-fraction {novel_fraction}: must be at least 0 and below 1")
+        raise PdfewshotError(f"{novel_fraction}: must be at least 0 and below 1", "novel_fraction")
     groups = sorted({_group(name) for name in class_names})
     by_alphabet = len(groups) >= 2 and "" not in groups
     units = groups if by_alphabet else sorted(class_names)
@@ -58,8 +34,3 @@ def split_classes(class_names: Sequence[str], novel_fraction: float, seed: int) 
     novel = tuple(n for n in sorted(class_names) if (_group(n) if by_alphabet else n) in novel_units)
     base = tuple(n for n in sorted(class_names) if n not in set(novel))
     return Split(base=base, novel=novel, unit="alphabet" if by_alphabet else "class")
-
-
-def write_split(split: Split, path: str) -> None:
-    """Writes the split as JSON (used beside checkpoints so a person can read what was held out)."""
-    atomic_write_text(path, json.dumps(split.to_json(), indent=1))

@@ -7,12 +7,13 @@ keeps the support set and the fitting happens in ``scores``.
 """
 
 import numpy as np
+import paddle
 
 from pdfewshot.methods.finetune import FinetuneClassifier
 
 
 class TransductiveFinetuneClassifier(FinetuneClassifier):
-    transductive = True
+    """``entropy_weight`` weighs the entropy of the predictions on the episode's queries."""
 
     def __init__(self, steps: int = 100, lr: float = 0.01, entropy_weight: float = 0.1, scale: float = 10.0) -> None:
         super().__init__(steps, lr, entropy_weight, scale)
@@ -20,6 +21,9 @@ class TransductiveFinetuneClassifier(FinetuneClassifier):
 
     def fit(self, support: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
         self.support = (support, labels, num_classes)
+
+    def entropy_points(self, queries: paddle.Tensor) -> paddle.Tensor | None:
+        return queries
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         if self.support is None:

@@ -82,9 +82,9 @@ class KochNet(nn.Layer):  # type: ignore[misc]
 def build_backbone(name: str, channels: int, image_size: int = 28) -> nn.Layer:
     """The backbone called ``name`` for ``channels``-channel, ``image_size``-pixel images."""
     if name not in BACKBONES:
-        raise PdfewshotError(f"--backbone {name}: unknown, choose from {', '.join(BACKBONES)}")
+        raise PdfewshotError(f"{name}: unknown, choose from {', '.join(BACKBONES)}", "backbone")
     if image_size < MIN_SIZE[name]:
-        raise PdfewshotError(f"--image-size {image_size}: the {name} backbone needs at least {MIN_SIZE[name]}")
+        raise PdfewshotError(f"{image_size}: the {name} backbone needs at least {MIN_SIZE[name]}", "image_size")
     if name == "resnet18":
         return ResNet18Trunk(channels)
     if name == "conv4":

@@ -12,6 +12,12 @@ import paddle.nn.functional as F
 from paddle import nn
 
 
+def softmax_entropy(logits: paddle.Tensor) -> paddle.Tensor:
+    """Mean Shannon entropy (nats) of the softmax of each row: low when predictions are confident."""
+    log_probs = F.log_softmax(logits, axis=1)
+    return -(log_probs.exp() * log_probs).sum(axis=1).mean()
+
+
 def prototypes(embeddings: paddle.Tensor, labels: paddle.Tensor, num_classes: int) -> paddle.Tensor:
     """The L2-normalised mean embedding of each class, ``[num_classes, dim]``."""
     one_hot = F.one_hot(labels.astype("int64"), num_classes).astype(embeddings.dtype)

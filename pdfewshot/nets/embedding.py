@@ -1,4 +1,10 @@
-"""The embedding network: backbone + linear head to an L2-normalised embedding."""
+"""The embedding network: backbone + linear head to an L2-normalised embedding.
+
+The network takes pixel values (float32 ``[N, C, H, W]`` in 0..255) and scales them itself, so an
+exported or fast-path copy of it takes the same input as the eager one. ``symmetric`` scaling maps
+pixels to [-1, 1]; ``imagenet`` subtracts ImageNet's channel means and divides by their standard
+deviations, as ``paddle.vision``'s ImageNet weights expect.
+"""
 
 import numpy as np
 import paddle
@@ -8,27 +14,60 @@ from paddle import nn
 from pdfewshot.nets.backbones import build_backbone
 from pdfewshot.nets.pair_head import PairHead
 
+NORMALISATIONS = ("symmetric", "imagenet")
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
 
 def to_input(images: np.ndarray | paddle.Tensor) -> paddle.Tensor:
-    """uint8 ``[N, H, W, C]`` images -> float32 ``[N, C, H, W]`` in [-1, 1], the networks' input."""
+    """uint8 ``[N, H, W, C]`` images -> float32 ``[N, C, H, W]`` pixel values, the networks' input."""
     tensor = paddle.to_tensor(images) if isinstance(images, np.ndarray) else images
-    return tensor.astype("float32").transpose([0, 3, 1, 2]) / 127.5 - 1.0
+    return tensor.astype("float32").transpose([0, 3, 1, 2])
+
+
+class PixelScaling(nn.Layer):  # type: ignore[misc]
+    """Pixel values 0..255 -> the range the backbone was made for (see the module doc)."""
+
+    def __init__(self, normalisation: str, channels: int) -> None:
+        super().__init__()
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"unknown normalisation {normalisation!r}")
+        self.normalisation = normalisation
+        if normalisation == "imagenet":
+            if channels != 3:
+                raise ValueError("imagenet normalisation needs 3 channels")
+            # Not persistable: constants, so that checkpoints hold only learnt weights.
+            shape = [1, 3, 1, 1]
+            self.register_buffer("mean", paddle.to_tensor(IMAGENET_MEAN, "float32").reshape(shape), persistable=False)
+            self.register_buffer("std", paddle.to_tensor(IMAGENET_STD, "float32").reshape(shape), persistable=False)
+
+    def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
+        if self.normalisation == "imagenet":
+            return (pixels - self.mean) / self.std
+        return pixels / 127.5 - 1.0
 
 
 class EmbeddingNet(nn.Layer):  # type: ignore[misc]
     """Maps images to unit-length ``embedding_dim`` vectors, so that a dot product is a cosine."""
 
     def __init__(
-        self, backbone: str, channels: int, embedding_dim: int, image_size: int = 28, pair_head: bool = False
+        self,
+        backbone: str,
+        channels: int,
+        embedding_dim: int,
+        image_size: int = 28,
+        pair_head: bool = False,
+        normalisation: str = "symmetric",
     ) -> None:
         super().__init__()
+        self.scaling = PixelScaling(normalisation, channels)
         self.backbone = build_backbone(backbone, channels, image_size)
         self.head = nn.Linear(self.backbone.feature_dim, embedding_dim)
         # Koch et al.'s learnt pair scorer, trained and kept with the pair-bce loss.
         self.pair_head = PairHead(embedding_dim) if pair_head else None
 
-    def forward(self, images: paddle.Tensor) -> paddle.Tensor:
-        return F.normalize(self.head(self.backbone(images)), axis=1)
+    def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
+        return F.normalize(self.head(self.backbone(self.scaling(pixels))), axis=1)
 
     def freeze_backbone(self) -> None:
         """Stops gradients into the backbone and keeps its batch-norm statistics fixed."""

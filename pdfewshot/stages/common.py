@@ -1,46 +1,50 @@
-"""What several stages share: opening checkpoints by their sidecars and reloading their data."""
+"""What several stages share: opening checkpoints and reloading the data they were made from."""
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import paddle
 from paddle import nn
 
-from pdfewshot.checkpoint import load_weights, read_checkpoint
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sources import LoadReport, load_sources, resolve_source
-from pdfewshot.errors import PdfewshotError
+from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import EmbeddingNet
-from pdfewshot.report import err_console
+from pdfewshot.reporting.console import err_console
+from pdfewshot.storage.checkpoint import load_weights, read_checkpoint
+from pdfewshot.storage.metadata import EmbeddingMeta, PredictorMeta
 
 
-def open_embedding(path: Path, option: str = "--model") -> tuple[EmbeddingNet, dict[str, Any]]:
-    """The embedding network of a ``pretrain`` checkpoint, with its sidecar."""
-    state, meta = read_checkpoint(path, "embedding", option)
-    net = EmbeddingNet(
-        meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"], meta["loss"] == "pair-bce"
+def embedding_net(meta: EmbeddingMeta | PredictorMeta) -> EmbeddingNet:
+    """An untrained network of the shape a checkpoint describes."""
+    return EmbeddingNet(
+        meta.backbone, meta.channels, meta.embedding_dim, meta.image_size, meta.pair_head, meta.normalisation
     )
-    load_weights(net, state, path, option)
+
+
+def open_embedding(path: Path) -> tuple[EmbeddingNet, EmbeddingMeta]:
+    """The embedding network of a ``pretrain`` checkpoint, with its metadata."""
+    state, meta = read_checkpoint(path, EmbeddingMeta)
+    net = embedding_net(meta)
+    load_weights(net, state, path)
     net.eval()
     return net, meta
 
 
-def open_predictor(path: Path, option: str = "--model") -> tuple[nn.Layer, dict[str, Any]]:
+def open_predictor(path: Path) -> tuple[nn.Layer, PredictorMeta]:
     """The predictor of a ``finetune`` checkpoint (images in, class logits out), with its metadata."""
-    state, meta = read_checkpoint(path, "predictor", option)
-    pair = meta.get("method") == "pair"
-    embedding = EmbeddingNet(meta["backbone"], meta["channels"], meta["embedding_dim"], meta["image_size"], pair)
+    state, meta = read_checkpoint(path, PredictorMeta)
+    embedding = embedding_net(meta)
     predictor: nn.Layer
-    if pair:
-        support = paddle.zeros([meta["support_count"], meta["embedding_dim"]])
-        labels = paddle.zeros([meta["support_count"]], dtype="int64")
-        predictor = PairPredictor(embedding, support, labels, len(meta["class_names"]))
+    if meta.pair_head:
+        support = paddle.zeros([meta.support_count, meta.embedding_dim])
+        labels = paddle.zeros([meta.support_count], dtype="int64")
+        predictor = PairPredictor(embedding, support, labels, len(meta.class_names))
     else:
-        classifier = CosineClassifier(len(meta["class_names"]), meta["embedding_dim"], meta["scale"])
+        classifier = CosineClassifier(len(meta.class_names), meta.embedding_dim, meta.scale)
         predictor = Predictor(embedding, classifier)
-    load_weights(predictor, state, path, option)
+    load_weights(predictor, state, path)
     predictor.eval()
     return predictor, meta
 
@@ -57,12 +61,20 @@ def warn_skipped(report: LoadReport) -> None:
 
 
 def load_checkpoint_data(
-    meta: dict[str, Any], override: Sequence[str] = (), strict: bool = False
+    meta: EmbeddingMeta | PredictorMeta, override: Sequence[str] = (), strict: bool = False
 ) -> tuple[ImageSet, list[str]]:
-    """The images a checkpoint was made from (or ``override``), at its image size and channels."""
-    sources = [resolve_source(s) for s in override] if override else list(meta["data"])
-    option = "--data" if override else "checkpoint data source"
-    imageset, report = load_sources(sources, meta["image_size"], meta["channels"], option=option, strict=strict)
+    """The images a checkpoint was made from (or ``override``, the ``data`` setting), at its image size
+    and channels."""
+    if override:
+        with about("data"):
+            sources = [resolve_source(s) for s in override]
+            imageset, report = load_sources(sources, meta.image_size, meta.channels, strict=strict)
+    else:
+        sources = list(meta.data)
+        try:
+            imageset, report = load_sources(sources, meta.image_size, meta.channels, strict=strict)
+        except PdfewshotError as error:
+            raise PdfewshotError(f"the checkpoint's data source {error}") from None
     warn_skipped(report)
     return imageset, sources
 
@@ -74,21 +86,23 @@ def require_classes(imageset: ImageSet, class_names: Sequence[str], what: str) -
         raise PdfewshotError(f"{what}: {len(missing)} classes are not in the data, e.g. {missing[0]}")
 
 
-def few_shot_classes(meta: dict[str, Any], imageset: ImageSet, other_data: bool) -> list[str]:
+def few_shot_classes(meta: EmbeddingMeta, imageset: ImageSet, other_data: bool) -> list[str]:
     """The classes an embedding may be tested on: its held-out (novel) classes, or with ``--data``
     every class of that data that it was not trained on; an error when there are none."""
     if other_data:
-        base = set(meta["split"]["base"])
-        classes = [name for name in imageset.class_names if name not in base]
+        trained = set(meta.split.base) | set(meta.split.validation)
+        classes = [name for name in imageset.class_names if name not in trained]
         if not classes:
-            raise PdfewshotError("--data: no novel classes (all are base classes of the embedding)")
+            raise PdfewshotError(": no novel classes (all are base classes of the embedding)", "data")
         return classes
     present = set(imageset.class_names)
-    classes = [name for name in meta["split"]["novel"] if name in present]
-    if not meta["split"]["novel"]:
+    classes = [name for name in meta.split.novel if name in present]
+    if not meta.split.novel:
         raise PdfewshotError(
-            "--model: the embedding holds out no classes (pretrained with --novel-fraction 0); give --data"
+            ": the embedding holds out no classes (pretrained with --novel-fraction 0, the default for your own "
+            "data); give --data with the classes to fine-tune or evaluate on",
+            "model",
         )
     if not classes:
-        raise PdfewshotError("--model: none of the embedding's held-out classes are in the data")
+        raise PdfewshotError(": none of the embedding's held-out classes are in the data", "model")
     return classes

@@ -11,46 +11,22 @@ from typing import Any
 
 import numpy as np
 
+from pdfewshot.config import DEFAULT_EMBEDDING, DEFAULT_EVALUATE_REPORT, EvaluateConfig
 from pdfewshot.data.episodes import confidence_interval, sample_episodes
 from pdfewshot.data.omniglot_runs import read_runs
 from pdfewshot.data.sources import load_sources, resolve_source
-from pdfewshot.errors import PdfewshotError
-from pdfewshot.fast import run_fast
-from pdfewshot.methods import METHODS, FewShotClassifier, FinetuneClassifier, TransductiveFinetuneClassifier
-from pdfewshot.methods.pair import PairHeadClassifier
+from pdfewshot.data.views import ViewedFeatures, view_features
+from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.methods import METHODS, FewShotClassifier, MethodSettings, build_method
+from pdfewshot.methods.fitting import FitSettings
 from pdfewshot.nets.embedding import EmbeddingNet
-from pdfewshot.plots import accuracy_pictures, class_accuracy_bars
-from pdfewshot.report import ClassAccuracy, loss_progress, write_json
+from pdfewshot.nets.inference import run_fast
+from pdfewshot.reporting.console import ClassAccuracy, loss_progress
+from pdfewshot.reporting.plots import accuracy_pictures, class_accuracy_bars
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding, warn_skipped
-from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
-from pdfewshot.views import ViewedFeatures, view_features
-
-
-@dataclass
-class EvaluateConfig:
-    """Options of ``pdfewshot evaluate`` (the CLI documents each)."""
-
-    model: Path | None = None  # None: models/emb_model.pdparams when it exists
-    data: list[str] = field(default_factory=list)
-    runs: Path | None = None
-    methods: list[str] = field(default_factory=lambda: ["prototype", "finetune", "nn-pixels"])
-    way: int = 5
-    shots: list[int] = field(default_factory=lambda: [1])
-    query: int = 15
-    episodes: int = 600
-    seed: int = 0
-    image_size: int = 28  # for nn-pixels when there is no checkpoint
-    finetune_steps: int = 100
-    finetune_lr: float = 0.01
-    entropy_weight: float = 0.1
-    query_entropy_weight: float = 0.1  # the transductive method's entropy on the queries (as finetune's)
-    scale: float = 10.0
-    views: int = 0  # distorted copies of each image embedded besides it (test-time augmentation, pdfewshot.views)
-    report: Path | None = Path("models/evaluate_report.json")
-    strict: bool = False
-    plots: bool = False
-    show_progress: bool = True
+from pdfewshot.storage.atomic import write_json
+from pdfewshot.storage.metadata import EmbeddingMeta
 
 
 @dataclass
@@ -121,25 +97,18 @@ class EvaluateResult:
         }  # fmt: skip
 
 
-PAIR_METHOD = "pair"
-
-
-def make_method(name: str, config: EvaluateConfig, net: EmbeddingNet | None = None) -> FewShotClassifier:
-    if name == PAIR_METHOD and net is not None and net.pair_head is not None:
-        return PairHeadClassifier(net.pair_head)
-    if name == "finetune":
-        return FinetuneClassifier(config.finetune_steps, config.finetune_lr, config.entropy_weight, config.scale)
-    if name == "transductive":
-        return TransductiveFinetuneClassifier(
-            config.finetune_steps, config.finetune_lr, config.query_entropy_weight, config.scale
-        )
-    return METHODS[name]()
-
-
 def _resolve_model(config: EvaluateConfig) -> Path | None:
     if config.model is not None:
         return config.model
     return DEFAULT_EMBEDDING if DEFAULT_EMBEDDING.is_file() else None
+
+
+def default_methods(meta: EmbeddingMeta | None) -> list[str]:
+    """The methods compared when none are named: a pair-bce embedding is scored as Koch et al. did, by its
+    pair head; any other by the prototype and fine-tuning; both beside the raw-pixel baseline."""
+    if meta is not None and meta.pair_head:
+        return ["pair", "nn-pixels"]
+    return ["prototype", "finetune", "nn-pixels"]
 
 
 def _pixels(images: np.ndarray) -> np.ndarray:
@@ -158,42 +127,43 @@ def _features(net: EmbeddingNet | None, images: np.ndarray, views: int, seed: in
 def evaluate(config: EvaluateConfig) -> EvaluateResult:
     """Scores every method on seeded episodes, or on the official runs when ``config.runs`` is set."""
     set_paddle_threads()
-    unknown = [m for m in config.methods if m not in METHODS and m != PAIR_METHOD]
-    if unknown or not config.methods:
-        raise PdfewshotError(
-            f"--method {unknown[0] if unknown else ''}: choose from {', '.join([*METHODS, PAIR_METHOD])}"
-        )
-    if any(shot < 1 for shot in config.shots) or not config.shots:
-        raise PdfewshotError(f"--shot {min(config.shots, default=0)}: must be at least 1")
+    if any(shot < 1 for shot in config.shot) or not config.shot:
+        raise PdfewshotError(f"{min(config.shot, default=0)}: must be at least 1", "shot")
     if config.views < 0:
-        raise PdfewshotError(f"--views {config.views}: must be 0 or more")
+        raise PdfewshotError(f"{config.views}: must be 0 or more", "views")
+    for name in config.method or ():
+        if name not in METHODS:
+            raise PdfewshotError(f"{name}: unknown, choose from {', '.join(METHODS)}", "method")
     model = _resolve_model(config)
-    net, meta = open_embedding(model) if model is not None else (None, None)
-    requested = list(dict.fromkeys(config.methods))
-    if net is not None and net.pair_head is not None:
-        # A pair-bce embedding is used as Koch et al. did: through its pair head, not prototypes.
-        requested = list(
-            dict.fromkeys(PAIR_METHOD if m in METHODS and METHODS[m].uses_embedding else m for m in requested)
-        )
-    elif PAIR_METHOD in requested:
-        raise PdfewshotError("--method pair: needs an embedding pretrained with --loss pair-bce")
-    methods = [m for m in requested if net is not None or (m in METHODS and not METHODS[m].uses_embedding)]
-    skipped = [m for m in requested if m not in methods]
+    net, meta = (None, None)
+    if model is not None:
+        with about("model"):
+            net, meta = open_embedding(model)
+    requested = list(dict.fromkeys(config.method or default_methods(meta)))
+    settings = MethodSettings(
+        FitSettings(config.finetune_steps, config.finetune_lr, config.entropy_weight, config.scale),
+        config.query_entropy_weight,
+        net.pair_head if net is not None else None,
+    )
+    built = {name: build_method(name, settings) for name in requested}
+    methods = {name: method for name, method in built.items() if net is not None or not method.uses_embedding}
+    skipped = [name for name in requested if name not in methods]
     if not methods:
         raise PdfewshotError(
-            f"--model: no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); only nn-pixels runs without one"
+            f": no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); only nn-pixels runs without one", "model"
         )
-    image_size = meta["image_size"] if meta else config.image_size
-    channels = meta["channels"] if meta else 1
+    image_size = meta.image_size if meta else config.image_size
+    channels = meta.channels if meta else 1
     if config.runs is not None:
         result = _evaluate_runs(config, net, methods, image_size, channels)
     else:
         result = _evaluate_episodes(config, net, meta, methods, image_size)
     result.skipped_methods, result.views = skipped, config.views
-    if config.report is not None:
-        write_json(config.report, result.to_json())
-    if config.plots:
-        write_plots(result, (config.report or Path("models/evaluate_report.json")).with_suffix(""))
+    with about("report"):
+        if config.report is not None:
+            write_json(config.report, result.to_json())
+        if config.plots:
+            write_plots(result, (config.report or DEFAULT_EVALUATE_REPORT).with_suffix(""))
     return result
 
 
@@ -221,58 +191,65 @@ def write_plots(result: EvaluateResult, base: Path) -> list[Path]:
 
 
 def _evaluate_runs(
-    config: EvaluateConfig, net: EmbeddingNet | None, methods: list[str], image_size: int, channels: int
+    config: EvaluateConfig,
+    net: EmbeddingNet | None,
+    methods: dict[str, FewShotClassifier],
+    image_size: int,
+    channels: int,
 ) -> EvaluateResult:
-    runs = read_runs(config.runs, image_size, channels) if config.runs else []
-    results = {m: MethodResult(m, way=len(runs[0].training), shot=1) for m in methods}
+    with about("runs"):
+        runs = read_runs(config.runs, image_size, channels) if config.runs else []
+    results = {name: MethodResult(name, way=len(runs[0].training), shot=1) for name in methods}
     # Every run's images embedded in one call (with their views), then sliced run by run.
     every = np.concatenate([images for run in runs for images in (run.training, run.test)])
     features = _features(net, every, config.views, config.seed)
     start = 0
-    with loss_progress("runs", len(runs), config.show_progress) as progress:
+    first = next(iter(methods))
+    with loss_progress("runs", len(runs), config.show_progress, label="accuracy") as progress:
         for run in runs:
             classes, trials = len(run.training), len(run.test)
             train_index, test_index = start + np.arange(classes), start + classes + np.arange(trials)
             start += classes + trials
             names = [f"{run.name}/class{i + 1:02d}" for i in range(classes)]
-            for name in methods:
-                method = make_method(name, config, net)
+            for name, method in methods.items():
                 chosen = features[method.uses_embedding]
                 method.fit(*chosen.support(train_index, np.arange(classes)), classes)
                 results[name].add(method.predict(chosen.queries(test_index)), run.test_labels, names)
-            progress.update(results[methods[0]].accuracies[-1])
+            progress.update(results[first].accuracies[-1])
     return EvaluateResult("runs", list(results.values()), run_names=[r.name for r in runs])
 
 
 def _evaluate_episodes(
     config: EvaluateConfig,
     net: EmbeddingNet | None,
-    meta: dict[str, Any] | None,
-    methods: list[str],
+    meta: EmbeddingMeta | None,
+    methods: dict[str, FewShotClassifier],
     image_size: int,
 ) -> EvaluateResult:
     if meta is not None:
         imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
         imageset = imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
     elif config.data:
-        imageset, report = load_sources([resolve_source(s) for s in config.data], image_size, 1, strict=config.strict)
+        with about("data"):
+            sources = [resolve_source(s) for s in config.data]
+            imageset, report = load_sources(sources, image_size, 1, strict=config.strict)
         warn_skipped(report)
     else:
-        raise PdfewshotError("--data: give a data source (or --model) to draw episodes from")
+        raise PdfewshotError(": give a data source (or --model) to draw episodes from", "data")
 
     episodes = sample_episodes(
-        imageset.labels, config.way, max(config.shots), config.query, config.episodes, config.seed
+        imageset.labels, config.way, max(config.shot), config.query, config.episodes, config.seed
     )
     features = _features(net, imageset.images, config.views, config.seed)
     query_index = np.stack([episode.queries()[0] for episode in episodes])
     query_labels = np.stack([episode.queries()[1] for episode in episodes])
     results = []
-    with loss_progress("methods", len(methods) * len(set(config.shots)), config.show_progress) as progress:
-        for shot in sorted(set(config.shots)):
+    shots = sorted(set(config.shot))
+    with loss_progress("methods", len(methods) * len(shots), config.show_progress, label="accuracy") as progress:
+        for shot in shots:
             support_index = np.stack([episode.support_at(shot)[0] for episode in episodes])
             support_labels = np.stack([episode.support_at(shot)[1] for episode in episodes])
-            for name in methods:
-                method = make_method(name, config, net)
+            for name, method in methods.items():
                 chosen = features[method.uses_embedding]
                 support, labels = chosen.support(support_index, support_labels)
                 scores = method.episode_scores(support, labels, config.way, chosen.queries(query_index))

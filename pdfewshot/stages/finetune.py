@@ -1,45 +1,24 @@
 """Stage 2: turn an embedding and K labelled images per novel class into a classifier."""
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import paddle
 
-from pdfewshot.atomic import atomic_write_text
-from pdfewshot.checkpoint import check_checkpoint_path, save_checkpoint
+from pdfewshot.config import FinetuneConfig
 from pdfewshot.data.sampling import split_support_query
-from pdfewshot.errors import PdfewshotError
-from pdfewshot.finetuning import fit_on_features, fit_with_backbone
+from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.methods.fitting import FitSettings, fit_on_features, fit_with_backbone
+from pdfewshot.methods.threshold import leave_one_out_threshold
 from pdfewshot.nets.classifier import PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
+from pdfewshot.reporting.console import loss_progress
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding
-from pdfewshot.stages.pretrain import DEFAULT_EMBEDDING
-from pdfewshot.threshold import leave_one_out_threshold
-
-DEFAULT_PREDICTOR = Path("models/predictor.pdparams")
-
-
-@dataclass
-class FinetuneConfig:
-    """Options of ``pdfewshot finetune`` (the CLI documents each)."""
-
-    model: Path = DEFAULT_EMBEDDING
-    out: Path = DEFAULT_PREDICTOR
-    shot: int = 2
-    way: int | None = None
-    data: list[str] = field(default_factory=list)
-    steps: int = 100
-    lr: float = 0.01
-    entropy_weight: float = 0.1
-    scale: float = 10.0
-    train_backbone: bool = False
-    backbone_lr: float = 1e-4
-    seed: int = 0
-    strict: bool = False
-    show_progress: bool = True
+from pdfewshot.storage.atomic import write_json
+from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
+from pdfewshot.storage.metadata import ImageRef, PredictorMeta, QueryManifest
 
 
 @dataclass
@@ -62,9 +41,9 @@ def choose_classes(candidates: list[str], way: int | None, rng: np.random.Genera
     if way is None:
         return sorted(candidates)
     if way < 2:
-        raise PdfewshotError(f"--way {way}: must be at least 2")
+        raise PdfewshotError(f"{way}: must be at least 2", "way")
     if way > len(candidates):
-        raise PdfewshotError(f"--way {way}: only {len(candidates)} novel classes are available")
+        raise PdfewshotError(f"{way}: only {len(candidates)} novel classes are available", "way")
     return sorted(rng.choice(sorted(candidates), size=way, replace=False).tolist())
 
 
@@ -72,11 +51,13 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     """Fits the cosine classifier on the support set and writes the predictor and its query manifest."""
     set_paddle_threads()
     if config.steps < 0:
-        raise PdfewshotError(f"--steps {config.steps}: must not be negative")
+        raise PdfewshotError(f"{config.steps}: must not be negative", "steps")
     if config.shot < 1:
-        raise PdfewshotError(f"--shot {config.shot}: must be at least 1")
-    check_checkpoint_path(config.out)
-    net, meta = open_embedding(config.model)
+        raise PdfewshotError(f"{config.shot}: must be at least 1", "shot")
+    with about("out"):
+        check_checkpoint_path(config.out)
+    with about("model"):
+        net, meta = open_embedding(config.model)
     imageset, sources = load_checkpoint_data(meta, config.data, config.strict)
     candidates = few_shot_classes(meta, imageset, bool(config.data))
 
@@ -88,9 +69,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     paddle.seed(config.seed)
     images, labels = episode.images[support], episode.labels[support]
     support_embeddings = embed(net, images)  # before any training: also what a frozen fit trains on
-    pair = meta["loss"] == "pair-bce"
     predictor: paddle.nn.Layer
-    if pair:
+    if meta.pair_head:
         # A pair-bce embedding classifies through its learnt pair head, as Koch et al. did: the
         # predictor keeps the support embeddings; there is nothing to fit. The leave-one-out threshold
         # is derived for the cosine classifier's probabilities, so none is suggested here.
@@ -99,50 +79,50 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         threshold = None
     else:
         threshold = leave_one_out_threshold(support_embeddings.numpy(), labels, len(class_names), config.scale)
-        if config.train_backbone:
-            classifier, losses = fit_with_backbone(
-                net, images, labels, len(class_names), config.steps, config.lr,
-                config.backbone_lr, config.entropy_weight, config.scale, config.show_progress,
-            )  # fmt: skip
-        else:
-            classifier, losses = fit_on_features(
-                support_embeddings, labels, len(class_names), config.steps, config.lr,
-                config.entropy_weight, config.scale, config.show_progress,
-            )  # fmt: skip
+        settings = FitSettings(config.steps, config.lr, config.entropy_weight, config.scale, config.backbone_lr)
+        with loss_progress("finetune", config.steps, config.show_progress) as progress:
+            if config.train_backbone:
+                classifier, losses = fit_with_backbone(
+                    net, images, labels, len(class_names), settings=settings, on_step=progress.update
+                )
+            else:
+                classifier, losses = fit_on_features(
+                    support_embeddings, labels, len(class_names), settings=settings, on_step=progress.update
+                )
         predictor = Predictor(net, classifier)
 
-    manifest = {
-        "classes": class_names,
-        "support": [{"key": episode.keys[i], "class": class_names[episode.labels[i]]} for i in support],
-        "queries": [{"key": episode.keys[i], "class": class_names[episode.labels[i]]} for i in query],
-    }
+    def refs(indices: np.ndarray) -> list[ImageRef]:
+        return [ImageRef(episode.keys[i], class_names[episode.labels[i]]) for i in indices]
+
+    manifest = QueryManifest(class_names, refs(support), refs(query))
     manifest_file = queries_path(config.out)
-    atomic_write_text(manifest_file, json.dumps(manifest, indent=1))
-    predictor_meta = {
-        "kind": "predictor",
-        "backbone": meta["backbone"],
-        "image_size": meta["image_size"],
-        "channels": meta["channels"],
-        "embedding_dim": meta["embedding_dim"],
-        "class_names": class_names,
-        "scale": config.scale,
-        "method": "pair" if pair else "cosine",
-        "loss": meta["loss"],
-        "support_count": len(support),
-        "data": sources,
-        "embedding_checkpoint": str(Path(config.model).resolve()),
-        "embedding_config": meta["config"],
-        "shot": config.shot,
-        "seed": config.seed,
-        "queries_manifest": manifest_file.name,
-        "suggested_reject_below": threshold,
-        "config": {
+    predictor_meta = PredictorMeta(
+        backbone=meta.backbone,
+        image_size=meta.image_size,
+        channels=meta.channels,
+        embedding_dim=meta.embedding_dim,
+        class_names=class_names,
+        scale=config.scale,
+        method="pair" if meta.pair_head else "cosine",
+        loss=meta.loss,
+        support_count=len(support),
+        data=sources,
+        embedding_checkpoint=str(Path(config.model).resolve()),
+        embedding_config=meta.config,
+        shot=config.shot,
+        seed=config.seed,
+        queries_manifest=manifest_file.name,
+        suggested_reject_below=threshold,
+        config={
             "steps": config.steps,
             "lr": config.lr,
             "entropy_weight": config.entropy_weight,
             "train_backbone": config.train_backbone,
             "backbone_lr": config.backbone_lr,
         },
-    }
-    save_checkpoint(config.out, predictor, predictor_meta)
+        normalisation=meta.normalisation,
+    )
+    with about("out"):
+        write_json(manifest_file, manifest.to_json())
+        save_checkpoint(config.out, predictor, predictor_meta)
     return FinetuneResult(config.out, class_names, len(support), len(query), losses, threshold)

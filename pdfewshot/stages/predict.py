@@ -1,34 +1,23 @@
 """Prediction on new images: class and probability for each, or "unknown" below a threshold."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pdfewshot.config import PredictConfig
 from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
-from pdfewshot.errors import PdfewshotError
-from pdfewshot.fast import InferenceRunner, run_fast
-from pdfewshot.report import err_console
+from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.nets.inference import InferenceRunner, run_fast
+from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_predictor
 from pdfewshot.stages.export import read_export_meta
-from pdfewshot.stages.finetune import DEFAULT_PREDICTOR
 
 UNKNOWN = "unknown"
-
-
-@dataclass
-class PredictConfig:
-    """Options of ``pdfewshot predict`` (the CLI documents each)."""
-
-    inputs: list[Path] = field(default_factory=list)
-    model: Path = DEFAULT_PREDICTOR
-    top_k: int = 1
-    reject_below: float | str | None = None  # a probability, or "suggested" (finetune's suggestion)
-    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,7 +36,7 @@ class Prediction:
 def collect_images(inputs: Sequence[Path]) -> list[Path]:
     """The image files named, and those under the folders named (recursively, in name order)."""
     if not inputs:
-        raise PdfewshotError("IMAGE_OR_FOLDER: give at least one image or folder")
+        raise PdfewshotError(": give at least one image or folder", "inputs")
     files: list[Path] = []
     for item in inputs:
         if item.is_dir():
@@ -62,42 +51,57 @@ def collect_images(inputs: Sequence[Path]) -> list[Path]:
     return files
 
 
-def open_scorer(model: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
-    """uint8 images -> logits, from a predictor checkpoint or from an exported folder (paddle.inference)."""
+@dataclass(frozen=True)
+class Scorer:
+    """uint8 images -> logits, with what a caller needs to know of the classifier behind it."""
+
+    logits: Callable[[np.ndarray], np.ndarray]
+    class_names: list[str]
+    image_size: int
+    channels: int
+    suggested_reject_below: float | None
+
+
+def open_scorer(model: Path) -> Scorer:
+    """A predictor checkpoint, or an exported folder (run by paddle.inference), as a scorer."""
     if model.is_dir():
-        meta = read_export_meta(model)
-        return InferenceRunner(str(model / meta["program"])), meta
+        exported = read_export_meta(model)
+        runner = InferenceRunner(str(model / exported.program))
+        return Scorer(runner, exported.class_names, exported.image_size, exported.channels,
+                      exported.suggested_reject_below)  # fmt: skip
     predictor, meta = open_predictor(model)
-    return partial(run_fast, predictor), meta
+    return Scorer(partial(run_fast, predictor), meta.class_names, meta.image_size, meta.channels,
+                  meta.suggested_reject_below)  # fmt: skip
 
 
 def predict(config: PredictConfig) -> list[Prediction]:
     """Classifies each image with the predictor; probabilities are the softmax of its logits."""
     set_paddle_threads()
     if config.top_k < 1:
-        raise PdfewshotError(f"--top-k {config.top_k}: must be at least 1")
-    scorer, meta = open_scorer(config.model)
+        raise PdfewshotError(f"{config.top_k}: must be at least 1", "top_k")
+    with about("model"):
+        scorer = open_scorer(config.model)
     threshold = config.reject_below
     if threshold == "suggested":
-        threshold = meta.get("suggested_reject_below")
+        threshold = scorer.suggested_reject_below
         if threshold is None:
             raise PdfewshotError(
-                f"--model {config.model}: has no suggested threshold "
-                "(fine-tuned with one shot, or a pair-bce predictor)"
+                f"{config.model}: has no suggested threshold (fine-tuned with one shot, or a pair-bce predictor)",
+                "model",
             )
     if isinstance(threshold, str) or (threshold is not None and not 0.0 <= threshold <= 1.0):
-        raise PdfewshotError(f"--reject-below {config.reject_below}: must be a probability between 0 and 1")
+        raise PdfewshotError(f"{config.reject_below}: must be a probability between 0 and 1", "reject_below")
     images, names, skipped = load_image_files(
-        collect_images(config.inputs), meta["image_size"], meta["channels"], config.strict
+        collect_images(config.inputs), scorer.image_size, scorer.channels, config.strict
     )
     if skipped:
         err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
     if not names:
         raise PdfewshotError("no readable images to predict")
-    logits = scorer(images)
+    logits = scorer.logits(images)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    classes = meta["class_names"]
+    classes = scorer.class_names
     k = min(config.top_k, len(classes))
     results = []
     for name, row in zip(names, probabilities, strict=True):

@@ -1,74 +1,47 @@
-"""Stage 1: learn an embedding on the base classes: from triples (cosine-MSE, triplet margin), pairs
-(contrastive, Koch's pair BCE) or softmax over the classes, optionally after a softmax warm-up."""
+"""Stage 1: learn an embedding on the base classes and write its checkpoint.
 
+This stage decides what to train and writes the result; how training runs is the training room's
+(:mod:`pdfewshot.train`): the tasks (one per loss), the loop with validation and early stopping,
+resume and data-parallel processes.
+"""
+
+import re
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
-from pdfewshot.checkpoint import META_KEY, check_checkpoint_path, check_meta, read_checkpoint, save_checkpoint
-from pdfewshot.data.augment import AUGMENTATIONS, augment_batch
-from pdfewshot.data.glyphs import BUILTIN_SOURCE
+from pdfewshot.config import AUGMENT_NAMES, BACKBONE_NAMES, LOSS_NAMES, SCHEDULE_NAMES, PretrainConfig
 from pdfewshot.data.imageset import ImageSet
-from pdfewshot.data.sampling import (
-    LabelledImages,
-    PairBatchSampler,
-    PairDataset,
-    ShuffledBatchSampler,
-    TripleBatchSampler,
-    TripleDataset,
-)
+from pdfewshot.data.profile import DataProfile, profile_sources
 from pdfewshot.data.sources import load_sources, resolve_source
-from pdfewshot.data.splits import split_classes, write_split
-from pdfewshot.errors import PdfewshotError
-from pdfewshot.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
-from pdfewshot.nets.embedding import EmbeddingNet, to_input
-from pdfewshot.parallel import SINGLE_PROCESS, Ranks, data_parallel, launched_ranks, start, wait_for_all
-from pdfewshot.plots import loss_curve, plots_available
-from pdfewshot.report import LossProgress, loss_progress
-from pdfewshot.resume import Position, read_resume, restore_extra, restore_optimizer, resume_path, save_resume
+from pdfewshot.data.splits import split_classes
+from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.nets.inference import run_fast
+from pdfewshot.nets.pretrained import load_trunk_weights
+from pdfewshot.reporting.console import loss_progress
+from pdfewshot.reporting.plots import loss_curve, plots_available
+from pdfewshot.reporting.visualdl import ScalarLog
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.schedule import SCHEDULES, scheduled_lr
 from pdfewshot.stages.common import warn_skipped
-from pdfewshot.visualdl_log import ScalarLog
+from pdfewshot.storage.atomic import write_json
+from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
+from pdfewshot.storage.metadata import EmbeddingMeta, Split, TrainingRecord
+from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, launched_ranks, start, wait_for_all
+from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, Record, StopRules, train
+from pdfewshot.train.resume import Position, read_resume, resume_path
+from pdfewshot.train.tasks import TASKS, SoftmaxTask
+from pdfewshot.train.validation import EpisodeValidator
 
-DEFAULT_EMBEDDING = Path("models/emb_model.pdparams")
-LOSSES = ("cosine-mse", "triplet", "contrastive", "pair-bce", "ce")
-PAIR_LOSSES = ("contrastive", "pair-bce")
-
-
-@dataclass
-class PretrainConfig:
-    """Options of ``pdfewshot pretrain`` (the CLI documents each)."""
-
-    data: list[str] = field(default_factory=lambda: [BUILTIN_SOURCE])
-    out: Path = DEFAULT_EMBEDDING
-    backbone: str = "resnet18"
-    embedding_dim: int = 128
-    image_size: int = 28
-    epochs: int = 2
-    loss: str = "cosine-mse"
-    margin: float | None = None  # triplet (default 0.2) and contrastive (default 1.0)
-    warmup_epochs: int = 2  # measured: 75-way 2-shot 0.7326 -> 0.7948 on the built-in set (README, Results)
-    steps_per_epoch: int | None = None
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_schedule: str = "constant"
-    seed: int = 0
-    novel_fraction: float = 0.2
-    rotations: bool = False
-    augment: str = "none"
-    pretrained: Path | None = None
-    freeze_backbone: bool = False
-    save_every: int | None = None
-    resume: bool = False
-    strict: bool = False
-    visualdl: Path | None = None
-    show_progress: bool = True
+DEFAULT_EPOCHS = 2  # of the main loss, without validation (measured on the built-in set)
+VALIDATION_FRACTION = 0.1  # of the base classes, for user data
+MIN_VALIDATION_CLASSES = 2
+AUTO_VALIDATION_MIN_CLASSES = 10  # base classes below which validation is off unless asked for
+MAX_STEPS_BETWEEN_VALIDATIONS = 100  # so that a large data set is still checked often
 
 
 @dataclass
@@ -79,6 +52,9 @@ class PretrainResult:
     images_per_second: float
     base_classes: int
     novel_classes: int
+    validation_classes: int = 0
+    record: Record | None = None
+    settings: str = ""  # the settings chosen from the data, said once
     writer: bool = True  # False in the data-parallel processes other than rank 0, which write nothing
 
 
@@ -87,58 +63,55 @@ def split_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".split.json")
 
 
-def load_trunk_weights(net: EmbeddingNet, path: Path, backbone: str, channels: int) -> None:
-    """Starts the backbone from saved weights: a pdfewshot embedding checkpoint or a bare ResNet18.
-
-    A pdfewshot checkpoint must have been made with the same backbone and channels. A bare
-    ``paddle.vision`` ResNet18 state dict (e.g. ImageNet weights) has its classifier dropped; its
-    three-channel first convolution is summed over colour for a greyscale network.
-    """
-    option = "--pretrained"
-    if not path.is_file():
-        raise PdfewshotError(f"{option} {path}: no such file")
-    try:
-        state = paddle.load(str(path))
-    except Exception as error:  # Paddle raises assorted types for a damaged file
-        raise PdfewshotError(f"{option} {path}: cannot read weights ({type(error).__name__})") from None
-    if isinstance(state, dict) and META_KEY in state:
-        state, meta = read_checkpoint(path, "embedding", option)
-        check_meta(meta, path, option, backbone=backbone, channels=channels)
-        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
-    else:
-        state = {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
-    expected = net.backbone.state_dict()
-    conv = "net.conv1.weight"
-    if conv in state and conv in expected and state[conv].shape[1] == 3 and expected[conv].shape[1] == 1:
-        state[conv] = state[conv].sum(axis=1, keepdim=True)
-    mismatched = [k for k in expected if k not in state or list(state[k].shape) != list(expected[k].shape)]
-    if mismatched:
-        raise PdfewshotError(f"{option} {path}: does not fit the {backbone} backbone ({mismatched[0]})")
-    net.backbone.set_state_dict(state)
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``15m``, ``1h30m`` or a plain number of seconds; above 0."""
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or match is None or not any(match.groups()):
+        raise PdfewshotError(f"{text}: not a duration (such as 90s, 15m or 1h30m)", "time_budget")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = 3600 * hours + 60 * minutes + seconds
+    if total <= 0:
+        raise PdfewshotError(f"{text}: must be longer than 0", "time_budget")
+    return total
 
 
-@dataclass(frozen=True)
-class Phase:
-    """A stretch of training with one loss: ``softmax`` (warm-up or --loss ce), ``triples`` or ``pairs``."""
+def _check_options(config: PretrainConfig) -> None:
+    for name, value, allowed in (
+        ("loss", config.loss, LOSS_NAMES),
+        ("backbone", config.backbone, BACKBONE_NAMES),
+        ("lr_schedule", config.lr_schedule, SCHEDULE_NAMES),
+    ):
+        if value not in allowed:
+            raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", name)
+    if config.augment is not None and config.augment not in AUGMENT_NAMES:
+        raise PdfewshotError(f"{config.augment}: unknown, choose from {', '.join(AUGMENT_NAMES)}", "augment")
+    for name in ("save_every", "epochs", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise PdfewshotError(f"{value}: must be at least 1", name)
+    if config.warmup_epochs < 0:
+        raise PdfewshotError(f"{config.warmup_epochs}: must not be negative", "warmup_epochs")
+    if config.validation_fraction is not None and not 0.0 <= config.validation_fraction < 1.0:
+        raise PdfewshotError(f"{config.validation_fraction}: must be at least 0 and below 1", "validation_fraction")
+    if config.time_budget is not None:
+        parse_duration(config.time_budget)
+    if config.pretrained == "imagenet" and config.backbone != "resnet18":
+        raise PdfewshotError(f"imagenet: paddle.vision's ImageNet weights here are for resnet18, not {config.backbone}",
+                             "pretrained")  # fmt: skip
 
-    kind: str
-    epochs: int
-    steps: int  # per epoch
 
-
-def plan_phases(config: PretrainConfig, base_images: int, ranks: Ranks = SINGLE_PROCESS) -> list[Phase]:
-    """The softmax warm-up (if any), then the main loss. An epoch is one pass over the base images
-    (as anchors for triples, as inputs for softmax batches of ``3 * batch_size``) unless
-    ``steps_per_epoch`` says otherwise; data-parallel processes each take their share of its steps."""
-
-    def steps(per_step: int) -> int:
-        return ranks.share(config.steps_per_epoch or max(1, -(-base_images // per_step)))
-
-    if config.loss == "ce":
-        return [Phase("softmax", config.epochs, steps(3 * config.batch_size))]
-    phases = [Phase("softmax", config.warmup_epochs, steps(3 * config.batch_size))] if config.warmup_epochs else []
-    kind = "pairs" if config.loss in PAIR_LOSSES else "triples"
-    return [*phases, Phase(kind, config.epochs, steps(config.batch_size))]
+def resolve(config: PretrainConfig, profile: DataProfile) -> PretrainConfig:
+    """The config with every setting left to the data filled in (explicit options always win)."""
+    imagenet = config.pretrained == "imagenet"
+    return replace(
+        config,
+        image_size=config.image_size or (max(profile.image_size, 56) if imagenet else profile.image_size),
+        augment=config.augment or profile.augment,
+        novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
+            0.0 if profile.user_data else 0.2),
+        validation_fraction=config.validation_fraction if config.validation_fraction is not None else (
+            VALIDATION_FRACTION if profile.user_data else 0.0),
+    )  # fmt: skip
 
 
 def config_record(config: PretrainConfig) -> dict[str, object]:
@@ -151,217 +124,159 @@ def config_record(config: PretrainConfig) -> dict[str, object]:
 def resumable_options(config: PretrainConfig) -> dict[str, object]:
     """Options a resumed run must share with the run it continues."""
     record = config_record(config)
-    for key in ("resume", "save_every", "strict", "visualdl"):
+    for key in ("resume", "save_every", "strict", "visualdl", "time_budget"):
         record.pop(key)
     return record
 
 
-class Objective(paddle.nn.Layer):  # type: ignore[misc]
-    """The network, the phases' extra layers and the current phase's loss as one layer, so that ``paddle.DataParallel``
-    sees every trained parameter and hooks the backward pass of the whole step."""
-
-    def __init__(self, net: EmbeddingNet, extra: dict[str, paddle.nn.Layer]) -> None:
-        super().__init__()
-        self.net = net
-        self.extra = paddle.nn.LayerDict(extra)
-        self.compute_loss: Callable[..., paddle.Tensor] | None = None  # the current phase's
-
-    def forward(self, batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
-        assert self.compute_loss is not None, "set the phase's loss first"
-        return self.compute_loss(batch, rng)
-
-
-def _phase_loop(
-    phase: Phase, index: int, net: EmbeddingNet, base: ImageSet, config: PretrainConfig, ranks: Ranks
-) -> tuple[
-    paddle.io.DataLoader,
-    TripleBatchSampler | ShuffledBatchSampler,
-    dict[str, paddle.nn.Layer],
-    Callable[..., paddle.Tensor],
-]:
-    """The loader, sampler, extra layers and loss function of one phase."""
-
-    def inputs(images: paddle.Tensor, rng: np.random.Generator) -> paddle.Tensor:
-        # Distortions are drawn from a generator seeded by the step, so a resumed run redraws them.
-        if config.augment == "none":
-            return to_input(images)
-        return to_input(augment_batch(images.numpy(), config.augment, rng))
-
-    if phase.kind == "softmax":
-        # A linear softmax layer over the base classes; dropped after training, only the embedding it
-        # shaped is kept.
-        head = paddle.nn.Linear(config.embedding_dim, base.num_classes)
-        sampler: TripleBatchSampler | ShuffledBatchSampler = ShuffledBatchSampler(
-            len(base), 3 * config.batch_size, phase.steps, config.seed + index, ranks.rank, ranks.world_size
+def hold_out_validation(split: Split, fraction: float, seed: int) -> Split:
+    """``fraction`` of the base classes (seeded, at least 2 when any) moved to ``validation``."""
+    if not fraction:
+        return split
+    count = max(MIN_VALIDATION_CLASSES, round(fraction * len(split.base)))
+    if len(split.base) - count < 2:
+        raise PdfewshotError(
+            f"{fraction}: the data has {len(split.base)} base classes; validation needs {MIN_VALIDATION_CLASSES} "
+            f"of them and training 2 more (give --validation-fraction 0 to train without validation)",
+            "validation_fraction",
         )
-        dataset: paddle.io.Dataset = LabelledImages(base.images, base.labels)
-
-        def softmax_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
-            images, labels = batch
-            return F.cross_entropy(head(net(inputs(images, rng))), labels)
-
-        return paddle.io.DataLoader(dataset, batch_sampler=sampler), sampler, {"softmax_head": head}, softmax_loss
-
-    if phase.kind == "pairs":
-        sampler = PairBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index, ranks.rank)
-        margin = 1.0 if config.margin is None else config.margin
-
-        def pair_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
-            firsts, seconds, same = batch
-            first, second = paddle.split(net(inputs(paddle.concat([firsts, seconds]), rng)), 2)
-            if config.loss == "pair-bce" and net.pair_head is not None:
-                return pair_bce(net.pair_head(first, second), same)
-            return contrastive(first, second, same, margin)
-
-        return paddle.io.DataLoader(PairDataset(base.images), batch_sampler=sampler), sampler, {}, pair_loss
-
-    sampler = TripleBatchSampler(base.labels, config.batch_size, phase.steps, config.seed + index, ranks.rank)
-    margin = 0.2 if config.margin is None else config.margin
-
-    def triple_loss(batch: list[paddle.Tensor], rng: np.random.Generator) -> paddle.Tensor:
-        anchors, positives, negatives = paddle.split(net(inputs(paddle.concat(batch), rng)), 3)
-        if config.loss == "triplet":
-            return triplet_margin(anchors, positives, negatives, margin)
-        return cosine_mse_triples(anchors, positives, negatives)
-
-    return paddle.io.DataLoader(TripleDataset(base.images), batch_sampler=sampler), sampler, {}, triple_loss
+    rng = np.random.default_rng([seed, 11])
+    chosen = {split.base[i] for i in rng.permutation(len(split.base))[:count]}
+    base = tuple(name for name in split.base if name not in chosen)
+    return Split(base=base, novel=split.novel, unit=split.unit, validation=tuple(sorted(chosen)))
 
 
-def train(
-    net: EmbeddingNet,
-    base: ImageSet,
-    config: PretrainConfig,
-    phases: list[Phase],
-    position: Position,
-    saved: dict[str, object],
-    progress: LossProgress,
-    log: ScalarLog,
-    ranks: Ranks = SINGLE_PROCESS,
-) -> int:
-    """Runs the phases from ``position`` on; returns the number of steps taken in this call."""
-    taken = 0
-    loops = {
-        i: _phase_loop(phase, i, net, base, config, ranks) for i, phase in enumerate(phases) if i >= position.phase
-    }
-    # One objective over the network and every phase's extra layers, wrapped once: wrapping the same
-    # parameters again for a later phase makes Paddle's gradient reducer crash (Paddle 3.3).
-    objective = Objective(net, {name: layer for loop in loops.values() for name, layer in loop[2].items()})
-    trainer = data_parallel(objective, ranks)
-    for index, phase in enumerate(phases):
-        if index < position.phase:
-            continue
-        loader, sampler, extra, objective.compute_loss = loops[index]
-        parameters = [p for p in net.parameters() if not p.stop_gradient]
-        parameters += [p for layer in extra.values() for p in layer.parameters()]
-        optimizer = paddle.optimizer.Adam(learning_rate=config.lr, parameters=parameters)
-        if saved and index == position.phase:
-            restore_optimizer(optimizer, {"net": net, **extra}, saved)
-            for owner, layer in extra.items():
-                restore_extra(layer, owner, saved)
-        net.train()
-        if config.freeze_backbone:
-            net.backbone.eval()
-        first_epoch = position.epoch if index == position.phase else 0
-        phase_steps = phase.epochs * phase.steps  # each phase anneals over its own length
-        for epoch in range(first_epoch, phase.epochs):
-            first_step = position.step if (index == position.phase and epoch == position.epoch) else 0
-            sampler.set_epoch(epoch, first_step)
-            for step, batch in enumerate(loader, first_step):
-                optimizer.set_lr(scheduled_lr(config.lr, config.lr_schedule, epoch * phase.steps + step, phase_steps))
-                stream = [config.seed, index, epoch, step, 3] + ([ranks.rank] if ranks.rank else [])
-                loss = trainer(batch, np.random.default_rng(stream))
-                loss.backward()
-                # Adam names its accumulators <param>_moment1_<n> with a process-wide counter n; a
-                # fresh name scope makes n = 0 in every run, so a saved state can be restored by name.
-                with paddle.utils.unique_name.guard():
-                    optimizer.step()
-                optimizer.clear_grad()
-                position.losses.append(loss.item())
-                log.add(f"pretrain/{phase.kind}_loss", position.losses[-1], len(position.losses))
-                taken += 1
-                if ranks.writer and config.save_every and len(position.losses) % config.save_every == 0:
-                    here = Position(index, epoch, step + 1, position.losses)
-                    save_resume(resume_path(config.out), net, extra, optimizer, here, resumable_options(config))
-                progress.update(position.losses[-1])
-    return taken
+def plan_phases(
+    config: PretrainConfig, net: EmbeddingNet, base: ImageSet, validating: bool, ranks: Ranks = SINGLE_PROCESS
+) -> list[Phase]:
+    """The softmax warm-up (if any), then the main loss, as training tasks. An epoch is one pass over the
+    base images unless ``steps_per_epoch`` says otherwise; data-parallel processes each take their share
+    of its steps. With validation the main loss runs up to ``max_epochs`` and early stopping ends it."""
+
+    def phase(task: Any, epochs: int) -> Phase:
+        return Phase(task, epochs, ranks.share(config.steps_per_epoch or task.steps_per_epoch(config.batch_size)))
+
+    epochs = config.epochs or (config.max_epochs if validating else DEFAULT_EPOCHS)
+    main = TASKS[config.loss](net, base, config.margin)
+    if config.loss == "ce":
+        return [phase(main, epochs)]
+    warmup = [phase(SoftmaxTask(net, base), config.warmup_epochs)] if config.warmup_epochs else []
+    return [*warmup, phase(main, epochs)]
 
 
 def pretrain(config: PretrainConfig) -> PretrainResult:
     """Trains the embedding network (optional softmax warm-up, then the chosen loss); writes its checkpoint."""
     set_paddle_threads()
-    if config.loss not in LOSSES:
-        raise PdfewshotError(f"--loss {config.loss}: unknown, choose from {', '.join(LOSSES)}")
-    if config.augment not in AUGMENTATIONS:
-        raise PdfewshotError(f"--augment {config.augment}: unknown, choose from {', '.join(AUGMENTATIONS)}")
-    if config.lr_schedule not in SCHEDULES:
-        raise PdfewshotError(f"--lr-schedule {config.lr_schedule}: unknown, choose from {', '.join(SCHEDULES)}")
-    if config.save_every is not None and config.save_every < 1:
-        raise PdfewshotError(f"--save-every {config.save_every}: must be at least 1")
-    if config.warmup_epochs < 0:
-        raise PdfewshotError(f"--warmup-epochs {config.warmup_epochs}: must not be negative")
-    for name in ("epochs", "batch_size", "embedding_dim"):
-        if getattr(config, name) < 1:
-            raise PdfewshotError(f"--{name.replace('_', '-')} {getattr(config, name)}: must be at least 1")
-    check_checkpoint_path(config.out)
+    _check_options(config)
+    with about("out"):
+        check_checkpoint_path(config.out)
     ranks = launched_ranks()
     start(ranks)
-    sources = [resolve_source(s) for s in config.data]
-    imageset, load_report = load_sources(sources, config.image_size, strict=config.strict)
+    validation_left_to_data = config.validation_fraction is None
+    with about("data"):
+        sources = [resolve_source(s) for s in config.data]
+        profile = profile_sources(sources)
+        config = resolve(config, profile)
+        image_size, novel_fraction = config.image_size, config.novel_fraction
+        assert image_size is not None and novel_fraction is not None, "resolve() fills them in"
+        channels = 3 if config.pretrained == "imagenet" else None
+        imageset, load_report = load_sources(sources, image_size, channels, strict=config.strict)
     warn_skipped(load_report)
-    split = split_classes(imageset.class_names, config.novel_fraction, config.seed)
+    split = split_classes(imageset.class_names, novel_fraction, config.seed)
+    if validation_left_to_data and len(split.base) < AUTO_VALIDATION_MIN_CLASSES:
+        config = replace(config, validation_fraction=0.0)  # too few classes to spare some
+    split = hold_out_validation(split, config.validation_fraction or 0.0, config.seed)
     base = imageset.subset_classes(split.base)
     if config.rotations:
         base = base.with_rotations()
 
     paddle.seed(config.seed)
+    normalisation = "imagenet" if config.pretrained == "imagenet" else "symmetric"
     net = EmbeddingNet(
-        config.backbone, imageset.channels, config.embedding_dim, config.image_size, pair_head=config.loss == "pair-bce"
-    )
+        config.backbone, imageset.channels, config.embedding_dim, image_size, config.loss == "pair-bce",
+        normalisation,
+    )  # fmt: skip
     if config.pretrained is not None:
-        load_trunk_weights(net, config.pretrained, config.backbone, imageset.channels)
+        with about("pretrained"):
+            load_trunk_weights(net, config.pretrained, config.backbone, imageset.channels)
     if config.freeze_backbone:
         net.freeze_backbone()
-    phases = plan_phases(config, len(base), ranks)
-    position, saved = Position(), dict[str, object]()
+    validating = bool(split.validation)
+    phases = plan_phases(config, net, base, validating, ranks)
+    validator = None
+    if validating:
+        validation_images = imageset.subset_classes(split.validation)
+        validator = EpisodeValidator(validation_images, lambda n, images: run_fast(n, images), seed=config.seed)
+    options = resumable_options(config)
+    settings = LoopSettings(
+        config.lr, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
+        config.freeze_backbone, config.save_every, resume_path(config.out), options,
+    )  # fmt: skip
+    rules = StopRules(
+        validate_every=(config.validate_every or min(phases[-1].steps, MAX_STEPS_BETWEEN_VALIDATIONS))
+        if validating
+        else None,
+        patience=config.patience if validating else None,
+        time_budget=parse_duration(config.time_budget) if config.time_budget else None,
+    )
+    position, saved, record = Position(), dict[str, Any](), Record()
     if config.resume:
-        position, saved = read_resume(resume_path(config.out), net, resumable_options(config))
+        with about("resume"):
+            position, saved, training = read_resume(resume_path(config.out), net, options)
+        record = Record.from_json(training)
     total = sum(phase.epochs * phase.steps for phase in phases)
-    started = time.perf_counter()
     shown = config.show_progress and ranks.writer
+    started = time.perf_counter()
+    taken_before = len(position.losses)
     with (
         loss_progress("pretrain", total, shown) as progress,
         ScalarLog(config.visualdl if ranks.writer else None) as log,
     ):
         progress.update_completed(len(position.losses))
-        taken = train(net, base, config, phases, position, saved, progress, log, ranks)
+
+        def on_step(kind: str, loss: float, step: int) -> None:
+            log.add(f"pretrain/{kind}_loss", loss, step)
+            progress.update(loss)
+
+        def on_validation(accuracy: float, step: int, best: bool) -> None:
+            log.add("pretrain/validation_accuracy", accuracy, step)
+            progress.show_validation(accuracy, record.best_validation or accuracy)
+
+        callbacks = Callbacks(on_step, on_validation)
+        record = train(net, phases, settings, position, saved, record, validator, rules, callbacks, ranks)
     seconds = time.perf_counter() - started
     losses = position.losses
+    taken = len(losses) - taken_before
 
-    meta = {
-        "kind": "embedding",
-        "backbone": config.backbone,
-        "image_size": config.image_size,
-        "channels": imageset.channels,
-        "embedding_dim": config.embedding_dim,
-        "class_names": list(base.class_names),
-        "data": sources,
-        "split": split.to_json(),
-        "seed": config.seed,
-        "loss": config.loss,
-        "warmup_epochs": config.warmup_epochs if config.loss != "ce" else 0,
-        "config": config_record(config),
-        "training": {
-            "steps": len(losses),
-            "processes": ranks.world_size,
-            "final_loss": float(np.mean(losses[-10:])),
-            "seconds": round(seconds, 1),
-        },
-    }
+    meta = EmbeddingMeta(
+        backbone=config.backbone,
+        image_size=image_size,
+        channels=imageset.channels,
+        embedding_dim=config.embedding_dim,
+        class_names=list(base.class_names),
+        data=sources,
+        split=split,
+        seed=config.seed,
+        loss=config.loss,
+        warmup_epochs=config.warmup_epochs if config.loss != "ce" else 0,
+        config=config_record(config),
+        training=TrainingRecord(
+            steps=len(losses),
+            processes=ranks.world_size,
+            final_loss=float(np.mean(losses[-10:])),
+            seconds=round(record.seconds, 1),
+            stopped_because=record.stopped_because,
+            best_validation=record.best_validation,
+            best_step=record.best_step,
+        ),
+        normalisation=normalisation,
+    )
     if ranks.writer:
-        save_checkpoint(config.out, net, meta)
-        write_split(split, str(split_path(config.out)))
-        if plots_available():
-            loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {config.loss}")
+        with about("out"):
+            save_checkpoint(config.out, net, meta)
+            write_json(split_path(config.out), split.to_json())
+            if plots_available():
+                loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {config.loss}")
         resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
         resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
     wait_for_all(ranks)
@@ -372,5 +287,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         images_per_second=3 * config.batch_size * taken * ranks.world_size / seconds if taken else 0.0,
         base_classes=len(split.base),
         novel_classes=len(split.novel),
+        validation_classes=len(split.validation),
+        record=record,
+        settings=profile.describe() if profile.user_data else "",
         writer=ranks.writer,
     )

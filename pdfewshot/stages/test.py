@@ -1,33 +1,21 @@
 """Stage 3: accuracy of a predictor on the held-out query images, per class and overall."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import paddle
 
-from pdfewshot.atomic import read_json
-from pdfewshot.errors import PdfewshotError
-from pdfewshot.fast import run_fast
-from pdfewshot.plots import accuracy_pictures
-from pdfewshot.report import ClassAccuracy, write_json
+from pdfewshot.config import QueryTestConfig
+from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.nets.inference import run_fast
+from pdfewshot.reporting.console import ClassAccuracy
+from pdfewshot.reporting.plots import accuracy_pictures
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import load_checkpoint_data, open_predictor, require_classes
-from pdfewshot.stages.finetune import DEFAULT_PREDICTOR
-
-
-@dataclass
-class QueryTestConfig:
-    """Options of ``pdfewshot test`` (the CLI documents each)."""
-
-    __test__ = False  # not a pytest test class
-
-    model: Path = DEFAULT_PREDICTOR
-    data: list[str] = field(default_factory=list)
-    report: Path | None = Path("models/test_report.json")
-    strict: bool = False
-    plots: bool = False
+from pdfewshot.storage.atomic import read_json, write_json
+from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
 
 
 @dataclass
@@ -53,12 +41,17 @@ class QueryTestResult:
         }
 
 
-def read_manifest(model: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    path = model.with_name(meta["queries_manifest"])
+def manifest_path(model: Path, meta: PredictorMeta) -> Path:
+    return model.with_name(meta.queries_manifest)
+
+
+def read_manifest(model: Path, meta: PredictorMeta) -> QueryManifest:
+    """The predictor's query manifest, checked to list the predictor's classes."""
+    path = manifest_path(model, meta)
     if not path.is_file():
-        raise PdfewshotError(f"--model {model}: its query manifest {path.name} is missing")
-    manifest = read_json(path, "query manifest")
-    if not isinstance(manifest, dict) or manifest.get("classes") != meta["class_names"]:
+        raise PdfewshotError(f"{model}: its query manifest {path.name} is missing")
+    manifest = QueryManifest.from_json(read_json(path), str(path))
+    if manifest.classes != meta.class_names:
         raise PdfewshotError(f"{path}: its classes do not match the predictor {model.name}")
     return manifest
 
@@ -67,29 +60,32 @@ def read_manifest(model: Path, meta: dict[str, Any]) -> dict[str, Any]:
 def run_test(config: QueryTestConfig) -> QueryTestResult:
     """Scores the predictor's held-out queries; writes the JSON report when ``config.report`` is set."""
     set_paddle_threads()
-    predictor, meta = open_predictor(config.model)
-    manifest = read_manifest(config.model, meta)
+    with about("model"):
+        predictor, meta = open_predictor(config.model)
+        manifest = read_manifest(config.model, meta)
     imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
     # Classes added later with `support add` have no held-out queries; only queried classes must be here.
-    require_classes(imageset, sorted({q["class"] for q in manifest["queries"]}), f"--model {config.model}")
+    require_classes(imageset, sorted({q.class_name for q in manifest.queries}), f"--model {config.model}")
     position = {key: i for i, key in enumerate(imageset.keys)}
-    missing = [q["key"] for q in manifest["queries"] if q["key"] not in position]
+    missing = [q.key for q in manifest.queries if q.key not in position]
     if missing:
         raise PdfewshotError(f"{len(missing)} query images of the manifest are not in the data, e.g. {missing[0]}")
-    class_index = {name: i for i, name in enumerate(meta["class_names"])}
-    indices = np.array([position[q["key"]] for q in manifest["queries"]], dtype=np.int64)
-    labels = np.array([class_index[q["class"]] for q in manifest["queries"]], dtype=np.int64)
+    class_index = {name: i for i, name in enumerate(meta.class_names)}
+    indices = np.array([position[q.key] for q in manifest.queries], dtype=np.int64)
+    labels = np.array([class_index[q.class_name] for q in manifest.queries], dtype=np.int64)
 
     images = imageset.images[indices]
     predictions = run_fast(predictor, images).argmax(axis=1) if len(images) else np.zeros(0, dtype=np.int64)
     per_class = [
         ClassAccuracy(name, int(np.sum(labels == c)), int(np.sum((labels == c) & (predictions == c))))
-        for c, name in enumerate(meta["class_names"])
+        for c, name in enumerate(meta.class_names)
     ]
     result = QueryTestResult(per_class, predictions, labels)
     if config.report is not None:
-        write_json(config.report, result.to_json())
+        with about("report"):
+            write_json(config.report, result.to_json())
     if config.plots:
         stem = (config.report or config.model).with_suffix("")
-        accuracy_pictures(labels, predictions, meta["class_names"], stem, config.model.name)
+        with about("report"):
+            accuracy_pictures(labels, predictions, meta.class_names, stem, config.model.name)
     return result

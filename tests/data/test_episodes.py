@@ -50,7 +50,7 @@ def test_same_seed_same_episodes_and_smaller_shots_are_prefixes() -> None:
 
 def test_impossible_episodes_are_clear_errors() -> None:
     labels = np.repeat(np.arange(4), [10, 10, 10, 3])
-    with pytest.raises(PdfewshotError, match="--way 4: only 3 classes have the 6 images"):
+    with pytest.raises(PdfewshotError, match="way 4: only 3 classes have the 6 images"):
         sample_episodes(labels, 4, 1, 5, episodes=1, seed=0)
-    with pytest.raises(PdfewshotError, match="--shot 0: must be at least 1"):
+    with pytest.raises(PdfewshotError, match="shot 0: must be at least 1"):
         sample_episodes(labels, 2, 0, 5, episodes=1, seed=0)

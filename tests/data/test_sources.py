@@ -91,7 +91,7 @@ def test_bad_sources_are_one_line_errors_naming_the_path(tmp_path: Path, make, m
 
 
 def test_image_size_out_of_range(tmp_path: Path) -> None:
-    with pytest.raises(PdfewshotError, match="--image-size 4"):
+    with pytest.raises(PdfewshotError, match="image_size 4: must be between 8 and 512"):
         load_sources([str(make_flat(tmp_path / "flat"))], 4)
 
 
@@ -102,3 +102,32 @@ def test_zip_member_that_is_not_an_image_is_skipped(tmp_path: Path) -> None:
         handle.writestr("README.txt", "ignored: not an image suffix")
     imageset, report = load_sources([str(archive)], 8)
     assert len(imageset) == 12 and len(report.skipped) == 1
+
+
+def test_class_folders_and_files_that_are_links_are_followed(tmp_path: Path) -> None:
+    real = make_flat(tmp_path / "real", classes=3, per_class=2)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for name in ("class0", "class1"):
+        (linked / name).symlink_to(real / name, target_is_directory=True)
+    (linked / "class2").mkdir()
+    (linked / "class2" / "img0.png").symlink_to(real / "class2" / "img0.png")
+    imageset, _ = load_sources([str(linked)], 8)
+    assert imageset.class_names == ("class0", "class1", "class2") and len(imageset) == 5
+
+
+def test_a_link_loop_is_an_error_naming_it_not_a_hang(tmp_path: Path) -> None:
+    root = make_flat(tmp_path / "data", classes=2, per_class=2)
+    (root / "class0" / "again").symlink_to(root, target_is_directory=True)
+    with pytest.raises(PdfewshotError, match=r"class0/again is a link loop") as error:
+        load_sources([str(root)], 8)
+    assert "\n" not in str(error.value)
+
+
+def test_no_images_names_the_folders_it_looked_in(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for name in ("cats", "dogs"):
+        (root / name).mkdir(parents=True)
+        (root / name / "a.png").write_bytes(b"")  # unreadable, so skipped: no images at all
+    with pytest.raises(PdfewshotError, match=r"no images found in class folders \(looked in cats, dogs\)"):
+        load_sources([str(root)], 8)

@@ -38,9 +38,9 @@ def test_split_by_class_for_flat_data() -> None:
 def test_split_rejects_overlap_and_bad_fraction() -> None:
     with pytest.raises(ValueError):
         Split(base=("a", "b"), novel=("b",), unit="class")
-    with pytest.raises(PdfewshotError, match="--novel-fraction"):
+    with pytest.raises(PdfewshotError, match="novel_fraction"):
         split_classes(["a", "b"], 1.5, seed=0)
-    with pytest.raises(PdfewshotError, match=r"--novel-fraction -0\.1: must be at least 0 and below 1"):
+    with pytest.raises(PdfewshotError, match=r"novel_fraction -0\.1: must be at least 0 and below 1"):
         split_classes(["a", "b"], -0.1, seed=0)
 
 
@@ -93,7 +93,7 @@ def test_triple_sampler_is_seeded_per_epoch() -> None:
 def test_support_and_query_never_share_an_image(counts: list[int], shot: int, seed: int) -> None:
     imageset = imageset_with_counts(counts)
     if min(counts) < shot + 1:
-        with pytest.raises(PdfewshotError, match=f"--shot {shot} needs"):
+        with pytest.raises(PdfewshotError, match=f"shot {shot} needs at least {shot + 1} images per class"):
             split_support_query(imageset, shot, np.random.default_rng(seed))
         return
     support, query = split_support_query(imageset, shot, np.random.default_rng(seed))

@@ -4,7 +4,7 @@ import pytest
 
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.backbones import build_backbone
-from pdfewshot.nets.embedding import EmbeddingNet, embed, to_input
+from pdfewshot.nets.embedding import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet, PixelScaling, embed, to_input
 
 
 @pytest.mark.parametrize(
@@ -28,9 +28,9 @@ def test_koch_features_are_sigmoid_outputs() -> None:
 
 
 def test_unknown_backbone_and_too_small_images_are_clear_errors() -> None:
-    with pytest.raises(PdfewshotError, match="--backbone vgg: unknown"):
+    with pytest.raises(PdfewshotError, match="backbone vgg: unknown"):
         build_backbone("vgg", 1)
-    with pytest.raises(PdfewshotError, match="--image-size 28: the koch backbone needs at least 64"):
+    with pytest.raises(PdfewshotError, match="image_size 28: the koch backbone needs at least 64"):
         build_backbone("koch", 1, 28)
 
 
@@ -45,8 +45,12 @@ def test_embeddings_are_unit_length_and_batching_does_not_change_them() -> None:
     np.testing.assert_allclose(whole, pieces, atol=1e-5)
 
 
-def test_to_input_scales_to_minus_one_one_channels_first() -> None:
+def test_to_input_is_channels_first_pixels_and_the_network_scales_them() -> None:
     images = np.array([[[[0], [255]]]], dtype=np.uint8)  # [1, 1, 2, 1]
     x = to_input(images)
     assert x.shape == [1, 1, 1, 2]
-    np.testing.assert_allclose(x.numpy().ravel(), [-1.0, 1.0])
+    np.testing.assert_allclose(x.numpy().ravel(), [0.0, 255.0])
+    np.testing.assert_allclose(PixelScaling("symmetric", 1)(x).numpy().ravel(), [-1.0, 1.0])
+    colour = to_input(np.full((1, 1, 1, 3), 255, dtype=np.uint8))
+    expected = [(255 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+    np.testing.assert_allclose(PixelScaling("imagenet", 3)(colour).numpy().ravel(), expected, rtol=1e-6)

@@ -76,7 +76,8 @@ def test_unknown_method_is_a_clear_error(embedding: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--model", str(embedding), "--method", "magic"])
     assert result.exit_code == 2
     assert (
-        result.output.strip() == "error: --method magic: choose from prototype, finetune, transductive, nn-pixels, pair"
+        result.output.strip()
+        == "error: --method magic: unknown, choose from prototype, finetune, transductive, nn-pixels, pair"
     )
     result = runner.invoke(app, ["evaluate", "--model", str(embedding), "--method", "pair"])
     assert result.exit_code == 2

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pdfewshot.checkpoint import read_checkpoint
 from pdfewshot.cli import app
+from pdfewshot.storage.checkpoint import read_checkpoint
+from pdfewshot.storage.metadata import PredictorMeta
 from tests.conftest import make_flat
 
 runner = CliRunner()
@@ -77,7 +78,7 @@ def test_same_seed_same_numbers(glyph_folder: Path, tmp_path: Path) -> None:
     second = run_pipeline(glyph_folder, tmp_path / "two", seed=3)
     assert first == second
     # The files differ in Paddle's generated parameter names, not in values.
-    one, two = (read_checkpoint(tmp_path / d / "pred.pdparams", "predictor")[0] for d in ("one", "two"))
+    one, two = (read_checkpoint(tmp_path / d / "pred.pdparams", PredictorMeta)[0] for d in ("one", "two"))
     assert one.keys() == two.keys()
     for key in one:
         np.testing.assert_array_equal(one[key].numpy(), two[key].numpy())

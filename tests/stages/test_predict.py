@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pdfewshot.cli import app
-from pdfewshot.stages.test import QueryTestConfig, run_test
+from pdfewshot.config import QueryTestConfig
+from pdfewshot.stages.test import run_test
 from tests.conftest import make_nested, tiny_pretrain
 
 runner = CliRunner()

@@ -5,11 +5,13 @@ import numpy as np
 import paddle
 import pytest
 
-from pdfewshot.checkpoint import read_checkpoint
+from pdfewshot.config import PretrainConfig
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.report import LossProgress
-from pdfewshot.resume import resume_path
-from pdfewshot.stages.pretrain import PretrainConfig, pretrain
+from pdfewshot.reporting.console import LossProgress
+from pdfewshot.stages.pretrain import pretrain
+from pdfewshot.storage.checkpoint import read_checkpoint
+from pdfewshot.storage.metadata import EmbeddingMeta
+from pdfewshot.train.resume import resume_path
 from tests.conftest import make_nested
 
 
@@ -37,7 +39,7 @@ def test_softmax_warmup_then_triples_counts_both_phases(data: Path, tmp_path: Pa
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["loss"] == "cosine-mse" and meta["warmup_epochs"] == 2
     # the softmax head is not part of the embedding checkpoint
-    state, _ = read_checkpoint(tmp_path / "m.pdparams", "embedding")
+    state, _ = read_checkpoint(tmp_path / "m.pdparams", EmbeddingMeta)
     assert all(key.startswith(("backbone.", "head.")) for key in state)
 
 
@@ -55,7 +57,7 @@ def test_cosine_schedule_changes_training_after_the_first_step(data: Path, tmp_p
     assert cosine.losses[:2] == constant.losses[:2]  # step 0 runs at --lr in both; its update shows at step 1
     assert cosine.losses[2:] != constant.losses[2:]
     assert json.loads((tmp_path / "s.json").read_text())["config"]["lr_schedule"] == "cosine"
-    with pytest.raises(PdfewshotError, match="--lr-schedule linear: unknown"):
+    with pytest.raises(PdfewshotError, match="lr_schedule linear: unknown"):
         pretrain(config(data, tmp_path / "x.pdparams", lr_schedule="linear"))
 
 
@@ -70,8 +72,8 @@ def test_freeze_backbone_changes_only_the_head(data: Path, tmp_path: Path) -> No
     first = tmp_path / "first.pdparams"
     pretrain(config(data, first, steps_per_epoch=2))
     second = tmp_path / "second.pdparams"
-    pretrain(config(data, second, steps_per_epoch=3, pretrained=first, freeze_backbone=True, seed=5))
-    before, after = read_checkpoint(first, "embedding")[0], read_checkpoint(second, "embedding")[0]
+    pretrain(config(data, second, steps_per_epoch=3, pretrained=str(first), freeze_backbone=True, seed=5))
+    before, after = read_checkpoint(first, EmbeddingMeta)[0], read_checkpoint(second, EmbeddingMeta)[0]
     for key in before:
         same = np.array_equal(before[key].numpy(), after[key].numpy())
         assert same != key.startswith("head."), key
@@ -80,9 +82,9 @@ def test_freeze_backbone_changes_only_the_head(data: Path, tmp_path: Path) -> No
 def test_pretrained_that_does_not_fit_and_unknown_loss(data: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.pdparams"
     paddle.save({"conv1.weight": paddle.zeros([64, 3, 3, 3])}, str(other))
-    with pytest.raises(PdfewshotError, match=r"--pretrained .* does not fit"):
-        pretrain(config(data, tmp_path / "m.pdparams", pretrained=other))
-    with pytest.raises(PdfewshotError, match="--loss hinge: unknown"):
+    with pytest.raises(PdfewshotError, match=r"pretrained .* does not fit"):
+        pretrain(config(data, tmp_path / "m.pdparams", pretrained=str(other)))
+    with pytest.raises(PdfewshotError, match="loss hinge: unknown"):
         pretrain(config(data, tmp_path / "m.pdparams", loss="hinge"))
     assert not (tmp_path / "m.pdparams").exists()
 
@@ -91,7 +93,7 @@ def test_pretrained_checkpoint_of_another_backbone_is_named(data: Path, tmp_path
     conv4 = tmp_path / "conv4.pdparams"
     pretrain(config(data, conv4, backbone="conv4", steps_per_epoch=1))
     with pytest.raises(PdfewshotError, match="backbone is 'conv4', expected 'resnet18'"):
-        pretrain(config(data, tmp_path / "m.pdparams", pretrained=conv4))
+        pretrain(config(data, tmp_path / "m.pdparams", pretrained=str(conv4)))
 
 
 def test_resume_after_an_interruption_ends_with_the_same_weights(
@@ -125,7 +127,8 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(
     resumed = pretrain(config(data, out, save_every=4, resume=True, **options))
     assert resumed.losses[:8] == whole.losses[:8] and len(resumed.losses) == 15
     np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-6)
-    one, two = read_checkpoint(tmp_path / "whole" / "m.pdparams", "embedding")[0], read_checkpoint(out, "embedding")[0]
+    one = read_checkpoint(tmp_path / "whole" / "m.pdparams", EmbeddingMeta)[0]
+    two = read_checkpoint(out, EmbeddingMeta)[0]
     for key in one:
         np.testing.assert_array_equal(one[key].numpy(), two[key].numpy(), err_msg=key)
     assert not resume_path(out).exists()  # finished runs clear their saved state
@@ -133,10 +136,10 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(
 
 def test_resume_refuses_other_options_or_no_state(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.pdparams"
-    with pytest.raises(PdfewshotError, match="--resume: no saved training state"):
+    with pytest.raises(PdfewshotError, match="resume: no saved training state"):
         pretrain(config(data, out, resume=True))
     save_state_then_stop(data, out)
-    with pytest.raises(PdfewshotError, match=r"--resume .* saved with lr = 0\.001, this run has 0\.01"):
+    with pytest.raises(PdfewshotError, match=r"resume .* saved with lr = 0\.001, this run has 0\.01"):
         pretrain(config(data, out, resume=True, steps_per_epoch=3, lr=0.01))
 
 
@@ -144,8 +147,8 @@ def save_state_then_stop(data: Path, out: Path) -> None:
     """Leaves a saved training state behind, as an interrupted --save-every run does."""
     original = LossProgress.update
 
-    def stop(self: LossProgress, loss: float, advance: int = 1) -> None:
-        original(self, loss, advance)
+    def stop(self: LossProgress, value: float, advance: int = 1) -> None:
+        original(self, value, advance)
         raise KeyboardInterrupt
 
     LossProgress.update = stop  # type: ignore[method-assign]
@@ -162,8 +165,8 @@ def test_each_siamese_loss_trains_and_is_recorded(data: Path, tmp_path: Path, lo
     out = tmp_path / "m.pdparams"
     result = pretrain(config(data, out, loss=loss, backbone="conv4", epochs=2, steps_per_epoch=3, batch_size=6))
     assert len(result.losses) == 6 and all(np.isfinite(result.losses))
-    state, meta = read_checkpoint(out, "embedding")
-    assert meta["loss"] == loss
+    state, meta = read_checkpoint(out, EmbeddingMeta)
+    assert meta.loss == loss
     assert any(key.startswith("pair_head.") for key in state) == (loss == "pair-bce")
 
 

@@ -7,11 +7,12 @@ import paddle.nn.functional as F
 import pytest
 from typer.testing import CliRunner
 
-from pdfewshot.checkpoint import read_checkpoint
 from pdfewshot.cli import app
 from pdfewshot.data.sources import load_sources
 from pdfewshot.nets.embedding import embed
 from pdfewshot.stages.common import open_predictor
+from pdfewshot.storage.checkpoint import read_checkpoint
+from pdfewshot.storage.metadata import PredictorMeta
 from tests.conftest import make_nested, tiny_pretrain
 
 runner = CliRunner()
@@ -30,17 +31,17 @@ def trained(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_add_then_remove_a_class(trained: tuple[Path, Path], tmp_path: Path) -> None:
     data, model = trained
-    before, meta = read_checkpoint(model, "predictor")
+    before, meta = read_checkpoint(model, PredictorMeta)
     # a new class from images of a class the predictor does not have (a base class, say)
-    new_class = next(n for n in ("alpha0/char0", "alpha1/char0", "alpha2/char0") if n not in meta["class_names"])
+    new_class = next(n for n in ("alpha0/char0", "alpha1/char0", "alpha2/char0") if n not in meta.class_names)
     folder = tmp_path / "added" / "new"
     shutil.copytree(data / new_class, folder)
     result = runner.invoke(app, ["support", "add", "newcomer", str(folder), "--model", str(model)])
     assert result.exit_code == 0, result.output
     assert "added class newcomer from 5 images" in result.output
 
-    after, meta_after = read_checkpoint(model, "predictor")
-    assert meta_after["class_names"] == [*meta["class_names"], "newcomer"]
+    after, meta_after = read_checkpoint(model, PredictorMeta)
+    assert meta_after.class_names == [*meta.class_names, "newcomer"]
     np.testing.assert_array_equal(after["classifier.weight"].numpy()[:-1], before["classifier.weight"].numpy())
     np.testing.assert_array_equal(after["classifier.bias"].numpy(), [*before["classifier.bias"].numpy(), 0.0])
     predictor, _ = open_predictor(model)
@@ -51,10 +52,10 @@ def test_add_then_remove_a_class(trained: tuple[Path, Path], tmp_path: Path) -> 
     tested = runner.invoke(app, ["test", "--model", str(model), "--report", str(tmp_path / "r.json")])
     assert tested.exit_code == 0, tested.output  # the added class has no queries and does not get in the way
 
-    dropped = meta["class_names"][0]
+    dropped = meta.class_names[0]
     assert runner.invoke(app, ["support", "remove", dropped, "--model", str(model)]).exit_code == 0
-    final, meta_final = read_checkpoint(model, "predictor")
-    assert meta_final["class_names"] == [*meta["class_names"][1:], "newcomer"]
+    final, meta_final = read_checkpoint(model, PredictorMeta)
+    assert meta_final.class_names == [*meta.class_names[1:], "newcomer"]
     np.testing.assert_array_equal(final["classifier.weight"].numpy(), after["classifier.weight"].numpy()[1:])
     manifest = json.loads(model.with_name("p.queries.json").read_text())
     assert all(q["class"] != dropped for q in manifest["queries"])
@@ -63,8 +64,8 @@ def test_add_then_remove_a_class(trained: tuple[Path, Path], tmp_path: Path) -> 
 
 def test_support_errors(trained: tuple[Path, Path], tmp_path: Path) -> None:
     data, model = trained
-    _, meta = read_checkpoint(model, "predictor")
-    existing = meta["class_names"][0]
+    _, meta = read_checkpoint(model, PredictorMeta)
+    existing = meta.class_names[0]
     result = runner.invoke(app, ["support", "add", existing, str(data / "alpha0" / "char0"), "--model", str(model)])
     assert result.exit_code == 2 and "already has this class" in result.output
     result = runner.invoke(app, ["support", "remove", "nobody", "--model", str(model)])
@@ -72,4 +73,4 @@ def test_support_errors(trained: tuple[Path, Path], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["support", "add", "x", str(tmp_path / "empty"), "--model", str(model)])
     assert result.exit_code == 2 and "no images in this folder" in result.output
-    assert read_checkpoint(model, "predictor")[1]["class_names"] == meta["class_names"]
+    assert read_checkpoint(model, PredictorMeta)[1].class_names == meta.class_names

@@ -8,8 +8,8 @@ import pytest
 
 from pdfewshot.data.sampling import ShuffledBatchSampler, TripleBatchSampler
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.parallel import Ranks, launched_ranks
 from pdfewshot.runtime import default_threads
+from pdfewshot.train.distributed import Ranks, launched_ranks
 from tests.conftest import make_nested
 
 

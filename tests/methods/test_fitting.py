@@ -2,8 +2,8 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from pdfewshot.finetuning import classifier_loss, fit_episodes, fit_on_features
 from pdfewshot.methods import FinetuneClassifier
+from pdfewshot.methods.fitting import FitSettings, classifier_loss, fit_episodes, fit_on_features
 
 
 def random_episodes(episodes: int, way: int, shot: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -16,11 +16,10 @@ def random_episodes(episodes: int, way: int, shot: int, dim: int = 16, seed: int
 
 def test_batched_fit_equals_fitting_each_episode_alone() -> None:
     features, labels = random_episodes(episodes=3, way=4, shot=2)
-    weight, bias, _ = fit_episodes(
-        paddle.to_tensor(features), labels, 4, steps=20, lr=0.05, entropy_weight=0.1, scale=10
-    )
+    settings = FitSettings(steps=20, lr=0.05, entropy_weight=0.1, scale=10)
+    weight, bias, _ = fit_episodes(paddle.to_tensor(features), labels, 4, settings=settings)
     for e in range(3):
-        alone, _ = fit_on_features(paddle.to_tensor(features[e]), labels[e], 4, 20, 0.05, 0.1, 10)
+        alone, _ = fit_on_features(paddle.to_tensor(features[e]), labels[e], 4, settings=settings)
         np.testing.assert_allclose(F.normalize(alone.weight, axis=1).numpy(), weight[e].numpy(), atol=2e-5)
         np.testing.assert_allclose(alone.bias.numpy(), bias[e].numpy(), atol=2e-5)
 
@@ -28,13 +27,17 @@ def test_batched_fit_equals_fitting_each_episode_alone() -> None:
 def test_finetune_lowers_the_support_loss() -> None:
     features, labels = random_episodes(episodes=1, way=5, shot=1, seed=1)
     support = paddle.to_tensor(features[0])
-    _, losses = fit_on_features(support, labels[0], 5, steps=50, lr=0.05, entropy_weight=0.1, scale=10)
+    seen: list[float] = []
+    settings = FitSettings(steps=50, lr=0.05, entropy_weight=0.1, scale=10)
+    _, losses = fit_on_features(support, labels[0], 5, settings=settings, on_step=seen.append)
     assert losses[-1] < 0.5 * losses[0]
+    assert seen == losses  # the progress callback sees every step's loss
 
 
 def test_zero_steps_is_the_prototype_classifier() -> None:
     features, labels = random_episodes(episodes=1, way=3, shot=3, seed=2)
-    classifier, losses = fit_on_features(paddle.to_tensor(features[0]), labels[0], 3, 0, 0.05, 0.1, 10)
+    settings = FitSettings(steps=0, lr=0.05, entropy_weight=0.1, scale=10)
+    classifier, losses = fit_on_features(paddle.to_tensor(features[0]), labels[0], 3, settings=settings)
     assert losses == []
     means = np.stack([features[0][labels[0] == c].mean(0) for c in range(3)])
     np.testing.assert_allclose(

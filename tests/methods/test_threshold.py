@@ -1,6 +1,6 @@
 import numpy as np
 
-from pdfewshot.threshold import leave_one_out_threshold
+from pdfewshot.methods.threshold import leave_one_out_threshold
 
 
 def test_threshold_accepts_most_left_out_images() -> None:

@@ -20,24 +20,24 @@ from pdfewshot.runtime import thread_count
 FAST_PATH_MIN_IMAGES = 2048
 
 
-class _InputScaling(nn.Layer):  # type: ignore[misc]
-    """The network with its input scaling folded in, so the predictor takes uint8-valued floats."""
+class _Frozen(nn.Layer):  # type: ignore[misc]
+    """A wrapper for ``paddle.jit.save`` to trace, so the wrapped network itself stays an eager layer."""
 
     def __init__(self, net: nn.Layer) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, images: paddle.Tensor) -> paddle.Tensor:
-        return self.net(images / 127.5 - 1.0)
+    def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
+        return self.net(pixels)
 
 
 def save_for_inference(layer: nn.Layer, channels: int, image_size: int, prefix: str) -> None:
-    """``paddle.jit.save`` of ``layer`` with its input scaling folded in: it takes float32
-    ``[N, channels, image_size, image_size]`` pixel values in 0..255."""
+    """``paddle.jit.save`` of ``layer``, which takes float32 ``[N, channels, image_size, image_size]``
+    pixel values in 0..255 (the networks scale them themselves)."""
     was_training = layer.training
     layer.eval()
     spec = [paddle.static.InputSpec([None, channels, image_size, image_size], "float32", "images")]
-    paddle.jit.save(_InputScaling(layer), prefix, input_spec=spec)
+    paddle.jit.save(_Frozen(layer), prefix, input_spec=spec)
     if was_training:
         layer.train()
 

@@ -15,12 +15,6 @@ def cosine_mse_triples(anchor: paddle.Tensor, positive: paddle.Tensor, negative:
     return 0.5 * (((cos_ap - 1.0) ** 2).mean() + (cos_an**2).mean())
 
 
-def softmax_entropy(logits: paddle.Tensor) -> paddle.Tensor:
-    """Mean Shannon entropy (nats) of the softmax of each row: low when predictions are confident."""
-    log_probs = F.log_softmax(logits, axis=1)
-    return -(log_probs.exp() * log_probs).sum(axis=1).mean()
-
-
 def _squared_distance(x: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
     return ((F.normalize(x, axis=1) - F.normalize(y, axis=1)) ** 2).sum(axis=1)
 

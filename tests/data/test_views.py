@@ -1,6 +1,6 @@
 import numpy as np
 
-from pdfewshot.views import ViewedFeatures, distorted_copies, view_features
+from pdfewshot.data.views import ViewedFeatures, distorted_copies, view_features
 
 
 def _glyphs(count: int) -> np.ndarray:

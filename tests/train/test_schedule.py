@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from pdfewshot.schedule import scheduled_lr
+from pdfewshot.train.schedule import scheduled_lr
 
 
 def test_constant_keeps_the_rate() -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import paddle
 from paddle import nn
 
-from pdfewshot.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.storage.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from pdfewshot.storage.metadata import ResumeMeta
 
 OPTIMIZER_PREFIX = "optimizer/"
 EXTRA_PREFIX = "extra/"
@@ -71,33 +72,34 @@ def save_resume(
     optimizer: paddle.optimizer.Optimizer,
     position: Position,
     options: dict[str, Any],
+    training: dict[str, Any] | None = None,
+    entries: dict[str, Any] | None = None,
 ) -> None:
-    """Writes the training state atomically (a crash mid-save keeps the previous one)."""
+    """Writes the training state atomically (a crash mid-save keeps the previous one); ``training`` is
+    the loop's own record and ``entries`` further tensors to keep (the best weights so far)."""
     layers = {"net": net, **extra}
-    entries = optimizer_state(optimizer, layers)
+    saved = optimizer_state(optimizer, layers)
     for owner, layer in extra.items():
-        entries.update({f"{EXTRA_PREFIX}{owner}/{k}": v for k, v in layer.state_dict().items()})
-    meta = {
-        "kind": "pretrain-state", "phase": position.phase, "epoch": position.epoch, "step": position.step,
-        "losses": position.losses, "options": options,
-    }  # fmt: skip
-    save_checkpoint(path, net, meta, option="--save-every", extra=entries)
+        saved.update({f"{EXTRA_PREFIX}{owner}/{k}": v for k, v in layer.state_dict().items()})
+    saved.update(entries or {})
+    meta = ResumeMeta(position.phase, position.epoch, position.step, position.losses, options, training or {})
+    save_checkpoint(path, net, meta, extra=saved)
 
 
-def read_resume(path: Path, net: nn.Layer, options: dict[str, Any]) -> tuple[Position, dict[str, Any]]:
-    """Loads the weights into ``net``; returns the position and the saved optimiser/extra entries."""
+def read_resume(path: Path, net: nn.Layer, options: dict[str, Any]) -> tuple[Position, dict[str, Any], dict[str, Any]]:
+    """Loads the weights into ``net``; returns the position, the saved entries besides the network's
+    weights (optimiser, extra layers, best weights) and the loop's record."""
     if not path.is_file():
-        raise PdfewshotError(f"--resume: no saved training state at {path} (was --save-every given?)")
-    state, meta = read_checkpoint(path, "pretrain-state", "--resume")
-    changed = sorted(k for k in options if meta["options"].get(k) != options[k])
+        raise PdfewshotError(f": no saved training state at {path} (was --save-every given?)", "resume")
+    state, meta = read_checkpoint(path, ResumeMeta)
+    changed = sorted(k for k in options if meta.options.get(k) != options[k])
     if changed:
         key = changed[0]
-        raise PdfewshotError(
-            f"--resume {path}: saved with {key} = {meta['options'].get(key)!r}, this run has {options[key]!r}"
-        )
-    saved = {k: state.pop(k) for k in list(state) if k.startswith((OPTIMIZER_PREFIX, EXTRA_PREFIX))}
-    load_weights(net, state, path, "--resume")
-    return Position(meta["phase"], meta["epoch"], meta["step"], list(meta["losses"])), saved
+        raise PdfewshotError(f"{path}: saved with {key} = {meta.options.get(key)!r}, this run has {options[key]!r}")
+    expected = set(net.state_dict())
+    saved = {k: state.pop(k) for k in list(state) if k not in expected}
+    load_weights(net, state, path)
+    return Position(meta.phase, meta.epoch, meta.step, list(meta.losses)), saved, meta.training
 
 
 def restore_extra(layer: nn.Layer, owner: str, saved: dict[str, Any]) -> None:

@@ -19,12 +19,12 @@ class ScalarLog:
             from visualdl import LogWriter
         except ImportError:
             raise PdfewshotError(
-                '--visualdl: needs VisualDL; install it with: pip install "pdfewshot[visualdl]"'
+                ': needs VisualDL; install it with: pip install "pdfewshot[visualdl]"', "visualdl"
             ) from None
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise PdfewshotError(f"--visualdl {folder}: cannot write there ({error.strerror})") from None
+            raise PdfewshotError(f"{folder}: cannot write there ({error.strerror})", "visualdl") from None
         self.writer = LogWriter(logdir=str(folder))
 
     def add(self, tag: str, value: float, step: int) -> None:

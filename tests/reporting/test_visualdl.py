@@ -5,9 +5,10 @@ from typing import ClassVar
 
 import pytest
 
+from pdfewshot.config import PretrainConfig
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.stages.pretrain import PretrainConfig, pretrain
-from pdfewshot.visualdl_log import ScalarLog
+from pdfewshot.reporting.visualdl import ScalarLog
+from pdfewshot.stages.pretrain import pretrain
 from tests.conftest import make_nested
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import paddle
 import pytest
 
-from pdfewshot import fast
-from pdfewshot.fast import InferenceEmbedder, run_fast
+from pdfewshot.nets import inference as fast
 from pdfewshot.nets.embedding import EmbeddingNet, embed
+from pdfewshot.nets.inference import InferenceEmbedder, run_fast
 
 
 @pytest.mark.parametrize(("backbone", "channels"), [("conv4", 1), ("resnet18", 3)])

@@ -4,7 +4,8 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from pdfewshot.losses import contrastive, cosine_mse_triples, pair_bce, softmax_entropy, triplet_margin
+from pdfewshot.nets.classifier import softmax_entropy
+from pdfewshot.train.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
 
 
 def t(rows: list[list[float]]) -> paddle.Tensor:

@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from pdfewshot import plots
 from pdfewshot.cli import app
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.reporting import plots
 from tests.conftest import make_nested, tiny_pretrain
 from tests.data.test_omniglot_runs import make_runs_zip
 

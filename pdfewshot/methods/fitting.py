@@ -3,17 +3,36 @@
 With the embedding frozen (the default) the support embeddings are computed once and only W and b
 train, on those cached features; with the backbone unfrozen the images go through the network at
 every step, batch-norm statistics kept fixed because a few-shot support set is too small to estimate
-them.
+them. Progress is reported through an optional callback (one call per step with its loss), so this
+room knows nothing of how it is shown.
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from pdfewshot.losses import softmax_entropy
-from pdfewshot.nets.classifier import CosineClassifier, prototypes
+from pdfewshot.nets.classifier import CosineClassifier, prototypes, softmax_entropy
 from pdfewshot.nets.embedding import EmbeddingNet, embed, to_input
-from pdfewshot.report import loss_progress
+
+StepCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How the cosine classifier is fitted (Dhillon et al. 2020's fine-tuning on the support set).
+
+    ``scale`` fixes the logits' scale: ``logits = scale * cos(w, q) + b``; cosines lie in [-1, 1], and
+    without it the softmax is too flat to train (Chen et al. 2019).
+    """
+
+    steps: int = 100
+    lr: float = 0.01
+    entropy_weight: float = 0.1
+    scale: float = 10.0
+    backbone_lr: float = 1e-4  # with fit_with_backbone only
 
 
 def classifier_loss(logits: paddle.Tensor, labels: paddle.Tensor, entropy_weight: float) -> paddle.Tensor:
@@ -28,12 +47,10 @@ def fit_episodes(
     features: paddle.Tensor,
     labels: np.ndarray,
     num_classes: int,
-    steps: int,
-    lr: float,
-    entropy_weight: float,
-    scale: float,
-    show_progress: bool = False,
+    *,
+    settings: FitSettings,
     unlabelled: paddle.Tensor | None = None,
+    on_step: StepCallback | None = None,
 ) -> tuple[paddle.Tensor, paddle.Tensor, list[float]]:
     """Fits one cosine classifier per episode, all at once: ``features [E, n, d]``, ``labels [E, n]``.
 
@@ -53,25 +70,25 @@ def fit_episodes(
     bias.set_value(paddle.zeros([episodes, num_classes]))
     support = F.normalize(features, axis=2)
     others = None if unlabelled is None else F.normalize(unlabelled, axis=2)
-    optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=[weight, bias])
+    optimizer = paddle.optimizer.Adam(learning_rate=settings.lr, parameters=[weight, bias])
 
     def logits_of(points: paddle.Tensor) -> paddle.Tensor:
-        logits = scale * paddle.bmm(points, F.normalize(weight, axis=2).transpose([0, 2, 1])) + bias[:, None, :]
-        return logits.reshape([-1, num_classes])
+        logits = settings.scale * paddle.bmm(points, F.normalize(weight, axis=2).transpose([0, 2, 1]))
+        return (logits + bias[:, None, :]).reshape([-1, num_classes])
 
     losses: list[float] = []
-    with loss_progress("finetune", steps, show_progress) as progress:
-        for _ in range(steps):
-            if others is None:
-                loss = classifier_loss(logits_of(support), label_tensor.reshape([-1]), entropy_weight)
-            else:
-                loss = F.cross_entropy(logits_of(support), label_tensor.reshape([-1]))
-                loss = loss + entropy_weight * softmax_entropy(logits_of(others))
-            (loss * episodes).backward()
-            optimizer.step()
-            optimizer.clear_grad()
-            losses.append(loss.item())
-            progress.update(losses[-1])
+    for _ in range(settings.steps):
+        if others is None:
+            loss = classifier_loss(logits_of(support), label_tensor.reshape([-1]), settings.entropy_weight)
+        else:
+            loss = F.cross_entropy(logits_of(support), label_tensor.reshape([-1]))
+            loss = loss + settings.entropy_weight * softmax_entropy(logits_of(others))
+        (loss * episodes).backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        losses.append(loss.item())
+        if on_step is not None:
+            on_step(losses[-1])
     return F.normalize(weight.detach(), axis=2), bias.detach(), losses
 
 
@@ -79,17 +96,13 @@ def fit_on_features(
     features: paddle.Tensor,
     labels: np.ndarray,
     num_classes: int,
-    steps: int,
-    lr: float,
-    entropy_weight: float,
-    scale: float,
-    show_progress: bool = False,
+    *,
+    settings: FitSettings,
+    on_step: StepCallback | None = None,
 ) -> tuple[CosineClassifier, list[float]]:
-    """A cosine classifier started at the class prototypes, then trained for ``steps`` full-batch steps."""
-    weight, bias, losses = fit_episodes(
-        features[None], labels[None], num_classes, steps, lr, entropy_weight, scale, show_progress
-    )
-    classifier = CosineClassifier.from_prototypes(weight[0], scale)
+    """A cosine classifier started at the class prototypes, then trained for ``settings.steps`` full-batch steps."""
+    weight, bias, losses = fit_episodes(features[None], labels[None], num_classes, settings=settings, on_step=on_step)
+    classifier = CosineClassifier.from_prototypes(weight[0], settings.scale)
     classifier.bias.set_value(bias[0])
     return classifier, losses
 
@@ -99,32 +112,31 @@ def fit_with_backbone(
     images: np.ndarray,
     labels: np.ndarray,
     num_classes: int,
-    steps: int,
-    lr: float,
-    backbone_lr: float,
-    entropy_weight: float,
-    scale: float,
-    show_progress: bool = False,
+    *,
+    settings: FitSettings,
+    on_step: StepCallback | None = None,
 ) -> tuple[CosineClassifier, list[float]]:
-    """Like :func:`fit_on_features`, but the embedding network trains too (at ``backbone_lr``)."""
+    """Like :func:`fit_on_features`, but the embedding network trains too (at ``settings.backbone_lr``)."""
     label_tensor = paddle.to_tensor(labels, dtype="int64")
-    classifier = CosineClassifier.from_prototypes(prototypes(embed(net, images), label_tensor, num_classes), scale)
+    classifier = CosineClassifier.from_prototypes(
+        prototypes(embed(net, images), label_tensor, num_classes), settings.scale
+    )
     optimizer = paddle.optimizer.Adam(
-        learning_rate=lr,
+        learning_rate=settings.lr,
         parameters=[
             {"params": classifier.parameters()},
-            {"params": net.parameters(), "learning_rate": backbone_lr / lr},
+            {"params": net.parameters(), "learning_rate": settings.backbone_lr / settings.lr},
         ],
     )
     inputs = to_input(images)
     net.eval()  # batch-norm statistics stay fixed; gradients still flow
     losses: list[float] = []
-    with loss_progress("finetune", steps, show_progress) as progress:
-        for _ in range(steps):
-            loss = classifier_loss(classifier(net(inputs)), label_tensor, entropy_weight)
-            loss.backward()
-            optimizer.step()
-            optimizer.clear_grad()
-            losses.append(loss.item())
-            progress.update(losses[-1])
+    for _ in range(settings.steps):
+        loss = classifier_loss(classifier(net(inputs)), label_tensor, settings.entropy_weight)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        losses.append(loss.item())
+        if on_step is not None:
+            on_step(losses[-1])
     return classifier, losses

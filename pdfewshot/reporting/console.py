@@ -1,17 +1,13 @@
-"""What the user sees: Rich progress bars with the running loss, accuracy tables, JSON reports."""
+"""What the user sees: Rich progress bars with the running loss (or accuracy), accuracy tables."""
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-
-from pdfewshot.atomic import atomic_write_text
 
 console = Console()
 # Status lines and warnings stay one line however long their paths (Rich would wrap them at the terminal
@@ -20,29 +16,44 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 class LossProgress:
-    """A progress bar whose text shows the running (exponentially averaged) loss."""
+    """A progress bar whose text shows the running (exponentially averaged) loss, or with ``label`` another
+    per-step value (shown as it is, not averaged), and optionally a validation figure beside it."""
 
-    def __init__(self, progress: Progress | None, total: int, description: str) -> None:
+    def __init__(self, progress: Progress | None, total: int, description: str, label: str = "loss") -> None:
         self._progress = progress
         self._task = progress.add_task(description, total=total, loss="") if progress else None
+        self.label = label
         self.running_loss: float | None = None
+        self.validation = ""
 
     def update_completed(self, steps: int) -> None:
         """Marks steps done before this run (a resumed run) as complete."""
         if self._progress is not None and self._task is not None and steps:
             self._progress.update(self._task, completed=steps)
 
-    def update(self, loss: float, advance: int = 1) -> None:
-        self.running_loss = loss if self.running_loss is None else 0.9 * self.running_loss + 0.1 * loss
+    def update(self, value: float, advance: int = 1) -> None:
+        if self.label == "loss":
+            self.running_loss = value if self.running_loss is None else 0.9 * self.running_loss + 0.1 * value
+        else:
+            self.running_loss = value
+        self._show(advance)
+
+    def show_validation(self, accuracy: float, best: float) -> None:
+        """Adds the latest validation accuracy and the best so far to the text."""
+        self.validation = f"  val {accuracy:.4f} (best {best:.4f})"
+        self._show(0)
+
+    def _show(self, advance: int) -> None:
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, advance=advance, loss=f"loss {self.running_loss:.4f}")
+            text = f"{self.label} {self.running_loss:.4f}" if self.running_loss is not None else ""
+            self._progress.update(self._task, advance=advance, loss=text + self.validation)
 
 
 @contextmanager
-def loss_progress(description: str, total: int, enabled: bool = True) -> Iterator[LossProgress]:
+def loss_progress(description: str, total: int, enabled: bool = True, label: str = "loss") -> Iterator[LossProgress]:
     """A Rich progress bar on stderr for ``total`` steps; silent when ``enabled`` is false."""
     if not enabled:
-        yield LossProgress(None, total, description)
+        yield LossProgress(None, total, description, label)
         return
     columns = (
         TextColumn("{task.description}"),
@@ -53,7 +64,7 @@ def loss_progress(description: str, total: int, enabled: bool = True) -> Iterato
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err_console) as progress:
-        yield LossProgress(progress, total, description)
+        yield LossProgress(progress, total, description, label)
 
 
 @dataclass(frozen=True)
@@ -113,8 +124,3 @@ def evaluation_tables(result: Any, per_class: bool = False) -> list[Table]:
             table.add_row(name, str(cells[0][0]), *(f"{c / q:.4f}" if q else "-" for q, c in cells))
         tables.append(table)
     return tables
-
-
-def write_json(path: str | Path, data: Any, option: str = "--report") -> None:
-    """Writes ``data`` as indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n", option)

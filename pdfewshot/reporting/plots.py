@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from pdfewshot.atomic import atomic_write
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.storage.atomic import atomic_write
 
 
 def _pyplot() -> Any:
@@ -20,7 +20,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")  # files only, no display
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PdfewshotError('--plots: needs matplotlib; install it with: pip install "pdfewshot[plots]"') from None
+        raise PdfewshotError(': needs matplotlib; install it with: pip install "pdfewshot[plots]"', "plots") from None
     return plt
 
 

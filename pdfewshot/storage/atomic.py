@@ -18,7 +18,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None], option: str = "--out") -> None:
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Calls ``write(temporary_path)``, then renames the result onto ``path`` in one step.
 
     A crash or Ctrl-C before the rename leaves any previous file at ``path`` as it was.
@@ -28,7 +28,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None], option: str = "
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as error:
-        raise PdfewshotError(f"{option} {target}: cannot write there ({error.strerror})") from None
+        raise PdfewshotError(f"{target}: cannot write there ({error.strerror})") from None
     os.close(handle)
     try:
         write(temporary)
@@ -39,24 +39,29 @@ def atomic_write(path: str | Path, write: Callable[[str], None], option: str = "
             os.unlink(temporary)
 
 
-def atomic_write_text(path: str | Path, text: str, option: str = "--out") -> None:
+def write_json(path: str | Path, data: Any) -> None:
+    """Writes ``data`` as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
     """Writes a text file atomically (see :func:`atomic_write`)."""
 
     def write(temporary: str) -> None:
         Path(temporary).write_text(text, encoding="utf-8")
 
-    atomic_write(path, write, option)
+    atomic_write(path, write)
 
 
 @contextmanager
-def atomic_folder(path: Path, option: str) -> Iterator[Path]:
+def atomic_folder(path: Path) -> Iterator[Path]:
     """Yields a temporary folder beside ``path``; when the block ends without error, the folder
     replaces ``path`` (an existing one is moved aside first, then deleted). On error nothing changes."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as error:
-        raise PdfewshotError(f"{option} {path}: cannot write there ({error.strerror})") from None
+        raise PdfewshotError(f"{path}: cannot write there ({error.strerror})") from None
     try:
         yield staging
         previous = None
@@ -72,11 +77,11 @@ def atomic_folder(path: Path, option: str) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def read_json(path: Path, option: str) -> Any:
+def read_json(path: Path) -> Any:
     """Parsed JSON, or a one-line error naming the file: missing, or not JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PdfewshotError(f"{option} {path}: no such file") from None
+        raise PdfewshotError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PdfewshotError(f"{option} {path}: not valid JSON ({error})") from None
+        raise PdfewshotError(f"{path}: not valid JSON ({error})") from None

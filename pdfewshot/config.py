@@ -1,0 +1,150 @@
+"""The settings of every stage, each in one dataclass: the single source of its defaults.
+
+The CLI takes its option defaults from these classes and builds them from the parsed options; tests
+and benchmarks build them directly. This module imports nothing heavy (no Paddle), so ``--help``
+stays quick and the default paths can be named anywhere.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+BUILTIN_SOURCE = "builtin:glyphs"
+
+MODELS = Path("models")
+DEFAULT_EMBEDDING = MODELS / "emb_model.pdparams"
+DEFAULT_PREDICTOR = MODELS / "predictor.pdparams"
+DEFAULT_TEST_REPORT = MODELS / "test_report.json"
+DEFAULT_EVALUATE_REPORT = MODELS / "evaluate_report.json"
+DEFAULT_EXPORT = MODELS / "export"
+
+LossName = Literal["cosine-mse", "triplet", "contrastive", "pair-bce", "ce"]
+MethodName = Literal["prototype", "finetune", "transductive", "nn-pixels", "pair"]
+BackboneName = Literal["resnet18", "conv4", "koch"]
+ScheduleName = Literal["constant", "cosine"]
+AugmentName = Literal["none", "affine", "photo"]
+
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
+BACKBONE_NAMES: tuple[str, ...] = get_args(BackboneName)
+SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
+AUGMENT_NAMES: tuple[str, ...] = get_args(AugmentName)
+
+
+@dataclass
+class PretrainConfig:
+    """Options of ``pdfewshot pretrain`` (the CLI documents each).
+
+    ``None`` for ``image_size``, ``augment``, ``novel_fraction`` and ``validation_fraction`` means: chosen
+    from the data (:mod:`pdfewshot.data.profile`); ``epochs`` None means 2 without validation, else up to
+    ``max_epochs`` with early stopping.
+    """
+
+    data: list[str] = field(default_factory=lambda: [BUILTIN_SOURCE])
+    out: Path = DEFAULT_EMBEDDING
+    backbone: str = "resnet18"
+    embedding_dim: int = 128
+    image_size: int | None = None
+    epochs: int | None = None
+    max_epochs: int = 30
+    loss: str = "cosine-mse"
+    margin: float | None = None  # None: the loss's own default (see pdfewshot.train.tasks)
+    warmup_epochs: int = 2  # chosen by measurement (README, Results)
+    steps_per_epoch: int | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    seed: int = 0
+    novel_fraction: float | None = None
+    validation_fraction: float | None = None
+    validate_every: int | None = None  # steps; None: once per epoch of the main loss
+    patience: int = 3
+    time_budget: str | None = None
+    rotations: bool = False
+    augment: str | None = None
+    pretrained: str | None = None  # a weights file, or "imagenet"
+    freeze_backbone: bool = False
+    save_every: int | None = None
+    resume: bool = False
+    strict: bool = False
+    visualdl: Path | None = None
+    show_progress: bool = True
+
+
+@dataclass
+class FinetuneConfig:
+    """Options of ``pdfewshot finetune`` (the CLI documents each)."""
+
+    model: Path = DEFAULT_EMBEDDING
+    out: Path = DEFAULT_PREDICTOR
+    shot: int = 2
+    way: int | None = None
+    data: list[str] = field(default_factory=list)
+    steps: int = 100
+    lr: float = 0.01
+    entropy_weight: float = 0.1
+    scale: float = 10.0
+    train_backbone: bool = False
+    backbone_lr: float = 1e-4
+    seed: int = 0
+    strict: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class QueryTestConfig:
+    """Options of ``pdfewshot test`` (the CLI documents each)."""
+
+    __test__ = False  # not a pytest test class
+
+    model: Path = DEFAULT_PREDICTOR
+    data: list[str] = field(default_factory=list)
+    report: Path | None = DEFAULT_TEST_REPORT
+    strict: bool = False
+    plots: bool = False
+
+
+@dataclass
+class EvaluateConfig:
+    """Options of ``pdfewshot evaluate`` (the CLI documents each)."""
+
+    model: Path | None = None  # None: DEFAULT_EMBEDDING when it exists
+    data: list[str] = field(default_factory=list)
+    runs: Path | None = None
+    method: list[str] | None = None  # None: prototype, finetune, nn-pixels (pair, nn-pixels for pair-bce)
+    way: int = 5
+    shot: list[int] = field(default_factory=lambda: [1])
+    query: int = 15
+    episodes: int = 600
+    seed: int = 0
+    image_size: int = 28  # for nn-pixels when there is no checkpoint
+    finetune_steps: int = 100
+    finetune_lr: float = 0.01
+    entropy_weight: float = 0.1
+    query_entropy_weight: float = 0.1  # the transductive method's entropy on the queries (as finetune's)
+    scale: float = 10.0
+    views: int = 0  # distorted copies of each image embedded besides it (pdfewshot.data.views)
+    report: Path | None = DEFAULT_EVALUATE_REPORT
+    per_class: bool = False
+    strict: bool = False
+    plots: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class PredictConfig:
+    """Options of ``pdfewshot predict`` (the CLI documents each)."""
+
+    inputs: list[Path] = field(default_factory=list)
+    model: Path = DEFAULT_PREDICTOR
+    top_k: int = 1
+    reject_below: float | str | None = None  # a probability, or "suggested" (finetune's suggestion)
+    strict: bool = False
+
+
+@dataclass
+class ExportConfig:
+    """Options of ``pdfewshot export`` (the CLI documents each)."""
+
+    model: Path = DEFAULT_PREDICTOR
+    out: Path = DEFAULT_EXPORT

@@ -1,0 +1,65 @@
+"""Starting a backbone from saved weights: a pdfewshot embedding, a ``paddle.vision`` ResNet18 state dict
+on disk, or paddle.vision's ImageNet ResNet18 weights (``imagenet``), fetched and cached by Paddle's own
+download code (``paddle.utils.download``) on a machine with a network."""
+
+from pathlib import Path
+
+import paddle
+
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.storage.checkpoint import META_KEY, check_meta, read_checkpoint
+from pdfewshot.storage.metadata import EmbeddingMeta
+
+IMAGENET = "imagenet"
+
+
+def imagenet_weights() -> Path:
+    """paddle.vision's ImageNet ResNet18 weights: Paddle's cached copy, downloaded first when missing."""
+    from paddle.utils.download import WEIGHTS_HOME, get_weights_path_from_url
+    from paddle.vision.models.resnet import model_urls
+
+    url, md5 = model_urls["resnet18"]
+    try:
+        return Path(get_weights_path_from_url(url, md5))
+    except Exception as error:  # no network, a refused or broken download: Paddle raises assorted types
+        expected = Path(WEIGHTS_HOME) / url.rsplit("/", 1)[-1]
+        raise PdfewshotError(
+            f"{IMAGENET}: cannot download paddle.vision's ResNet18 ImageNet weights ({type(error).__name__}); "
+            f"Paddle looks for them at {expected}: put a downloaded copy of {url} there, or give "
+            "--pretrained PATH to a copy",
+            "pretrained",
+        ) from None
+
+
+def load_trunk_weights(net: EmbeddingNet, source: str | Path, backbone: str, channels: int) -> None:
+    """Starts the backbone from saved weights: a pdfewshot embedding checkpoint, a bare ResNet18 state
+    dict, or ``imagenet``.
+
+    A pdfewshot checkpoint must have been made with the same backbone and channels. A bare
+    ``paddle.vision`` ResNet18 state dict (e.g. ImageNet weights) has its classifier dropped; its
+    three-channel first convolution is summed over colour for a greyscale network.
+    """
+    path = imagenet_weights() if str(source) == IMAGENET else Path(source)
+    if not path.is_file():
+        raise PdfewshotError(f"{path}: no such file")
+    try:
+        state = paddle.load(str(path))
+    except Exception as error:  # Paddle raises assorted types for a damaged file
+        raise PdfewshotError(f"{path}: cannot read weights ({type(error).__name__})") from None
+    if isinstance(state, dict) and META_KEY in state:
+        state, meta = read_checkpoint(path, EmbeddingMeta)
+        check_meta(meta, path, backbone=backbone, channels=channels)
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    elif isinstance(state, dict):
+        state = {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
+    else:
+        raise PdfewshotError(f"{path}: not a state dict of weights")
+    expected = net.backbone.state_dict()
+    conv = "net.conv1.weight"
+    if conv in state and conv in expected and state[conv].shape[1] == 3 and expected[conv].shape[1] == 1:
+        state[conv] = state[conv].sum(axis=1, keepdim=True)
+    mismatched = [k for k in expected if k not in state or list(state[k].shape) != list(expected[k].shape)]
+    if mismatched:
+        raise PdfewshotError(f"{path}: does not fit the {backbone} backbone ({mismatched[0]})")
+    net.backbone.set_state_dict(state)

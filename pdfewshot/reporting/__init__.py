@@ -1,0 +1,1 @@
+"""What the user sees: progress bars and tables (console), pictures (plots), VisualDL scalars."""

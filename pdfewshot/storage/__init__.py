@@ -1,0 +1,1 @@
+"""Files that stages hand each other: atomic writes, checkpoints and their typed metadata."""

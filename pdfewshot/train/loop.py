@@ -1,0 +1,226 @@
+"""The pretraining loop: phases of training tasks, resumable, optionally validated and stopped early.
+
+The loop runs each phase's task over its batches with Adam, saves the training state every
+``save_every`` steps (:mod:`pdfewshot.train.resume`), and, given a validator, scores validation
+episodes every ``validate_every`` steps, keeps the best weights, and stops when they have not improved
+for ``patience`` evaluations or when the time budget is spent. It reports through callbacks, so it
+knows nothing of how progress is shown.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+
+from pdfewshot.data.augment import augment_batch
+from pdfewshot.nets.embedding import EmbeddingNet, to_input
+from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, data_parallel
+from pdfewshot.train.resume import Position, restore_extra, restore_optimizer, save_resume
+from pdfewshot.train.schedule import scheduled_lr
+from pdfewshot.train.tasks import TrainingTask
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one task: ``epochs`` epochs of ``steps`` batches each."""
+
+    task: TrainingTask
+    epochs: int
+    steps: int  # per epoch
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    batch_size: int = 64
+    seed: int = 0
+    augment: str = "none"
+    freeze_backbone: bool = False
+    save_every: int | None = None
+    resume_path: Path | None = None  # where save_every writes
+    resume_options: dict[str, Any] = field(default_factory=dict)  # what a resumed run must share
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When to stop before the planned epochs end. ``patience``: validations without improvement;
+    ``time_budget``: seconds of training (summed over resumed runs)."""
+
+    validate_every: int | None = None  # steps between validations; None: no validation
+    patience: int | None = None
+    time_budget: float | None = None
+
+
+@dataclass
+class Record:
+    """What the loop keeps across steps, saved with the training state so a resumed run goes on as one."""
+
+    seconds: float = 0.0
+    best_validation: float | None = None
+    best_step: int | None = None
+    evaluations_since_best: int = 0
+    validations: list[tuple[int, float]] = field(default_factory=list)
+    stopped_because: str = "finished its epochs"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds, "best_validation": self.best_validation, "best_step": self.best_step,
+            "evaluations_since_best": self.evaluations_since_best, "validations": self.validations,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Record":
+        validations = [(int(step), float(score)) for step, score in data.get("validations", [])]
+        return cls(
+            float(data.get("seconds", 0.0)), data.get("best_validation"), data.get("best_step"),
+            int(data.get("evaluations_since_best", 0)), validations,
+        )  # fmt: skip
+
+
+@dataclass
+class Callbacks:
+    """How the loop reports: each step's loss (the task's kind of batch, loss, steps done) and each validation
+    (accuracy, steps done, whether it is the best so far)."""
+
+    on_step: Callable[[str, float, int], None] = lambda name, loss, step: None
+    on_validation: Callable[[float, int, bool], None] = lambda accuracy, step, best: None
+
+
+class _Objective(paddle.nn.Layer):  # type: ignore[misc]
+    """Every phase's task as one layer, so that ``paddle.DataParallel`` is wrapped once around all the
+    trained parameters (wrapping the same parameters again for a later phase crashes Paddle 3.3's
+    gradient reducer) and hooks the backward pass of the whole step."""
+
+    def __init__(self, tasks: list[TrainingTask]) -> None:
+        super().__init__()
+        self.tasks = paddle.nn.LayerList(tasks)
+
+    def forward(self, index: int, batch: list[paddle.Tensor], prepare: Callable[..., paddle.Tensor]) -> paddle.Tensor:
+        return self.tasks[index](batch, prepare)
+
+
+BEST_PREFIX = "best/"  # the best validated weights, in a saved training state
+
+
+def _copy_weights(net: EmbeddingNet) -> dict[str, paddle.Tensor]:
+    return {name: value.detach().clone() for name, value in net.state_dict().items()}
+
+
+def train(
+    net: EmbeddingNet,
+    phases: list[Phase],
+    settings: LoopSettings,
+    position: Position,
+    saved: dict[str, Any] | None = None,
+    record: Record | None = None,
+    validator: Callable[[EmbeddingNet], float] | None = None,
+    rules: StopRules = StopRules(),
+    callbacks: Callbacks | None = None,
+    ranks: Ranks = SINGLE_PROCESS,
+) -> Record:
+    """Runs the phases from ``position`` on (``saved``: optimiser and extra layers of a resumed run),
+    appending each step's loss to ``position.losses``. With a validator, the network ends with the best
+    validated weights. Returns the run's record."""
+    record = record or Record()
+    saved = saved or {}
+    callbacks = callbacks or Callbacks()
+    trainer = data_parallel(_Objective([phase.task for phase in phases]), ranks)
+    best_weights = {k[len(BEST_PREFIX) :]: v for k, v in saved.items() if k.startswith(BEST_PREFIX)} or None
+    started, seconds_before = time.perf_counter(), record.seconds
+
+    def prepare_with(rng: np.random.Generator) -> Callable[[paddle.Tensor], paddle.Tensor]:
+        # Distortions are drawn from a generator seeded by the step, so a resumed run redraws them.
+        def prepare(images: paddle.Tensor) -> paddle.Tensor:
+            if settings.augment == "none":
+                return to_input(images)
+            return to_input(augment_batch(images.numpy(), settings.augment, rng))
+
+        return prepare
+
+    def validate(step: int) -> bool:
+        """Scores the network; keeps its weights when best; True when patience has run out."""
+        nonlocal best_weights
+        assert validator is not None
+        accuracy = validator(net)
+        record.validations.append((step, accuracy))
+        improved = record.best_validation is None or accuracy > record.best_validation
+        if improved:
+            record.best_validation, record.best_step, record.evaluations_since_best = accuracy, step, 0
+            best_weights = _copy_weights(net)
+        else:
+            record.evaluations_since_best += 1
+        callbacks.on_validation(accuracy, step, improved)
+        return rules.patience is not None and record.evaluations_since_best >= rules.patience
+
+    stop = False
+    for index, phase in enumerate(phases):
+        if index < position.phase or stop:
+            continue
+        task_extras = phase.task.extra_layers()
+        parameters = [p for p in net.parameters() if not p.stop_gradient]
+        parameters += [p for layer in task_extras.values() for p in layer.parameters()]
+        optimizer = paddle.optimizer.Adam(learning_rate=settings.lr, parameters=parameters)
+        if saved and index == position.phase:
+            restore_optimizer(optimizer, {"net": net, **task_extras}, saved)
+            for owner, layer in task_extras.items():
+                restore_extra(layer, owner, saved)
+        net.train()
+        if settings.freeze_backbone:
+            net.backbone.eval()
+        first_epoch = position.epoch if index == position.phase else 0
+        phase_steps = phase.epochs * phase.steps  # each phase anneals over its own length
+        sampler = phase.task.sampler(settings.batch_size, phase.steps, settings.seed + index, ranks)
+        loader = phase.task.loader(sampler)
+        for epoch in range(first_epoch, phase.epochs):
+            if stop:
+                break
+            first_step = position.step if (index == position.phase and epoch == position.epoch) else 0
+            sampler.set_epoch(epoch, first_step)
+            for step, batch in enumerate(loader, first_step):
+                lr = scheduled_lr(settings.lr, settings.lr_schedule, epoch * phase.steps + step, phase_steps)
+                optimizer.set_lr(lr)
+                stream = [settings.seed, index, epoch, step, 3] + ([ranks.rank] if ranks.rank else [])
+                loss = trainer(index, batch, prepare_with(np.random.default_rng(stream)))
+                loss.backward()
+                # Adam names its accumulators <param>_moment1_<n> with a process-wide counter n; a
+                # fresh name scope makes n = 0 in every run, so a saved state can be restored by name.
+                with paddle.utils.unique_name.guard():
+                    optimizer.step()
+                optimizer.clear_grad()
+                position.losses.append(loss.item())
+                done = len(position.losses)
+                record.seconds = seconds_before + time.perf_counter() - started
+                if validator is not None and rules.validate_every and done % rules.validate_every == 0:
+                    # Patience ends the last phase only: a warm-up always hands over to the main loss.
+                    stop = validate(done) and index == len(phases) - 1
+                    if stop:
+                        record.stopped_because = f"no better validation in {rules.patience} evaluations"
+                    net.train()
+                    if settings.freeze_backbone:
+                        net.backbone.eval()
+                if not stop and rules.time_budget is not None and record.seconds >= rules.time_budget:
+                    stop = True
+                    record.stopped_because = f"time budget of {rules.time_budget:.0f} s spent"
+                if ranks.writer and settings.save_every and settings.resume_path and done % settings.save_every == 0:
+                    here = Position(index, epoch, step + 1, position.losses)
+                    best = {f"{BEST_PREFIX}{k}": v for k, v in (best_weights or {}).items()}
+                    save_resume(
+                        settings.resume_path, net, task_extras, optimizer, here, settings.resume_options,
+                        record.to_json(), best,
+                    )  # fmt: skip
+                callbacks.on_step(phase.task.kind, position.losses[-1], done)
+                if stop:
+                    break
+    if validator is not None:
+        done = len(position.losses)
+        if not record.validations or record.validations[-1][0] != done:
+            validate(done)  # the final weights get their chance too
+        if best_weights is not None:
+            net.set_state_dict(best_weights)
+    record.seconds = seconds_before + time.perf_counter() - started
+    return record

@@ -1,0 +1,58 @@
+"""Validation during pretraining: few-shot episodes on classes kept out of the gradient steps.
+
+What pretraining is for is telling apart classes it has not seen from a few images each, so that is
+what is measured: seeded N-way K-shot episodes on the validation classes, scored by the nearest
+prototype (Snell et al. 2017) on embeddings of the validation images. The episodes are drawn once, so
+every evaluation during a run scores the very same ones.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from paddle import nn
+
+from pdfewshot.data.episodes import sample_episodes
+from pdfewshot.data.imageset import ImageSet
+from pdfewshot.methods.prototype import PrototypeClassifier
+
+Embedder = Callable[[nn.Layer, np.ndarray], np.ndarray]  # (network, uint8 images) -> embeddings
+
+
+@dataclass
+class EpisodeValidator:
+    """Mean accuracy of the prototype method on fixed episodes of ``images``' classes."""
+
+    images: ImageSet
+    embedder: Embedder
+    way: int = 5
+    shot: int = 1
+    query: int = 5
+    episodes: int = 200
+    seed: int = 0
+    _support: np.ndarray = field(init=False, repr=False)
+    _support_labels: np.ndarray = field(init=False, repr=False)
+    _queries: np.ndarray = field(init=False, repr=False)
+    _query_labels: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        counts = np.bincount(self.images.labels, minlength=self.images.num_classes)
+        usable = int(np.sum(counts >= self.shot + 1))
+        self.way = min(self.way, usable)
+        self.query = max(1, min(self.query, int(np.min(counts[counts >= self.shot + 1])) - self.shot))
+        drawn = sample_episodes(self.images.labels, self.way, self.shot, self.query, self.episodes, self.seed)
+        self._support = np.stack([e.support_at(self.shot)[0] for e in drawn])
+        self._support_labels = np.stack([e.support_at(self.shot)[1] for e in drawn])
+        self._queries = np.stack([e.queries()[0] for e in drawn])
+        self._query_labels = np.stack([e.queries()[1] for e in drawn])
+
+    @property
+    def description(self) -> str:
+        return f"{self.way}-way {self.shot}-shot, {len(self._support)} episodes of {self.images.num_classes} classes"
+
+    def __call__(self, net: nn.Layer) -> float:
+        embeddings = self.embedder(net, self.images.images)
+        scores = PrototypeClassifier().episode_scores(
+            embeddings[self._support], self._support_labels, self.way, embeddings[self._queries]
+        )
+        return float(np.mean(scores.argmax(axis=2) == self._query_labels))

@@ -1,0 +1,53 @@
+"""Each training task computes its loss from a batch of its own sampler, and gradients reach the network."""
+
+import numpy as np
+import paddle
+import pytest
+
+from pdfewshot.config import LOSS_NAMES
+from pdfewshot.data.imageset import ImageSet
+from pdfewshot.nets.embedding import EmbeddingNet, to_input
+from pdfewshot.train.distributed import SINGLE_PROCESS
+from pdfewshot.train.tasks import TASKS, SoftmaxTask
+
+
+def base_images() -> ImageSet:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 5)
+    images = rng.integers(0, 256, size=(20, 16, 16, 1), dtype=np.uint8)
+    return ImageSet(images, labels, tuple(f"c{i}" for i in range(4)), tuple(f"k{i}" for i in range(20)))
+
+
+def test_the_registry_lists_the_loss_names_of_the_config() -> None:
+    assert tuple(TASKS) == LOSS_NAMES
+
+
+@pytest.mark.parametrize("loss", sorted(TASKS))
+def test_every_task_gives_a_finite_loss_whose_gradient_reaches_the_network(loss: str) -> None:
+    paddle.seed(0)
+    base = base_images()
+    net = EmbeddingNet("conv4", 1, 8, 16, pair_head=loss == "pair-bce")
+    task = TASKS[loss](net, base)
+    sampler = task.sampler(batch_size=4, steps=2, seed=0, ranks=SINGLE_PROCESS)
+    sampler.set_epoch(0)
+    batch = next(iter(task.loader(sampler)))
+    value = task(batch, to_input)
+    assert value.shape == [] and np.isfinite(value.item())
+    value.backward()
+    gradient = net.head.weight.grad
+    assert gradient is not None and float(paddle.abs(gradient).sum()) > 0
+    assert task.steps_per_epoch(4) == -(-20 // (task.batch_scale * 4))
+
+
+def test_only_the_softmax_task_adds_a_layer_and_it_covers_the_base_classes() -> None:
+    base = base_images()
+    net = EmbeddingNet("conv4", 1, 8, 16)
+    head = SoftmaxTask(net, base).extra_layers()["softmax_head"]
+    assert head.weight.shape == [8, 4]
+    assert all(not TASKS[name](net, base).extra_layers() for name in TASKS if name != "ce")
+
+
+def test_margins_default_per_loss_and_can_be_given() -> None:
+    net, base = EmbeddingNet("conv4", 1, 8, 16), base_images()
+    assert TASKS["triplet"](net, base).margin == 0.2 and TASKS["contrastive"](net, base).margin == 1.0
+    assert TASKS["triplet"](net, base, 0.5).margin == 0.5
