@@ -7,8 +7,10 @@ Prints, in one run: training and inference images/s (ResNet18 -> 128-d, 1 channe
 size for Paddle eager, Paddle through paddle.inference (pdfewshot's fast path) and PyTorch eager; a
 training step fed by the triple sampler against one on a fixed in-memory batch; the time of one
 20-way 5-shot fine-tune and of scoring 1350 test queries; and the peak resident memory of each stage
-run as its own process. Ends with `inference ours/torch: <ratio>` and `training ours/torch: <ratio>`
-at 28 px. A benchmark, not a test: it measures, it asserts nothing.
+run as its own process. Starts with the CPU model and its vector extensions; ends with
+`training ours/torch @28: R`, `training ours/torch @84: R`, `inference ours/torch @28: R` and
+`inference ours/torch @84: R`, measured side by side in this run. A benchmark, not a test: it
+measures, it asserts nothing.
 """
 
 import argparse
@@ -23,7 +25,22 @@ from pathlib import Path
 import numpy as np
 
 import pdfewshot  # noqa: F401  (sets the MKL code path before Paddle is imported)
-from pdfewshot.runtime import set_paddle_threads, thread_count
+from pdfewshot.runtime import cpu_info, set_paddle_threads, thread_count
+
+VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16")
+
+
+def describe_cpu() -> str:
+    """The processor's model and which of the vector extensions that matter for speed it has."""
+    info = cpu_info()
+    flags = set(info.get("flags", "").split())
+    extensions = ", ".join(name for name in VECTOR_EXTENSIONS if name in flags) or "none of " + "/".join(
+        VECTOR_EXTENSIONS
+    )
+    mkl = os.environ.get("MKL_DEBUG_CPU_TYPE", "unset")
+    model = f"{info.get('model name', 'unknown')} ({info.get('vendor_id', '?')})"
+    return f"CPU: {model}; {extensions}; MKL_DEBUG_CPU_TYPE={mkl}"
+
 
 BATCH = 64
 EMBEDDING_DIM = 128
@@ -210,11 +227,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per measurement")
     args = parser.parse_args()
     set_paddle_threads()
+    print(describe_cpu())
     print(f"threads: {thread_count()}, batch {BATCH}, ResNet18 -> {EMBEDDING_DIM}-d, 1 channel; images/s")
     print(
         f"{'size':>4} {'train ours':>10} {'train torch':>11} {'infer eager':>11} {'infer fast':>10} {'infer torch':>11}"
     )
-    at28: dict[str, float] = {}
+    ratios: dict[int, dict[str, float]] = {}
     for size in args.sizes:
         ours = paddle_rates(size, args.steps)
         theirs = torch_rates(size, args.steps)
@@ -222,20 +240,21 @@ def main() -> None:
         torch_infer = f"{theirs['infer eager']:11.1f}" if theirs else f"{'-':>11}"
         row = f"{size:>4} {ours['train']:10.1f} {torch_train} {ours['infer eager']:11.1f} {ours['infer fast']:10.1f}"
         print(f"{row} {torch_infer}")
-        if size == 28 and theirs:
-            at28 = {"infer": ours["infer fast"] / theirs["infer eager"], "train": ours["train"] / theirs["train"]}
+        if theirs:
+            ratios[size] = {
+                "infer": ours["infer fast"] / theirs["infer eager"],
+                "train": ours["train"] / theirs["train"],
+            }
     fed, fixed = sampler_fed_rate(args.steps)
     print(f"training at 28 px, sampler-fed {fed:.1f} img/s vs fixed batch {fixed:.1f} img/s ({fed / fixed:.2f}x)")
     finetune, test = finetune_and_test_times()
     print(f"one 20-way 5-shot fine-tune: {finetune:.2f} s; scoring 1350 test queries: {test:.2f} s")
     peaks = stage_memory()
     print("peak resident memory: " + ", ".join(f"{stage} {mib:.0f} MiB" for stage, mib in peaks.items()))
-    if at28:
-        print(f"inference ours/torch: {at28['infer']:.2f}")
-        print(f"training ours/torch: {at28['train']:.2f}")
-    else:
-        print("inference ours/torch: - (torch not installed or 28 px not measured)")
-        print("training ours/torch: - (torch not installed or 28 px not measured)")
+    for kind, label in (("train", "training"), ("infer", "inference")):
+        for size in (28, 84):
+            shown = f"{ratios[size][kind]:.2f}" if size in ratios else "- (torch not installed or size not measured)"
+            print(f"{label} ours/torch @{size}: {shown}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pdfewshot.config import (
     PretrainConfig,
     QueryTestConfig,
 )
+from pdfewshot.data.profile import GLYPH_SIZE, PHOTO_SIZE
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.runtime import configure_runtime
 
@@ -127,33 +128,40 @@ def main(
 def pretrain(
     data: DataOption = None,
     out: Annotated[Path, typer.Option(help="Checkpoint to write (.pdparams, with a .json sidecar).")] = PRETRAIN.out,
-    backbone: Annotated[str, typer.Option(help="resnet18, conv4 (28-84 px) or koch (105 px).")] = PRETRAIN.backbone,
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="resnet18, conv4 (28-84 px) or koch (105 px) (default: from the data: conv4 for line drawings, "
+            "resnet18 otherwise)."
+        ),
+    ] = PRETRAIN.backbone,
     embedding_dim: Annotated[
         int, typer.Option(min=1, help="Size of the L2-normalised embedding.")
     ] = PRETRAIN.embedding_dim,
     image_size: Annotated[
         int | None,
         typer.Option(
-            help="Images are resized to this many pixels square (8-512) [default: from the data: 28 for line "
-            "drawings and the built-in set, 84 for photographs]."
+            help="Images are resized to this many pixels square (8-512) (default: from the data: "
+            f"{GLYPH_SIZE} for line drawings and the built-in set, {PHOTO_SIZE} for photographs)."
         ),
     ] = PRETRAIN.image_size,
     epochs: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="Passes over the base images with --loss [default: 2; with validation, until it stops improving, "
-            "at most --max-epochs].",
+            help="Passes over the base images with --loss (default: 2; with validation, until it stops improving, "
+            "at most --max-epochs).",
         ),
     ] = PRETRAIN.epochs,
     max_epochs: Annotated[
         int, typer.Option(help="With validation and no --epochs: the most epochs of --loss.")
     ] = PRETRAIN.max_epochs,
     loss: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="cosine-mse (triples: [cos(a,p), cos(a,n)] -> [1, 0]), triplet (margin), contrastive (pairs), "
-            "pair-bce (Koch et al.'s L1 pair head) or ce (softmax over the base classes)."
+            help="cosine-mse (triples: (cos(a,p), cos(a,n)) -> (1, 0)), triplet (margin), contrastive (pairs), "
+            "pair-bce (Koch et al.'s L1 pair head) or ce (softmax over the base classes) (default: from the data: "
+            "ce for line drawings, cosine-mse otherwise)."
         ),
     ] = PRETRAIN.loss,
     margin: Annotated[
@@ -177,20 +185,20 @@ def pretrain(
         float | None,
         typer.Option(
             help="Share of alphabets (nested data) or classes held out of pretraining as novel, for finetune and "
-            "evaluate without --data [default: 0.2 for the built-in set; 0 for your own data, which you then "
-            "fine-tune on other data with --data]."
+            "evaluate without --data (default: 0.2 for the built-in set; 0 for your own data, which you then "
+            "fine-tune on other data with --data)."
         ),
     ] = PRETRAIN.novel_fraction,
     validation_fraction: Annotated[
         float | None,
         typer.Option(
             help="Share of the base classes kept out of training to score few-shot episodes on during it, keep the "
-            "best weights and stop early [default: 0.1 for your own data, 0 (no validation) for the built-in set]."
+            "best weights and stop early (default: 0.1 for your own data, 0 (no validation) for the built-in set)."
         ),
     ] = PRETRAIN.validation_fraction,
     validate_every: Annotated[
         int | None,
-        typer.Option(help="Steps between validations [default: once per epoch of --loss, at least every 100 steps]."),
+        typer.Option(help="Steps between validations (default: once per epoch of --loss, at least every 100 steps)."),
     ] = PRETRAIN.validate_every,
     patience: Annotated[
         int, typer.Option(help="Stop after this many validations without a better accuracy.")
@@ -205,8 +213,8 @@ def pretrain(
         str | None,
         typer.Option(
             help="none, affine (Koch et al.'s random rotation, shear, scale and shift) or photo (random resized "
-            "crop, flip, colour jitter) [default: from the data: affine for line drawings, photo for photographs, "
-            "none for the built-in set]."
+            "crop, flip, colour jitter) (default: from the data: affine for line drawings, photo for photographs, "
+            "none for the built-in set)."
         ),
     ] = PRETRAIN.augment,
     pretrained: Annotated[
@@ -236,8 +244,6 @@ def pretrain(
     result = run(build(PretrainConfig, locals()))
     if not result.writer:
         return  # data-parallel processes other than rank 0 stay quiet
-    if result.settings:
-        typer.echo(f"settings from the data ({result.settings}); options given on the command line win")
     held = f"{result.novel_classes} held out as novel"
     if result.validation_classes:
         held += f", {result.validation_classes} for validation"
@@ -325,7 +331,7 @@ def test_command(
 def evaluate(
     model: Annotated[
         Path | None,
-        typer.Option(help="Embedding checkpoint from pretrain [default: models/emb_model.pdparams if it exists]."),
+        typer.Option(help="Embedding checkpoint from pretrain (default: models/emb_model.pdparams if it exists)."),
     ] = EVALUATE.model,
     data: DataOption = None,
     runs: Annotated[
@@ -336,13 +342,13 @@ def evaluate(
         typer.Option(
             help="prototype, finetune, transductive (finetune with the entropy on the episode's unlabelled queries, "
             "Dhillon et al. 2020), nn-pixels or pair (a pair-bce embedding's pair head); repeat to compare on the "
-            "same episodes [default: prototype, finetune and nn-pixels; pair and nn-pixels for a pair-bce "
-            "embedding]."
+            "same episodes (default: prototype, finetune and nn-pixels; pair and nn-pixels for a pair-bce "
+            "embedding)."
         ),
     ] = EVALUATE.method,
     way: Annotated[int, typer.Option(help="Classes per episode (N).")] = EVALUATE.way,
     shot: Annotated[
-        list[int] | None, typer.Option(help="Support images per class (K); repeat to compare [default: 1].")
+        list[int] | None, typer.Option(help="Support images per class (K); repeat to compare (default: 1).")
     ] = None,
     query: Annotated[int, typer.Option(help="Query images per class and episode.")] = EVALUATE.query,
     episodes: Annotated[int, typer.Option(help="Number of seeded episodes.")] = EVALUATE.episodes,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 BUILTIN_SOURCE = "builtin:glyphs"
+IMAGENET = "imagenet"  # --pretrained imagenet: paddle.vision's ImageNet ResNet18 weights
 
 MODELS = Path("models")
 DEFAULT_EMBEDDING = MODELS / "emb_model.pdparams"
@@ -35,19 +36,19 @@ AUGMENT_NAMES: tuple[str, ...] = get_args(AugmentName)
 class PretrainConfig:
     """Options of ``pdfewshot pretrain`` (the CLI documents each).
 
-    ``None`` for ``image_size``, ``augment``, ``novel_fraction`` and ``validation_fraction`` means: chosen
-    from the data (:mod:`pdfewshot.data.profile`); ``epochs`` None means 2 without validation, else up to
-    ``max_epochs`` with early stopping.
+    ``None`` for ``backbone``, ``loss``, ``image_size``, ``augment``, ``novel_fraction`` and
+    ``validation_fraction`` means: chosen from the data (:mod:`pdfewshot.data.profile`); ``epochs`` None
+    means 2 without validation, else up to ``max_epochs`` with early stopping.
     """
 
     data: list[str] = field(default_factory=lambda: [BUILTIN_SOURCE])
     out: Path = DEFAULT_EMBEDDING
-    backbone: str = "resnet18"
+    backbone: str | None = None
     embedding_dim: int = 128
     image_size: int | None = None
     epochs: int | None = None
     max_epochs: int = 30
-    loss: str = "cosine-mse"
+    loss: str | None = None
     margin: float | None = None  # None: the loss's own default (see pdfewshot.train.tasks)
     warmup_epochs: int = 2  # chosen by measurement (README, Results)
     steps_per_epoch: int | None = None

@@ -1,15 +1,17 @@
 """Process settings for Paddle on CPU: threads, math library code path, log noise.
 
 At its defaults Paddle on CPU runs one thread, and its bundled MKL takes a slow code path on AMD
-processors; measured on a 2-core AMD EPYC, ResNet18 training at 84 px went from 7.0 img/s (defaults)
-to 28.7 img/s with both fixed. The MKL and log settings are environment variables that must be set
-before Paddle is imported (``pdfewshot/__init__`` does it); the thread count is applied after import
-with ``set_num_threads``, because Paddle warns at import about any ``OMP_NUM_THREADS`` above 1.
-Settings the user made are left alone.
+processors unless ``MKL_DEBUG_CPU_TYPE=5`` tells it otherwise; on Intel processors that setting costs
+speed instead (README, Performance), so it is set on AMD processors only, read from ``/proc/cpuinfo``.
+The MKL and log settings are environment variables that must be set before Paddle is imported
+(``pdfewshot/__init__`` does it); the thread count is applied after import with ``set_num_threads``,
+because Paddle warns at import about any ``OMP_NUM_THREADS`` above 1. Settings the user made are left
+alone.
 """
 
 import os
 import warnings
+from pathlib import Path
 
 THREADS_VARIABLE = "PDFEWSHOT_THREADS"
 
@@ -20,6 +22,23 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def cpu_info() -> dict[str, str]:
+    """The first processor's entries of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    entries: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        entries[key.strip()] = value.strip()
+    return entries
+
+
+def is_amd() -> bool:
+    return cpu_info().get("vendor_id") == "AuthenticAMD"
 
 
 def _positive_variable(name: str) -> int | None:
@@ -44,8 +63,9 @@ def configure_runtime(threads: int | None = None) -> None:
         os.environ[THREADS_VARIABLE] = str(threads)
     # Read before Paddle's import, which sets OMP_NUM_THREADS to 1 when it is unset.
     os.environ.setdefault(THREADS_VARIABLE, os.environ.get("OMP_NUM_THREADS", str(default_threads())))
-    # MKL picks its AVX2 kernels only on Intel unless told otherwise; harmless on Intel.
-    os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    # MKL picks its AVX2 kernels only on Intel unless told otherwise; on Intel the setting costs speed.
+    if is_amd():
+        os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
     os.environ.setdefault("GLOG_minloglevel", "2")
     warnings.filterwarnings("ignore", message=".*ccache.*")
     # Paddle notes on every train-mode batch norm that it tracks running statistics; not actionable.

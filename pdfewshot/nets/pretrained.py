@@ -6,12 +6,11 @@ from pathlib import Path
 
 import paddle
 
+from pdfewshot.config import IMAGENET
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.storage.checkpoint import META_KEY, check_meta, read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta
-
-IMAGENET = "imagenet"
 
 
 def imagenet_weights() -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import paddle
 
-from pdfewshot.config import AUGMENT_NAMES, BACKBONE_NAMES, LOSS_NAMES, SCHEDULE_NAMES, PretrainConfig
+from pdfewshot.config import AUGMENT_NAMES, BACKBONE_NAMES, IMAGENET, LOSS_NAMES, SCHEDULE_NAMES, PretrainConfig
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.profile import DataProfile, profile_sources
 from pdfewshot.data.sources import load_sources, resolve_source
@@ -23,7 +23,7 @@ from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.nets.pretrained import load_trunk_weights
-from pdfewshot.reporting.console import loss_progress
+from pdfewshot.reporting.console import err_console, loss_progress
 from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
 from pdfewshot.runtime import set_paddle_threads
@@ -54,7 +54,6 @@ class PretrainResult:
     novel_classes: int
     validation_classes: int = 0
     record: Record | None = None
-    settings: str = ""  # the settings chosen from the data, said once
     writer: bool = True  # False in the data-parallel processes other than rank 0, which write nothing
 
 
@@ -81,7 +80,7 @@ def _check_options(config: PretrainConfig) -> None:
         ("backbone", config.backbone, BACKBONE_NAMES),
         ("lr_schedule", config.lr_schedule, SCHEDULE_NAMES),
     ):
-        if value not in allowed:
+        if value is not None and value not in allowed:
             raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", name)
     if config.augment is not None and config.augment not in AUGMENT_NAMES:
         raise PdfewshotError(f"{config.augment}: unknown, choose from {', '.join(AUGMENT_NAMES)}", "augment")
@@ -95,16 +94,19 @@ def _check_options(config: PretrainConfig) -> None:
         raise PdfewshotError(f"{config.validation_fraction}: must be at least 0 and below 1", "validation_fraction")
     if config.time_budget is not None:
         parse_duration(config.time_budget)
-    if config.pretrained == "imagenet" and config.backbone != "resnet18":
-        raise PdfewshotError(f"imagenet: paddle.vision's ImageNet weights here are for resnet18, not {config.backbone}",
-                             "pretrained")  # fmt: skip
+    if config.pretrained == IMAGENET and config.backbone not in (None, "resnet18"):
+        raise PdfewshotError(
+            f"{IMAGENET}: paddle.vision's ImageNet weights here are for resnet18, not {config.backbone}", "pretrained"
+        )
 
 
 def resolve(config: PretrainConfig, profile: DataProfile) -> PretrainConfig:
     """The config with every setting left to the data filled in (explicit options always win)."""
-    imagenet = config.pretrained == "imagenet"
+    imagenet = config.pretrained == IMAGENET
     return replace(
         config,
+        backbone=config.backbone or ("resnet18" if imagenet else profile.backbone),
+        loss=config.loss or ("cosine-mse" if imagenet else profile.loss),
         image_size=config.image_size or (max(profile.image_size, 56) if imagenet else profile.image_size),
         augment=config.augment or profile.augment,
         novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
@@ -112,6 +114,15 @@ def resolve(config: PretrainConfig, profile: DataProfile) -> PretrainConfig:
         validation_fraction=config.validation_fraction if config.validation_fraction is not None else (
             VALIDATION_FRACTION if profile.user_data else 0.0),
     )  # fmt: skip
+
+
+def describe_settings(config: PretrainConfig) -> str:
+    """The settings that the data decides unless given, as they were resolved."""
+    return (
+        f"{config.backbone}, loss {config.loss}, {config.image_size} px, augmentation {config.augment}, "
+        f"novel fraction {config.novel_fraction}, "
+        f"validation fraction {config.validation_fraction} (options given on the command line win)"
+    )
 
 
 def config_record(config: PretrainConfig) -> dict[str, object]:
@@ -147,7 +158,12 @@ def hold_out_validation(split: Split, fraction: float, seed: int) -> Split:
 
 
 def plan_phases(
-    config: PretrainConfig, net: EmbeddingNet, base: ImageSet, validating: bool, ranks: Ranks = SINGLE_PROCESS
+    config: PretrainConfig,
+    loss: str,
+    net: EmbeddingNet,
+    base: ImageSet,
+    validating: bool,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> list[Phase]:
     """The softmax warm-up (if any), then the main loss, as training tasks. An epoch is one pass over the
     base images unless ``steps_per_epoch`` says otherwise; data-parallel processes each take their share
@@ -157,8 +173,8 @@ def plan_phases(
         return Phase(task, epochs, ranks.share(config.steps_per_epoch or task.steps_per_epoch(config.batch_size)))
 
     epochs = config.epochs or (config.max_epochs if validating else DEFAULT_EPOCHS)
-    main = TASKS[config.loss](net, base, config.margin)
-    if config.loss == "ce":
+    main = TASKS[loss](net, base, config.margin)
+    if loss == "ce":
         return [phase(main, epochs)]
     warmup = [phase(SoftmaxTask(net, base), config.warmup_epochs)] if config.warmup_epochs else []
     return [*warmup, phase(main, epochs)]
@@ -177,32 +193,39 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         sources = [resolve_source(s) for s in config.data]
         profile = profile_sources(sources)
         config = resolve(config, profile)
-        image_size, novel_fraction = config.image_size, config.novel_fraction
-        assert image_size is not None and novel_fraction is not None, "resolve() fills them in"
-        channels = 3 if config.pretrained == "imagenet" else None
+        image_size, novel_fraction, backbone, loss = (
+            config.image_size,
+            config.novel_fraction,
+            config.backbone,
+            config.loss,
+        )
+        assert image_size and novel_fraction is not None and backbone and loss, "resolve() fills them in"
+        channels = 3 if config.pretrained == IMAGENET else None
         imageset, load_report = load_sources(sources, image_size, channels, strict=config.strict)
     warn_skipped(load_report)
     split = split_classes(imageset.class_names, novel_fraction, config.seed)
     if validation_left_to_data and len(split.base) < AUTO_VALIDATION_MIN_CLASSES:
         config = replace(config, validation_fraction=0.0)  # too few classes to spare some
     split = hold_out_validation(split, config.validation_fraction or 0.0, config.seed)
+    if profile.user_data and ranks.writer and config.show_progress:
+        err_console.print(f"settings from the data ({profile.kind}): {describe_settings(config)}", markup=False)
     base = imageset.subset_classes(split.base)
     if config.rotations:
         base = base.with_rotations()
 
     paddle.seed(config.seed)
-    normalisation = "imagenet" if config.pretrained == "imagenet" else "symmetric"
+    normalisation = IMAGENET if config.pretrained == IMAGENET else "symmetric"
     net = EmbeddingNet(
-        config.backbone, imageset.channels, config.embedding_dim, image_size, config.loss == "pair-bce",
+        backbone, imageset.channels, config.embedding_dim, image_size, loss == "pair-bce",
         normalisation,
     )  # fmt: skip
     if config.pretrained is not None:
         with about("pretrained"):
-            load_trunk_weights(net, config.pretrained, config.backbone, imageset.channels)
+            load_trunk_weights(net, config.pretrained, backbone, imageset.channels)
     if config.freeze_backbone:
         net.freeze_backbone()
     validating = bool(split.validation)
-    phases = plan_phases(config, net, base, validating, ranks)
+    phases = plan_phases(config, loss, net, base, validating, ranks)
     validator = None
     if validating:
         validation_images = imageset.subset_classes(split.validation)
@@ -249,7 +272,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     taken = len(losses) - taken_before
 
     meta = EmbeddingMeta(
-        backbone=config.backbone,
+        backbone=backbone,
         image_size=image_size,
         channels=imageset.channels,
         embedding_dim=config.embedding_dim,
@@ -257,8 +280,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         data=sources,
         split=split,
         seed=config.seed,
-        loss=config.loss,
-        warmup_epochs=config.warmup_epochs if config.loss != "ce" else 0,
+        loss=loss,
+        warmup_epochs=config.warmup_epochs if loss != "ce" else 0,
         config=config_record(config),
         training=TrainingRecord(
             steps=len(losses),
@@ -276,7 +299,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
             save_checkpoint(config.out, net, meta)
             write_json(split_path(config.out), split.to_json())
             if plots_available():
-                loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {config.loss}")
+                loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {loss}")
         resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
         resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
     wait_for_all(ranks)
@@ -289,6 +312,5 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         novel_classes=len(split.novel),
         validation_classes=len(split.validation),
         record=record,
-        settings=profile.describe() if profile.user_data else "",
         writer=ranks.writer,
     )

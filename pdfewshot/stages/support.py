@@ -5,6 +5,7 @@ zero bias, so it is scored exactly as ``finetune`` starts a class; the other row
 values. A pair-head predictor (pair-bce) simply stores the new images' embeddings.
 """
 
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pdfewshot.stages.common import open_predictor
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
 from pdfewshot.storage.atomic import write_json
-from pdfewshot.storage.checkpoint import save_checkpoint
+from pdfewshot.storage.checkpoint import checkpoint_lock, save_checkpoint
 from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
 
 
@@ -40,11 +41,23 @@ def _manifest_or_empty(model: Path, meta: PredictorMeta) -> QueryManifest:
         return read_manifest(model, meta)
 
 
-def add_class(model: Path, name: str, folder: Path) -> int:
-    """Adds class ``name`` from the images in ``folder``; returns how many images it used."""
-    set_paddle_threads()
+def _open_locked(model: Path, locked: ExitStack) -> tuple[paddle.nn.Layer, PredictorMeta]:
+    """Takes the checkpoint's lock (held until ``locked`` closes), then opens the predictor."""
     with about("model"):
-        predictor, meta = open_predictor(model)
+        locked.enter_context(checkpoint_lock(model))
+        return open_predictor(model)
+
+
+def add_class(model: Path, name: str, folder: Path) -> int:
+    """Adds class ``name`` from the images in ``folder``; returns how many images it used. The change is
+    made under the checkpoint's lock, so concurrent changes by other processes are all kept."""
+    set_paddle_threads()
+    with ExitStack() as locked:
+        predictor, meta = _open_locked(model, locked)
+        return _add_class(model, name, folder, predictor, meta)
+
+
+def _add_class(model: Path, name: str, folder: Path, predictor: paddle.nn.Layer, meta: PredictorMeta) -> int:
     if name in meta.class_names:
         raise PdfewshotError(f"{name}: the predictor already has this class", "name")
     images, _, _ = load_image_files(collect_images([folder]), meta.image_size, meta.channels, strict=True)
@@ -72,10 +85,15 @@ def add_class(model: Path, name: str, folder: Path) -> int:
 
 
 def remove_class(model: Path, name: str) -> None:
-    """Drops class ``name`` (its row of W, or its stored support images) and its queries."""
+    """Drops class ``name`` (its row of W, or its stored support images) and its queries, under the
+    checkpoint's lock."""
     set_paddle_threads()
-    with about("model"):
-        predictor, meta = open_predictor(model)
+    with ExitStack() as locked:
+        predictor, meta = _open_locked(model, locked)
+        _remove_class(model, name, predictor, meta)
+
+
+def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: PredictorMeta) -> None:
     if name not in meta.class_names:
         raise PdfewshotError(f"{name}: the predictor has no such class", "name")
     if len(meta.class_names) == 1:

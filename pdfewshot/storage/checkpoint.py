@@ -12,11 +12,13 @@ Errors name the file; the stage that opened it says which of its settings the fi
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import paddle
+from filelock import FileLock, Timeout
 from paddle import nn
 
 from pdfewshot import __version__
@@ -27,6 +29,7 @@ from pdfewshot.storage.metadata import from_json, to_json
 FORMAT = "pdfewshot-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "pdfewshot.meta"
+LOCK_TIMEOUT = 120.0  # seconds to wait for another process's change of the same checkpoint
 
 
 class Described(Protocol):
@@ -40,6 +43,30 @@ Meta = TypeVar("Meta", bound=Described)
 
 def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
+
+
+def lock_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".lock")
+
+
+@contextmanager
+def checkpoint_lock(path: str | Path) -> Iterator[None]:
+    """Holds the lock file beside a checkpoint for a read-modify-write of it, so that two processes
+    changing one checkpoint (two ``support add`` commands, a server and a command) take turns and
+    neither loses the other's change. The lock file stays beside the checkpoint; it holds nothing."""
+    lock = FileLock(str(lock_path(path)))
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        raise PdfewshotError(
+            f"{path}: another process has been changing it for over {LOCK_TIMEOUT:.0f} s ({lock_path(path)})"
+        ) from None
+    except OSError as error:
+        raise PdfewshotError(f"{path}: cannot lock it ({lock_path(path)}: {error.strerror})") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def check_checkpoint_path(path: str | Path) -> None:

@@ -25,8 +25,10 @@ def test_line_drawings_photographs_and_the_builtin_set(tmp_path: Path) -> None:
         write(tmp_path / "faces" / f"c{i % 2}" / f"{i}.png", rng.integers(60, 200, (40, 40), dtype=np.uint8))
     glyphs = profile_sources([str(tmp_path / "glyphs")])
     assert (glyphs.kind, glyphs.image_size, glyphs.augment, glyphs.user_data) == ("glyphs", GLYPH_SIZE, "affine", True)
+    assert (glyphs.backbone, glyphs.loss) == ("conv4", "ce")
     photos = profile_sources([str(tmp_path / "photos")])
     assert (photos.kind, photos.image_size, photos.augment) == ("photos", PHOTO_SIZE, "photo")
+    assert (photos.backbone, photos.loss) == ("resnet18", "cosine-mse")
     assert profile_sources([str(tmp_path / "faces")]).kind == "photos"  # greyscale with tones: a photograph
     builtin = profile_sources([BUILTIN_SOURCE])
     assert (builtin.image_size, builtin.augment, builtin.user_data) == (GLYPH_SIZE, "none", False)

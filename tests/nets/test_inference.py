@@ -49,3 +49,23 @@ def test_a_predictor_gives_its_eager_logits_through_the_fast_path(monkeypatch: p
     eager = run_fast(predictor, images)
     monkeypatch.setattr(fast, "FAST_PATH_MIN_IMAGES", 10)
     np.testing.assert_allclose(run_fast(predictor, images), eager, atol=1e-4)
+
+
+def test_the_fast_path_leaves_a_training_network_trainable() -> None:
+    """Validation during pretraining may embed through paddle.inference: the eager network must train on."""
+    import paddle
+
+    from pdfewshot.nets.embedding import EmbeddingNet, to_input
+    from pdfewshot.nets.inference import InferenceEmbedder
+
+    paddle.seed(0)
+    net = EmbeddingNet("conv4", 1, 8, 16)
+    net.train()
+    images = np.random.default_rng(0).integers(0, 256, size=(6, 16, 16, 1), dtype=np.uint8)
+    InferenceEmbedder(net, 1, 16)(images)
+    assert net.training
+    optimizer = paddle.optimizer.Adam(parameters=net.parameters())
+    before = net.head.weight.numpy().copy()
+    net(to_input(images)).sum().backward()
+    optimizer.step()
+    assert not np.array_equal(before, net.head.weight.numpy())

@@ -12,7 +12,7 @@ from pdfewshot.stages.pretrain import pretrain
 from pdfewshot.storage.checkpoint import read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta
 from pdfewshot.train.resume import resume_path
-from tests.conftest import make_nested
+from tests.conftest import make_nested, write_image
 
 
 def config(data: Path, out: Path, **changes: object) -> PretrainConfig:
@@ -178,3 +178,21 @@ def test_pair_sampler_alternates_like_and_unlike_pairs() -> None:
         assert [same for _, _, same in batch] == [1, 0] * 4
         for first, second, same in batch:
             assert first != second and (labels[first] == labels[second]) == bool(same)
+
+
+def test_settings_left_to_the_data_are_resolved_and_recorded(tmp_path: Path) -> None:
+    # Photograph-like pictures (tones, not ink on paper) with enough classes for validation.
+    data = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for c in range(12):
+        for i in range(3):
+            write_image(data / f"class{c:02d}" / f"{i}.png", int(rng.integers(60, 200)), size=12)
+    out = tmp_path / "m.pdparams"
+    result = pretrain(PretrainConfig(data=[str(data)], out=out, embedding_dim=8, batch_size=4, max_epochs=2,
+                                     warmup_epochs=0, show_progress=False, image_size=16))  # fmt: skip
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["config"]["augment"] == "photo" and meta["backbone"] == "resnet18" and meta["loss"] == "cosine-mse"
+    assert meta["config"]["novel_fraction"] == 0.0 and meta["split"]["novel"] == []
+    assert len(meta["split"]["validation"]) == 2 and result.validation_classes == 2  # 10% of 12, at least 2
+    assert meta["training"]["best_validation"] is not None and meta["training"]["best_step"] >= 1
+    assert not set(meta["split"]["validation"]) & set(meta["class_names"])  # never trained on

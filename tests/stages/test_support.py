@@ -74,3 +74,27 @@ def test_support_errors(trained: tuple[Path, Path], tmp_path: Path) -> None:
     result = runner.invoke(app, ["support", "add", "x", str(tmp_path / "empty"), "--model", str(model)])
     assert result.exit_code == 2 and "no images in this folder" in result.output
     assert read_checkpoint(model, PredictorMeta)[1].class_names == meta.class_names
+
+
+def test_concurrent_commands_keep_every_class(tmp_path: Path) -> None:
+    """Four `support add` processes at once on one predictor: every class is in it afterwards."""
+    import subprocess
+    import sys
+
+    data = make_nested(tmp_path / "data", alphabets=3, characters=3, per_class=4)
+    model = tmp_path / "m" / "p.pdparams"
+    embedding = tmp_path / "m" / "e.pdparams"
+    assert runner.invoke(app, tiny_pretrain(data, embedding)).exit_code == 0
+    finetuned = runner.invoke(app, ["finetune", "--model", str(embedding), "--out", str(model), "--steps", "1"])
+    assert finetuned.exit_code == 0, finetuned.output
+    pdfewshot = Path(sys.executable).with_name("pdfewshot")
+    names = [f"concurrent{i}" for i in range(4)]
+    processes = [
+        subprocess.Popen([str(pdfewshot), "--threads", "1", "support", "add", name, str(data / "alpha0" / "char0"),
+                          "--model", str(model)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name in names
+    ]  # fmt: skip
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    classes = read_checkpoint(model, PredictorMeta)[1].class_names
+    assert set(names) <= set(classes) and len(classes) == len(set(classes))
