@@ -284,6 +284,17 @@ def finetune(
     backbone_lr: Annotated[
         float, typer.Option(min=0.0, help="Learning rate of the network with --train-backbone.")
     ] = FINETUNE.backbone_lr,
+    reject_score: Annotated[
+        str,
+        typer.Option(
+            help="The unknown score whose threshold is suggested for predict --reject-below suggested: max-cosine, "
+            "energy or max-softmax."
+        ),
+    ] = FINETUNE.reject_score,
+    reject_rate: Annotated[
+        float,
+        typer.Option(help="Share of genuine images of the support classes the suggested threshold may reject."),
+    ] = FINETUNE.reject_rate,
     seed: SeedOption = FINETUNE.seed,
     strict: StrictOption = FINETUNE.strict,
 ) -> None:
@@ -301,8 +312,8 @@ def finetune(
     )
     if result.suggested_reject_below is not None:
         typer.echo(
-            f"suggested --reject-below {result.suggested_reject_below:.4f} "
-            "(leave-one-out on the support set: ~95% of its images clear it); stored in the checkpoint"
+            f"suggested --reject-below {result.suggested_reject_below:.4f} of {config.reject_score} (leave-one-out "
+            f"on the support set: about {1 - config.reject_rate:.0%} of its images clear it); stored in the checkpoint"
         )
     typer.echo(f"wrote {result.checkpoint}")
 
@@ -376,6 +387,21 @@ def evaluate(
             "copies join the support set, a query's are averaged into its embedding (nn-pixels sees none)."
         ),
     ] = EVALUATE.views,
+    open_set: Annotated[
+        bool,
+        typer.Option(
+            help="Open-set episodes: besides the --way known classes, queries of --unknown-way classes without "
+            "support images; reports per method, shot and unknown score the closed-set accuracy, the AUROC of "
+            "telling known from unknown queries, the false accepts at 95% of known accepted, and the accuracy with "
+            "both counted at the threshold suggested for --reject-rate."
+        ),
+    ] = EVALUATE.open_set,
+    unknown_way: Annotated[
+        int | None, typer.Option(help="Unknown classes per open-set episode (default: as many as --way).")
+    ] = EVALUATE.unknown_way,
+    reject_rate: Annotated[
+        float, typer.Option(help="Share of known images the suggested threshold rejects (open set).")
+    ] = EVALUATE.reject_rate,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = DEFAULT_EVALUATE_REPORT,
     per_class: Annotated[bool, typer.Option(help="Also print per-class accuracy over all episodes.")] = False,
     plots: PlotsOption = EVALUATE.plots,
@@ -390,6 +416,10 @@ def evaluate(
     for table in evaluation_tables(result, per_class):
         console.print(table)
     typer.echo(f"wrote {report}")
+    for row in result.open_set:
+        auroc = row.summary(row.auroc)
+        if auroc is not None:
+            typer.echo(f"auroc: {auroc[0]:.4f} +- {auroc[1]:.4f}  ({row.label}, {len(row.auroc)} episodes)")
     for item in result.results:
         if result.kind == "runs":
             runs_done = len(result.run_names)
@@ -415,19 +445,27 @@ def predict_command(
     reject_below: Annotated[
         str | None,
         typer.Option(
-            help="Answer 'unknown' when the best class's softmax probability is below this; 'suggested' "
-            "takes the threshold finetune suggested."
+            help="Answer 'unknown' when the image's --reject-score is below this; 'suggested' takes the threshold "
+            "finetune suggested (and its score)."
         ),
     ] = None,
+    reject_score: Annotated[
+        str | None,
+        typer.Option(
+            help="What --reject-below thresholds: max-cosine (the best class's cosine), energy (log-sum-exp of the "
+            "logits) or max-softmax (the best class's probability) (default: the score finetune suggested its "
+            "threshold for)."
+        ),
+    ] = PREDICT.reject_score,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     strict: StrictOption = PREDICT.strict,
 ) -> None:
-    """Classify new images with a predictor: class and probability for each."""
+    """Classify new images with a predictor: class and probability for each, or 'unknown'."""
     import json
 
     from rich.table import Table
 
-    from pdfewshot.reporting.console import console
+    from pdfewshot.reporting.console import console, err_console
     from pdfewshot.stages.predict import predict
 
     threshold: float | str | None = reject_below
@@ -435,20 +473,26 @@ def predict_command(
         try:
             threshold = float(reject_below)
         except ValueError:
-            raise PdfewshotError(f"{reject_below}: expected a probability or 'suggested'", "reject_below") from None
+            raise PdfewshotError(f"{reject_below}: expected a number or 'suggested'", "reject_below") from None
     config = build(PredictConfig, {**locals(), "reject_below": threshold})
-    results = predict(config)
+    results, rule = predict(config)
     if json_output:
         typer.echo(json.dumps([r.to_json() for r in results], indent=1))
         return
+    if rule is not None:
+        err_console.print(rule.describe(), markup=False)
     table = Table(title=f"{model.name}: predictions")
     table.add_column("image")
     table.add_column("prediction")
     table.add_column("probability", justify="right")
+    if rule is not None:
+        table.add_column(rule.score, justify="right")
     if top_k > 1:
         table.add_column("next", justify="left")
     for r in results:
         row = [r.image, r.label, f"{r.ranked[0][1]:.4f}"]
+        if r.known_score is not None:
+            row.append(f"{r.known_score:.4f}")
         if top_k > 1:
             row.append(", ".join(f"{name} {p:.4f}" for name, p in r.ranked[1:]))
         table.add_row(*row)

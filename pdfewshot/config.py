@@ -25,6 +25,12 @@ BackboneName = Literal["resnet18", "conv4", "koch"]
 ScheduleName = Literal["constant", "cosine"]
 AugmentName = Literal["none", "affine", "photo"]
 
+# Unknown scores a predictor can reject by (pdfewshot.methods.unknown); the default was measured best
+# (README, Results: rejecting unknown classes).
+RejectScoreName = Literal["max-cosine", "energy", "max-softmax"]
+REJECT_SCORE_NAMES: tuple[str, ...] = get_args(RejectScoreName)
+DEFAULT_REJECT_SCORE = "max-cosine"
+
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 BACKBONE_NAMES: tuple[str, ...] = get_args(BackboneName)
@@ -87,6 +93,8 @@ class FinetuneConfig:
     scale: float = 10.0
     train_backbone: bool = False
     backbone_lr: float = 1e-4
+    reject_score: str = DEFAULT_REJECT_SCORE
+    reject_rate: float = 0.05  # share of genuine images the suggested threshold rejects
     seed: int = 0
     strict: bool = False
     show_progress: bool = True
@@ -125,6 +133,9 @@ class EvaluateConfig:
     query_entropy_weight: float = 0.1  # the transductive method's entropy on the queries (as finetune's)
     scale: float = 10.0
     views: int = 0  # distorted copies of each image embedded besides it (pdfewshot.data.views)
+    open_set: bool = False
+    unknown_way: int | None = None  # None: as many unknown classes as known ones
+    reject_rate: float = 0.05  # share of known images the suggested threshold rejects
     report: Path | None = DEFAULT_EVALUATE_REPORT
     per_class: bool = False
     strict: bool = False
@@ -139,7 +150,8 @@ class PredictConfig:
     inputs: list[Path] = field(default_factory=list)
     model: Path = DEFAULT_PREDICTOR
     top_k: int = 1
-    reject_below: float | str | None = None  # a probability, or "suggested" (finetune's suggestion)
+    reject_below: float | str | None = None  # a threshold of reject_score, or "suggested" (finetune's)
+    reject_score: str | None = None  # None: the predictor's own (finetune --reject-score)
     strict: bool = False
 
 

@@ -20,10 +20,14 @@ class FewShotClassifier(ABC):
     """Fit on the support set's features, then score query features: ``[queries, classes]``.
 
     ``uses_embedding`` says whether the features are the embedding network's outputs (True) or the
-    raw pixels (False), so an evaluator can feed each method what it needs.
+    raw pixels (False), so an evaluator can feed each method what it needs; ``scores_are_logits``
+    whether the scores are logits.
     """
 
     uses_embedding: bool = True
+    # Whether scores are a classifier's logits (their softmax is its class probabilities); the
+    # prototype method's are cosines, which the cosine classifier scales before its softmax.
+    scores_are_logits: bool = True
 
     @abstractmethod
     def fit(self, support: np.ndarray, labels: np.ndarray, num_classes: int) -> None:

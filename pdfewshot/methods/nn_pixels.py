@@ -9,6 +9,7 @@ class PixelNearestNeighbour(FewShotClassifier):
     """Scores a query by minus its Euclidean distance to the nearest support image of each class."""
 
     uses_embedding = False
+    scores_are_logits = False
 
     def __init__(self) -> None:
         self.support = np.zeros((0, 0), dtype=np.float32)

@@ -15,6 +15,8 @@ def normalise(rows: np.ndarray) -> np.ndarray:
 class PrototypeClassifier(FewShotClassifier):
     """Scores a query by its cosine to each class's normalised mean support embedding."""
 
+    scores_are_logits = False
+
     def __init__(self) -> None:
         self.prototypes = np.zeros((0, 0), dtype=np.float32)
 

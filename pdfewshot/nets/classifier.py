@@ -50,15 +50,41 @@ class CosineClassifier(nn.Layer):  # type: ignore[misc]
 
 
 class Predictor(nn.Layer):  # type: ignore[misc]
-    """Embedding network + cosine classifier: images in, class logits out."""
+    """Embedding network + cosine classifier: images in, class logits out.
 
-    def __init__(self, embedding: nn.Layer, classifier: CosineClassifier) -> None:
+    It also keeps each class's prototype (the normalised mean support embedding), which fine-tuning
+    leaves as it is: the largest cosine of an image to a prototype tells known classes from unknown
+    ones better than anything the tuned weights give (README, Results: rejecting unknown classes).
+    """
+
+    def __init__(
+        self, embedding: nn.Layer, classifier: CosineClassifier, class_prototypes: paddle.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.embedding = embedding
         self.classifier = classifier
+        start = F.normalize(classifier.weight.detach(), axis=1) if class_prototypes is None else class_prototypes
+        self.register_buffer("prototypes", start.clone())
 
     def forward(self, images: paddle.Tensor) -> paddle.Tensor:
         return self.classifier(self.embedding(images))
+
+    def scored(self, images: paddle.Tensor) -> paddle.Tensor:
+        """``[N, classes + 1]``: the logits, then the largest cosine to a class prototype."""
+        embeddings = self.embedding(images)
+        cosines = F.normalize(embeddings, axis=1) @ F.normalize(self.prototypes, axis=1).t()
+        return paddle.concat([self.classifier(embeddings), cosines.max(axis=1, keepdim=True)], axis=1)
+
+
+class ScoredPredictor(nn.Layer):  # type: ignore[misc]
+    """A predictor whose output also carries its known-class score: what ``predict`` and the export run."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        super().__init__()
+        self.predictor = predictor
+
+    def forward(self, images: paddle.Tensor) -> paddle.Tensor:
+        return self.predictor.scored(images)
 
 
 class PairPredictor(nn.Layer):  # type: ignore[misc]

@@ -93,6 +93,17 @@ def accuracy_table(rows: Sequence[ClassAccuracy], title: str) -> Table:
 def evaluation_tables(result: Any, per_class: bool = False) -> list[Table]:
     """Tables for an evaluation: the summary (episodes) or accuracy per run, then optionally per class."""
     tables = []
+    if result.kind == "open-set":
+        table = Table(title="open-set episodes (mean +- 95% interval)")
+        for column in ("method", "way", "shot", "score", "closed acc.", "AUROC", "false acc. @95%", "open acc."):
+            table.add_column(column, justify="left" if column in ("method", "score") else "right")
+        for row in result.open_set:
+            shown = []
+            for values in (row.closed, row.auroc, row.false_accepts, row.open_accuracy):
+                summary = row.summary(values)
+                shown.append("-" if summary is None else f"{summary[0]:.4f} +- {summary[1]:.4f}")
+            table.add_row(row.method, f"{row.way}+{row.unknown_way}", str(row.shot), row.score, *shown)
+        return [table]
     if result.kind == "runs":
         table = Table(title="accuracy per run")
         table.add_column("run")

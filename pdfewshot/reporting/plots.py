@@ -110,3 +110,22 @@ def accuracy_pictures(
             f"{title}: accuracy per class",
         ),
     ]
+
+
+def score_histogram(
+    known: Sequence[float], unknown: Sequence[float], threshold: float | None, path: Path, title: str
+) -> Path:
+    """Histograms of an unknown score for known and unknown queries, with the rejection threshold."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4))
+    both = np.concatenate([np.asarray(known), np.asarray(unknown)])
+    bins = np.linspace(float(both.min()), float(both.max()), 50) if len(both) else 10
+    axes.hist(known, bins=bins, alpha=0.6, color="tab:blue", label=f"known classes ({len(known)} queries)")
+    axes.hist(unknown, bins=bins, alpha=0.6, color="tab:red", label=f"unknown classes ({len(unknown)} queries)")
+    if threshold is not None:
+        axes.axvline(threshold, color="black", linewidth=1.2, label=f"mean suggested threshold {threshold:.3f}")
+    axes.set_xlabel("score (higher: looks known)")
+    axes.set_ylabel("queries")
+    axes.set_title(title)
+    axes.legend()
+    return _save(figure, path)

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import paddle
+import paddle.nn.functional as F
 from paddle import nn
 
 from pdfewshot.data.imageset import ImageSet
@@ -44,6 +45,9 @@ def open_predictor(path: Path) -> tuple[nn.Layer, PredictorMeta]:
     else:
         classifier = CosineClassifier(len(meta.class_names), meta.embedding_dim, meta.scale)
         predictor = Predictor(embedding, classifier)
+        if "prototypes" not in state and "classifier.weight" in state:
+            # Written before predictors kept their prototypes: the weights are the nearest there is.
+            state["prototypes"] = F.normalize(paddle.to_tensor(state["classifier.weight"]), axis=1)
     load_weights(predictor, state, path)
     predictor.eval()
     return predictor, meta

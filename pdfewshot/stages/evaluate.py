@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pdfewshot.config import DEFAULT_EMBEDDING, DEFAULT_EVALUATE_REPORT, EvaluateConfig
+from pdfewshot.config import DEFAULT_EMBEDDING, DEFAULT_EVALUATE_REPORT, DEFAULT_REJECT_SCORE, EvaluateConfig
 from pdfewshot.data.episodes import confidence_interval, sample_episodes
 from pdfewshot.data.omniglot_runs import read_runs
 from pdfewshot.data.sources import load_sources, resolve_source
@@ -22,9 +22,10 @@ from pdfewshot.methods.fitting import FitSettings
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.reporting.console import ClassAccuracy, loss_progress
-from pdfewshot.reporting.plots import accuracy_pictures, class_accuracy_bars
+from pdfewshot.reporting.plots import accuracy_pictures, class_accuracy_bars, score_histogram
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding, warn_skipped
+from pdfewshot.stages.open_set import OpenSetResult, evaluate_open_set
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.metadata import EmbeddingMeta
 
@@ -84,16 +85,17 @@ class MethodResult:
 
 @dataclass
 class EvaluateResult:
-    kind: str  # "episodes" or "runs"
+    kind: str  # "episodes", "runs" or "open-set"
     results: list[MethodResult]
     run_names: list[str] = field(default_factory=list)
     skipped_methods: list[str] = field(default_factory=list)
     views: int = 0
+    open_set: list[OpenSetResult] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "runs": self.run_names, "skipped_methods": self.skipped_methods, "views": self.views,
-            "results": [r.to_json() for r in self.results],
+            "results": [r.to_json() for r in self.results], "open_set": [r.to_json() for r in self.open_set],
         }  # fmt: skip
 
 
@@ -131,6 +133,11 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         raise PdfewshotError(f"{min(config.shot, default=0)}: must be at least 1", "shot")
     if config.views < 0:
         raise PdfewshotError(f"{config.views}: must be 0 or more", "views")
+    if config.open_set and config.runs is not None:
+        raise PdfewshotError(": the 20 runs have no unknown classes; give --data (or none) for open-set episodes",
+                             "open_set")  # fmt: skip
+    if not 0.0 < config.reject_rate < 1.0:
+        raise PdfewshotError(f"{config.reject_rate}: must be above 0 and below 1", "reject_rate")
     for name in config.method or ():
         if name not in METHODS:
             raise PdfewshotError(f"{name}: unknown, choose from {', '.join(METHODS)}", "method")
@@ -148,9 +155,11 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     built = {name: build_method(name, settings) for name in requested}
     methods = {name: method for name, method in built.items() if net is not None or not method.uses_embedding}
     skipped = [name for name in requested if name not in methods]
-    if not methods:
+    if not methods or (config.open_set and net is None):
         raise PdfewshotError(
-            f": no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); only nn-pixels runs without one", "model"
+            f": no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); only nn-pixels runs without one, and "
+            "open-set episodes need one",
+            "model",
         )
     image_size = meta.image_size if meta else config.image_size
     channels = meta.channels if meta else 1
@@ -168,8 +177,14 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
 
 
 def write_plots(result: EvaluateResult, base: Path) -> list[Path]:
-    """Per method and shot: confusion matrix and per-class accuracy (episodes), or accuracy per run."""
+    """Per method and shot: confusion matrix and per-class accuracy (episodes), accuracy per run (runs), or
+    the histogram of the default unknown score for known and unknown queries (open set)."""
     written = []
+    for row in result.open_set:
+        if row.score == DEFAULT_REJECT_SCORE:
+            stem = base.with_name(f"{base.name}.{row.method}.{row.shot}shot.{row.score}.histogram.png")
+            threshold = float(np.mean(row.thresholds)) if row.thresholds else None
+            written.append(score_histogram(row.known_scores, row.unknown_scores, threshold, stem, row.label))
     for item in result.results:
         stem = base.with_name(f"{base.name}.{item.method}.{item.shot}shot")
         if result.kind == "runs":
@@ -237,10 +252,12 @@ def _evaluate_episodes(
     else:
         raise PdfewshotError(": give a data source (or --model) to draw episodes from", "data")
 
+    features = _features(net, imageset.images, config.views, config.seed)
+    if config.open_set:
+        return EvaluateResult("open-set", [], open_set=evaluate_open_set(config, imageset, features[True], methods))
     episodes = sample_episodes(
         imageset.labels, config.way, max(config.shot), config.query, config.episodes, config.seed
     )
-    features = _features(net, imageset.images, config.views, config.seed)
     query_index = np.stack([episode.queries()[0] for episode in episodes])
     query_labels = np.stack([episode.queries()[1] for episode in episodes])
     results = []

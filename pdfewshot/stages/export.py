@@ -6,6 +6,7 @@ from pathlib import Path
 from pdfewshot import __version__
 from pdfewshot.config import ExportConfig
 from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.nets.classifier import Predictor, ScoredPredictor
 from pdfewshot.nets.inference import save_for_inference
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_predictor
@@ -34,16 +35,22 @@ def export(config: ExportConfig) -> Path:
         raise PdfewshotError(f"{out}: exists and is not an earlier pdfewshot export", "out")
     with about("model"):
         predictor, meta = open_predictor(config.model)
+    scored = isinstance(predictor, Predictor)  # its output carries the known-class score after the logits
+    network = ScoredPredictor(predictor) if scored else predictor
     with about("out"), atomic_folder(out) as staging:
-        save_for_inference(predictor, meta.channels, meta.image_size, str(staging / PROGRAM))
+        save_for_inference(network, meta.channels, meta.image_size, str(staging / PROGRAM))
         description = ExportMeta(
             format=ExportMeta.FORMAT, format_version=1, pdfewshot_version=__version__, program=PROGRAM,
             class_names=meta.class_names, image_size=meta.image_size, channels=meta.channels, method=meta.method,
             input="float32 [N, channels, image_size, image_size]: pixel values 0-255 of images centre-cropped "
                   "to square and resized (LANCZOS); their scaling happens inside the model",
-            output="logits [N, classes]; their softmax gives class probabilities",
+            output="[N, classes + 1]: the logits (their softmax gives class probabilities), then the largest cosine "
+                   "of the image's embedding to a class prototype (the max-cosine unknown score)"
+            if scored else "logits [N, classes]; their softmax gives class probabilities",
             suggested_reject_below=meta.suggested_reject_below,
             source_checkpoint=str(Path(config.model).resolve()),
+            reject_score=meta.reject_score,
+            scored=scored,
         )  # fmt: skip
         write_json(staging / ExportMeta.FILE, to_json(description))
     return out

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from pdfewshot.config import FinetuneConfig
+from pdfewshot.config import REJECT_SCORE_NAMES, FinetuneConfig
 from pdfewshot.data.sampling import split_support_query
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.methods.fitting import FitSettings, fit_on_features, fit_with_backbone
-from pdfewshot.methods.threshold import leave_one_out_threshold
-from pdfewshot.nets.classifier import PairPredictor, Predictor
+from pdfewshot.methods.unknown import suggest_threshold
+from pdfewshot.nets.classifier import PairPredictor, Predictor, prototypes
 from pdfewshot.nets.embedding import embed
 from pdfewshot.reporting.console import loss_progress
 from pdfewshot.runtime import set_paddle_threads
@@ -54,6 +54,12 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         raise PdfewshotError(f"{config.steps}: must not be negative", "steps")
     if config.shot < 1:
         raise PdfewshotError(f"{config.shot}: must be at least 1", "shot")
+    if not 0.0 < config.reject_rate < 1.0:
+        raise PdfewshotError(f"{config.reject_rate}: must be above 0 and below 1", "reject_rate")
+    if config.reject_score not in REJECT_SCORE_NAMES:
+        raise PdfewshotError(
+            f"{config.reject_score}: unknown, choose from {', '.join(REJECT_SCORE_NAMES)}", "reject_score"
+        )
     with about("out"):
         check_checkpoint_path(config.out)
     with about("model"):
@@ -78,7 +84,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         losses: list[float] = []
         threshold = None
     else:
-        threshold = leave_one_out_threshold(support_embeddings.numpy(), labels, len(class_names), config.scale)
+        threshold = suggest_threshold(config.reject_score, support_embeddings.numpy(), labels, len(class_names),
+                                      config.scale, config.reject_rate)  # fmt: skip
         settings = FitSettings(config.steps, config.lr, config.entropy_weight, config.scale, config.backbone_lr)
         with loss_progress("finetune", config.steps, config.show_progress) as progress:
             if config.train_backbone:
@@ -89,7 +96,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
                 classifier, losses = fit_on_features(
                     support_embeddings, labels, len(class_names), settings=settings, on_step=progress.update
                 )
-        predictor = Predictor(net, classifier)
+        # The prototypes as the (possibly tuned) network embeds the support set: what rejection compares with.
+        label_tensor = paddle.to_tensor(labels)
+        predictor = Predictor(net, classifier, prototypes(embed(net, images), label_tensor, len(class_names)))
 
     def refs(indices: np.ndarray) -> list[ImageRef]:
         return [ImageRef(episode.keys[i], class_names[episode.labels[i]]) for i in indices]
@@ -113,6 +122,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         seed=config.seed,
         queries_manifest=manifest_file.name,
         suggested_reject_below=threshold,
+        reject_score=config.reject_score,
+        reject_rate=config.reject_rate,
         config={
             "steps": config.steps,
             "lr": config.lr,

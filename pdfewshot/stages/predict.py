@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from pdfewshot.config import PredictConfig
+from pdfewshot.config import REJECT_SCORE_NAMES, PredictConfig
 from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
 from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.methods.unknown import scores_from_logits
+from pdfewshot.nets.classifier import Predictor, ScoredPredictor
 from pdfewshot.nets.inference import InferenceRunner, run_fast
 from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
@@ -18,19 +20,44 @@ from pdfewshot.stages.common import open_predictor
 from pdfewshot.stages.export import read_export_meta
 
 UNKNOWN = "unknown"
+SCORE_RANGES = {
+    "max-softmax": (0.0, 1.0, "a probability between 0 and 1"),
+    "max-cosine": (-1.0, 1.0, "a cosine between -1 and 1"),
+}
 
 
 @dataclass(frozen=True)
 class Prediction:
     image: str
     ranked: list[tuple[str, float]]  # (class, softmax probability), best first
-    label: str  # the best class, or "unknown" when its probability is under the threshold
+    label: str  # the best class, or "unknown" when its known-score is under the threshold
+    rejection: "Rejection | None" = None  # how "unknown" was decided, when asked to
+    known_score: float | None = None  # the rejection score's value for this image
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "image": self.image, "label": self.label,
             "top": [{"class": name, "probability": p} for name, p in self.ranked],
         }  # fmt: skip
+        if self.rejection is not None:
+            result["rejection"] = {
+                "score": self.rejection.score, "threshold": self.rejection.threshold,
+                "suggested": self.rejection.suggested, "value": self.known_score,
+            }  # fmt: skip
+        return result
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """How ``predict`` answers "unknown": below ``threshold`` of the ``score`` (pdfewshot.methods.unknown)."""
+
+    score: str
+    threshold: float
+    suggested: bool  # the threshold finetune suggested for its reject rate
+
+    def describe(self) -> str:
+        origin = "suggested by finetune" if self.suggested else "given"
+        return f"answering unknown below {self.threshold:.4f} of {self.score} ({origin})"
 
 
 def collect_images(inputs: Sequence[Path]) -> list[Path]:
@@ -53,13 +80,30 @@ def collect_images(inputs: Sequence[Path]) -> list[Path]:
 
 @dataclass(frozen=True)
 class Scorer:
-    """uint8 images -> logits, with what a caller needs to know of the classifier behind it."""
+    """uint8 images -> outputs, with what a caller needs to know of the classifier behind it: its classes
+    and input, and for rejection the score its threshold was suggested for. ``scored``: the outputs carry,
+    after the logits, the largest cosine to a class prototype (``ScoredPredictor``; not a pair-head
+    predictor's)."""
 
-    logits: Callable[[np.ndarray], np.ndarray]
+    outputs: Callable[[np.ndarray], np.ndarray]
     class_names: list[str]
     image_size: int
     channels: int
     suggested_reject_below: float | None
+    reject_score: str
+    scored: bool
+
+    def logits_and_known(self, images: np.ndarray, score: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The logits of the images and, when ``score`` is given, its value for each image."""
+        outputs = self.outputs(images)
+        logits = outputs[:, : len(self.class_names)]
+        if score is None:
+            return logits, None
+        if score == "max-cosine":
+            if not self.scored:
+                raise PdfewshotError(f"{score}: this predictor keeps no class prototypes", "reject_score")
+            return logits, outputs[:, len(self.class_names)]
+        return logits, scores_from_logits(score, logits)
 
 
 def open_scorer(model: Path) -> Scorer:
@@ -68,29 +112,53 @@ def open_scorer(model: Path) -> Scorer:
         exported = read_export_meta(model)
         runner = InferenceRunner(str(model / exported.program))
         return Scorer(runner, exported.class_names, exported.image_size, exported.channels,
-                      exported.suggested_reject_below)  # fmt: skip
+                      exported.suggested_reject_below, exported.reject_score, exported.scored)  # fmt: skip
     predictor, meta = open_predictor(model)
-    return Scorer(partial(run_fast, predictor), meta.class_names, meta.image_size, meta.channels,
-                  meta.suggested_reject_below)  # fmt: skip
+    scored = isinstance(predictor, Predictor)
+    network = ScoredPredictor(predictor) if scored else predictor
+    return Scorer(partial(run_fast, network), meta.class_names, meta.image_size, meta.channels,
+                  meta.suggested_reject_below, meta.reject_score, scored)  # fmt: skip
 
 
-def predict(config: PredictConfig) -> list[Prediction]:
-    """Classifies each image with the predictor; probabilities are the softmax of its logits."""
+def rejection(config: PredictConfig, scorer: Scorer) -> Rejection | None:
+    """How to answer "unknown", from ``--reject-below`` and ``--reject-score``; None when not asked to."""
+    if config.reject_score is not None and config.reject_score not in REJECT_SCORE_NAMES:
+        raise PdfewshotError(
+            f"{config.reject_score}: unknown, choose from {', '.join(REJECT_SCORE_NAMES)}", "reject_score"
+        )
+    if config.reject_below is None:
+        return None
+    if config.reject_below == "suggested":
+        if scorer.suggested_reject_below is None:
+            raise PdfewshotError(
+                f"{config.model}: has no suggested threshold (fine-tuned with one shot, or a pair-bce predictor)",
+                "model",
+            )
+        if config.reject_score not in (None, scorer.reject_score):
+            raise PdfewshotError(
+                f"{config.reject_score}: the suggested threshold is one of {scorer.reject_score}; give a number "
+                "with another score",
+                "reject_score",
+            )
+        return Rejection(scorer.reject_score, scorer.suggested_reject_below, suggested=True)
+    score = config.reject_score or scorer.reject_score
+    if isinstance(config.reject_below, str):
+        raise PdfewshotError(f"{config.reject_below}: expected a number or 'suggested'", "reject_below")
+    low, high, what = SCORE_RANGES.get(score, (-np.inf, np.inf, "a number"))
+    if not low <= config.reject_below <= high:
+        raise PdfewshotError(f"{config.reject_below}: must be {what} for {score}", "reject_below")
+    return Rejection(score, float(config.reject_below), suggested=False)
+
+
+def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
+    """Classifies each image with the predictor (probabilities are the softmax of its logits), and
+    answers "unknown" where asked to and the rejection score is below its threshold."""
     set_paddle_threads()
     if config.top_k < 1:
         raise PdfewshotError(f"{config.top_k}: must be at least 1", "top_k")
     with about("model"):
         scorer = open_scorer(config.model)
-    threshold = config.reject_below
-    if threshold == "suggested":
-        threshold = scorer.suggested_reject_below
-        if threshold is None:
-            raise PdfewshotError(
-                f"{config.model}: has no suggested threshold (fine-tuned with one shot, or a pair-bce predictor)",
-                "model",
-            )
-    if isinstance(threshold, str) or (threshold is not None and not 0.0 <= threshold <= 1.0):
-        raise PdfewshotError(f"{config.reject_below}: must be a probability between 0 and 1", "reject_below")
+    rule = rejection(config, scorer)
     images, names, skipped = load_image_files(
         collect_images(config.inputs), scorer.image_size, scorer.channels, config.strict
     )
@@ -98,15 +166,16 @@ def predict(config: PredictConfig) -> list[Prediction]:
         err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
     if not names:
         raise PdfewshotError("no readable images to predict")
-    logits = scorer.logits(images)
+    logits, known = scorer.logits_and_known(images, rule.score if rule is not None else None)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     classes = scorer.class_names
     k = min(config.top_k, len(classes))
     results = []
-    for name, row in zip(names, probabilities, strict=True):
+    for i, (name, row) in enumerate(zip(names, probabilities, strict=True)):
         order = np.argsort(-row, kind="stable")[:k]
-        ranked = [(classes[i], float(row[i])) for i in order]
-        rejected = threshold is not None and ranked[0][1] < threshold
-        results.append(Prediction(name, ranked, UNKNOWN if rejected else ranked[0][0]))
-    return results
+        ranked = [(classes[c], float(row[c])) for c in order]
+        value = None if known is None else float(known[i])
+        rejected = rule is not None and value is not None and value < rule.threshold
+        results.append(Prediction(name, ranked, UNKNOWN if rejected else ranked[0][0], rule, value))
+    return results, rule

@@ -74,7 +74,7 @@ def _add_class(model: Path, name: str, folder: Path, predictor: paddle.nn.Layer,
         prototype = F.normalize(embeddings.mean(axis=0, keepdim=True), axis=1)
         classifier.weight.set_value(paddle.concat([old.weight, prototype]))
         classifier.bias.set_value(paddle.concat([old.bias, paddle.zeros([1])]))
-        updated = Predictor(predictor.embedding, classifier)
+        updated = Predictor(predictor.embedding, classifier, paddle.concat([predictor.prototypes, prototype]))
     manifest = _manifest_or_empty(model, meta)
     added = {**meta.added_classes, name: {"folder": str(folder.resolve()), "images": len(embeddings)}}
     support_count = meta.support_count + len(embeddings) if meta.pair_head else meta.support_count
@@ -114,7 +114,7 @@ def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: Pred
         classifier = CosineClassifier(len(keep), meta.embedding_dim, old.scale)
         classifier.weight.set_value(paddle.to_tensor(old.weight.numpy()[keep]))
         classifier.bias.set_value(paddle.to_tensor(old.bias.numpy()[keep]))
-        updated = Predictor(predictor.embedding, classifier)
+        updated = Predictor(predictor.embedding, classifier, paddle.to_tensor(predictor.prototypes.numpy()[keep]))
     manifest = _manifest_or_empty(model, meta)
     added = {key: value for key, value in meta.added_classes.items() if key != name}
     meta = replace(meta, class_names=[meta.class_names[i] for i in keep], added_classes=added,

@@ -104,6 +104,8 @@ class PredictorMeta:
     config: dict[str, Any]
     added_classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     normalisation: str = "symmetric"
+    reject_score: str = "max-softmax"  # what suggested_reject_below is a threshold of (older ones: softmax)
+    reject_rate: float = 0.05
 
     @property
     def pair_head(self) -> bool:
@@ -143,6 +145,8 @@ class ExportMeta:
     output: str
     suggested_reject_below: float | None
     source_checkpoint: str
+    reject_score: str = "max-softmax"
+    scored: bool = False  # the output carries the largest cosine to a class prototype after the logits
 
 
 @dataclass(frozen=True)

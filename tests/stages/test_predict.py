@@ -75,7 +75,15 @@ def test_table_output(trained: tuple[Path, Path]) -> None:
         (["{data}/nowhere.png"], "nowhere.png: no such file or folder"),
         (["{empty}"], "no images in this folder"),
         (["{data}/alpha0/char0/0.png", "--top-k", "0"], "--top-k 0: must be at least 1"),
-        (["{data}/alpha0/char0/0.png", "--reject-below", "2"], "--reject-below 2.0: must be a probability"),
+        (["{data}/alpha0/char0/0.png", "--reject-below", "2"], "--reject-below 2.0: must be a cosine between -1 and 1"),
+        (
+            ["{data}/alpha0/char0/0.png", "--reject-below", "2", "--reject-score", "max-softmax"],
+            "--reject-below 2.0: must be a probability between 0 and 1 for max-softmax",
+        ),
+        (
+            ["{data}/alpha0/char0/0.png", "--reject-below", "1", "--reject-score", "mahalanobis"],
+            "--reject-score mahalanobis: unknown, choose from max-cosine, energy, max-softmax",
+        ),
     ],
 )
 def test_bad_predict_input(trained: tuple[Path, Path], tmp_path: Path, args: list[str], message: str) -> None:
@@ -90,14 +98,20 @@ def test_bad_predict_input(trained: tuple[Path, Path], tmp_path: Path, args: lis
 
 def test_suggested_threshold_is_stored_and_used(trained: tuple[Path, Path]) -> None:
     data, model = trained
-    suggested = json.loads(model.with_name("p.json").read_text())["suggested_reject_below"]
-    assert 0.0 < suggested <= 1.0
+    meta = json.loads(model.with_name("p.json").read_text())
+    suggested = meta["suggested_reject_below"]
+    assert meta["reject_score"] == "max-cosine" and meta["reject_rate"] == 0.05 and -1.0 <= suggested <= 1.0
     images = [str(p) for p in sorted((data / "alpha1").rglob("*.png"))]
     with_suggestion = predict_json([*images, "--model", str(model), "--reject-below", "suggested", "--top-k", "3"])
     by_hand = predict_json([*images, "--model", str(model), "--reject-below", str(suggested), "--top-k", "3"])
-    assert with_suggestion == by_hand
     for item in with_suggestion:
-        assert (item["label"] == "unknown") == (item["top"][0]["probability"] < suggested)
+        rejection = item.pop("rejection")
+        assert rejection["score"] == "max-cosine" and rejection["threshold"] == suggested and rejection["suggested"]
+        assert (item["label"] == "unknown") == (rejection["value"] < suggested)
+    assert with_suggestion == [{k: v for k, v in item.items() if k != "rejection"} for item in by_hand]
+    softmax = predict_json([*images, "--model", str(model), "--reject-below", "0.5", "--reject-score", "max-softmax"])
+    for item in softmax:
+        assert (item["label"] == "unknown") == (item["top"][0]["probability"] < 0.5)
 
 
 def test_exported_model_predicts_as_the_checkpoint_does(trained: tuple[Path, Path], tmp_path: Path) -> None:
@@ -109,9 +123,14 @@ def test_exported_model_predicts_as_the_checkpoint_does(trained: tuple[Path, Pat
     assert description["class_names"] == json.loads(model.with_name("p.json").read_text())["class_names"]
     assert (out / "predictor.pdiparams").is_file()
     images = [str(p) for p in sorted(data.rglob("*.png"))]
-    from_checkpoint = predict_json([*images, "--model", str(model), "--top-k", "3"])
-    from_export = predict_json([*images, "--model", str(out), "--top-k", "3"])
-    assert [p["label"] for p in from_export] == [p["label"] for p in from_checkpoint]
+    rejecting = ["--top-k", "3", "--reject-below", "suggested"]
+    from_checkpoint = predict_json([*images, "--model", str(model), *rejecting])
+    from_export = predict_json([*images, "--model", str(out), *rejecting])
+    assert [p["label"] for p in from_export] == [p["label"] for p in from_checkpoint]  # rejection included
+    assert description["reject_score"] == "max-cosine" and description["scored"]
+    np.testing.assert_allclose(
+        [p["rejection"]["value"] for p in from_export], [p["rejection"]["value"] for p in from_checkpoint], atol=1e-4
+    )
     for a, b in zip(from_export, from_checkpoint, strict=True):
         np.testing.assert_allclose(
             [t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], atol=1e-4
