@@ -204,6 +204,12 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
      "--model: the embedding holds out no classes (pretrained with --novel-fraction 0, the default for your own "
      "data); give --data"),
     ("zip that is not a zip", not_a_zip, "fake.zip: not a zip archive"),
+    ("reject rate outside (0, 1)", lambda w: ["finetune", "--model", str(w.embedding), "--reject-rate", "0",
+                                              "--out", str(w.out / "p.pdparams")],
+     "--reject-rate 0.0: must be above 0 and below 1"),
+    ("unknown reject score", lambda w: ["finetune", "--model", str(w.embedding), "--reject-score", "vibes",
+                                        "--out", str(w.out / "p.pdparams")],
+     "--reject-score vibes: unknown, choose from max-cosine, energy, max-softmax"),
     ("time budget of 0", lambda w: ["pretrain", "--data", str(w.data), "--time-budget", "0",
                                     "--out", str(w.out / "m.pdparams")], "--time-budget 0: must be longer than 0"),
     ("time budget that is not a duration", lambda w: ["pretrain", "--data", str(w.data), "--time-budget", "banana",

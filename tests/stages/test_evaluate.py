@@ -136,3 +136,49 @@ def test_finetune_at_learning_rate_zero_scores_as_the_prototype(embedding: Path,
     assert result.exit_code == 0, result.output
     prototype, finetune = (r["accuracies"] for r in json.loads(report.read_text())["results"])
     assert finetune == prototype
+
+
+def test_open_set_episodes_measure_every_score_on_the_same_episodes(embedding: Path, tmp_path: Path) -> None:
+    report = tmp_path / "open.json"
+    args = ["evaluate", "--model", str(embedding), "--open-set", "--way", "2", "--unknown-way", "2", "--shot", "1",
+            "--shot", "2", "--query", "2", "--episodes", "6", "--finetune-steps", "3", "--method", "prototype",
+            "--method", "finetune", "--report", str(report)]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    rows = json.loads(report.read_text())["open_set"]
+    assert {(r["method"], r["shot"], r["score"]) for r in rows} == {
+        (m, s, score) for m in ("prototype", "finetune") for s in (1, 2)
+        for score in ("max-softmax", "energy", "max-cosine", "class-distance")
+    }  # fmt: skip
+    for row in rows:
+        assert row["episodes"] == 6 and 0.0 <= row["auroc"]["mean"] <= 1.0
+        assert 0.0 <= row["false_accepts_at_95"]["mean"] <= 1.0
+        # A threshold comes from leaving support images out: none with one shot.
+        assert (row["open_accuracy"] is None) == (row["shot"] == 1)
+    by_score = {(r["method"], r["shot"], r["score"]): r for r in rows}
+    # Cosine scores read the prototypes, whichever method classifies: the same AUROC for both methods.
+    assert by_score[("prototype", 2, "max-cosine")]["auroc"] == by_score[("finetune", 2, "max-cosine")]["auroc"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert json.loads(report.read_text())["open_set"] == rows  # seeded: the same numbers again
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--unknown-way", "40"],
+            "--unknown-way 40: only 6 classes are left after the 2 known ones (with 3 images each)",
+        ),
+        (["--reject-rate", "1.5"], "--reject-rate 1.5: must be above 0 and below 1"),
+        (
+            ["--runs", "runs.zip"],
+            "--open-set: the 20 runs have no unknown classes; give --data (or none) for open-set episodes",
+        ),
+    ],
+)
+def test_open_set_bad_input(embedding: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    args = ["evaluate", "--model", str(embedding), "--open-set", "--way", "2", "--query", "2",
+            "--report", str(tmp_path / "r.json"), *extra]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.output.strip() == f"error: {message}"
+    assert not (tmp_path / "r.json").exists()
