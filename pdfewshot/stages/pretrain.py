@@ -291,6 +291,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
             stopped_because=record.stopped_because,
             best_validation=record.best_validation,
             best_step=record.best_step,
+            validations=[[step, round(accuracy, 4)] for step, accuracy in record.validations],
         ),
         normalisation=normalisation,
     )

@@ -51,6 +51,7 @@ class TrainingRecord:
     stopped_because: str = "finished its epochs"
     best_validation: float | None = None  # best validation episode accuracy, when validation ran
     best_step: int | None = None  # the step whose weights were kept
+    validations: list[list[float]] = field(default_factory=list)  # [step, accuracy] of each validation
 
 
 @dataclass

@@ -195,4 +195,8 @@ def test_settings_left_to_the_data_are_resolved_and_recorded(tmp_path: Path) -> 
     assert meta["config"]["novel_fraction"] == 0.0 and meta["split"]["novel"] == []
     assert len(meta["split"]["validation"]) == 2 and result.validation_classes == 2  # 10% of 12, at least 2
     assert meta["training"]["best_validation"] is not None and meta["training"]["best_step"] >= 1
+    validations = meta["training"]["validations"]
+    assert validations and [meta["training"]["best_step"], meta["training"]["best_validation"]] in [
+        [step, pytest.approx(accuracy, abs=1e-4)] for step, accuracy in validations
+    ]
     assert not set(meta["split"]["validation"]) & set(meta["class_names"])  # never trained on
