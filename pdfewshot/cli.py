@@ -131,8 +131,8 @@ def pretrain(
     backbone: Annotated[
         str | None,
         typer.Option(
-            help="resnet18, conv4 (28-84 px) or koch (105 px) (default: from the data: conv4 for line drawings, "
-            "resnet18 otherwise)."
+            help="resnet18, conv4 (28-84 px) or koch (105 px) (default: resnet18 for the built-in set and with "
+            "--pretrained imagenet, conv4 for your own data)."
         ),
     ] = PRETRAIN.backbone,
     embedding_dim: Annotated[
@@ -160,8 +160,8 @@ def pretrain(
         str | None,
         typer.Option(
             help="cosine-mse (triples: (cos(a,p), cos(a,n)) -> (1, 0)), triplet (margin), contrastive (pairs), "
-            "pair-bce (Koch et al.'s L1 pair head) or ce (softmax over the base classes) (default: from the data: "
-            "ce for line drawings, cosine-mse otherwise)."
+            "pair-bce (Koch et al.'s L1 pair head) or ce (softmax over the base classes) (default: cosine-mse "
+            "after --warmup-epochs for the built-in set and with --pretrained imagenet, ce for your own data)."
         ),
     ] = PRETRAIN.loss,
     margin: Annotated[

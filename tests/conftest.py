@@ -58,4 +58,4 @@ def tiny_pretrain(data: Path, out: Path, steps: int = 2, *extra: str) -> list[st
     """`pdfewshot pretrain` arguments for a few steps on 16 px images, a third of the alphabets held out."""
     return ["pretrain", "--data", str(data), "--out", str(out), "--image-size", "16", "--embedding-dim", "8",
             "--epochs", "1", "--steps-per-epoch", str(steps), "--batch-size", "4", "--novel-fraction", "0.34",
-            *extra]  # fmt: skip
+            "--backbone", "resnet18", "--loss", "cosine-mse", *extra]  # fmt: skip

@@ -28,7 +28,7 @@ def test_line_drawings_photographs_and_the_builtin_set(tmp_path: Path) -> None:
     assert (glyphs.backbone, glyphs.loss) == ("conv4", "ce")
     photos = profile_sources([str(tmp_path / "photos")])
     assert (photos.kind, photos.image_size, photos.augment) == ("photos", PHOTO_SIZE, "photo")
-    assert (photos.backbone, photos.loss) == ("resnet18", "cosine-mse")
+    assert (photos.backbone, photos.loss) == ("conv4", "ce")
     assert profile_sources([str(tmp_path / "faces")]).kind == "photos"  # greyscale with tones: a photograph
     builtin = profile_sources([BUILTIN_SOURCE])
     assert (builtin.image_size, builtin.augment, builtin.user_data) == (GLYPH_SIZE, "none", False)

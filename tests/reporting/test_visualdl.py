@@ -34,7 +34,7 @@ def test_pretrain_logs_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     data = make_nested(tmp_path / "data", alphabets=3, characters=2, per_class=4)
     config = PretrainConfig(data=[str(data)], out=tmp_path / "m.pdparams", image_size=16, embedding_dim=8,
                             epochs=1, steps_per_epoch=3, batch_size=4, warmup_epochs=1, novel_fraction=0.34,
-                            visualdl=tmp_path / "vdl", show_progress=False)  # fmt: skip
+                            visualdl=tmp_path / "vdl", show_progress=False, loss="cosine-mse")  # fmt: skip
     result = pretrain(config)
     writer = FakeWriter.instances[-1]
     assert writer.logdir == str(tmp_path / "vdl") and writer.closed

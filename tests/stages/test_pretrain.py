@@ -19,6 +19,7 @@ def config(data: Path, out: Path, **changes: object) -> PretrainConfig:
     base = PretrainConfig(
         data=[str(data)], out=out, image_size=16, embedding_dim=8, epochs=1, batch_size=4,
         novel_fraction=0.3, show_progress=False, warmup_epochs=0,  # each test says which phases it wants
+        backbone="resnet18", loss="cosine-mse",  # the main path, whatever the data would choose
     )  # fmt: skip
     for key, value in changes.items():
         setattr(base, key, value)
@@ -191,7 +192,7 @@ def test_settings_left_to_the_data_are_resolved_and_recorded(tmp_path: Path) -> 
     result = pretrain(PretrainConfig(data=[str(data)], out=out, embedding_dim=8, batch_size=4, max_epochs=2,
                                      warmup_epochs=0, show_progress=False, image_size=16))  # fmt: skip
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["config"]["augment"] == "photo" and meta["backbone"] == "resnet18" and meta["loss"] == "cosine-mse"
+    assert meta["config"]["augment"] == "photo" and meta["backbone"] == "conv4" and meta["loss"] == "ce"
     assert meta["config"]["novel_fraction"] == 0.0 and meta["split"]["novel"] == []
     assert len(meta["split"]["validation"]) == 2 and result.validation_classes == 2  # 10% of 12, at least 2
     assert meta["training"]["best_validation"] is not None and meta["training"]["best_step"] >= 1

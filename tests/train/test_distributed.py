@@ -61,7 +61,7 @@ def test_pretrain_runs_data_parallel_in_two_cpu_processes(tmp_path: Path) -> Non
         sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "log"),
         str(pdfewshot), "pretrain", "--data", str(data), "--out", str(out), "--backbone", "conv4",
         "--image-size", "16", "--embedding-dim", "8", "--batch-size", "4", "--epochs", "2", "--steps-per-epoch", "5",
-        "--warmup-epochs", "1", "--novel-fraction", "0.34", "--save-every", "2",
+        "--warmup-epochs", "1", "--novel-fraction", "0.34", "--save-every", "2", "--loss", "cosine-mse",
     ]  # fmt: skip
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     logs = {rank: (tmp_path / "log" / f"workerlog.{rank}").read_text() for rank in (0, 1)}
