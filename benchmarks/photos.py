@@ -76,6 +76,7 @@ def run_recipe(name: str, data: Path, work: Path, episodes: int, seed: int) -> d
     row: dict[str, Any] = {
         "recipe": name, "options": RECIPES[name], "train_seconds": round(time.perf_counter() - started),
         "steps": len(trained.losses), "threads": thread_count(), "image_size": meta["image_size"],
+        "backbone": meta["backbone"], "loss": meta["loss"],
         "augment": meta["config"]["augment"], "stopped_because": meta["training"]["stopped_because"],
         "best_validation": meta["training"]["best_validation"], "tasks": {},
     }  # fmt: skip
@@ -92,17 +93,17 @@ def run_recipe(name: str, data: Path, work: Path, episodes: int, seed: int) -> d
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| recipe | size, augmentation | pretraining | method | 5-way 1-shot | 5-way 5-shot | 10-way 2-shot |",
+        "| recipe | network, loss, size, augmentation | pretraining | method | 5-way 1-shot | 5-way 5-shot "
+        "| 10-way 2-shot |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         minutes = f"{row['train_seconds'] / 60:.1f} min, {row['steps']} steps"
+        setting = f"{row['backbone']}, {row['loss']}, {row['image_size']} px, {row['augment']}"
         for method in METHODS:
             cells = [row["tasks"][f"{w}w{s}s"][method] for w, s in TASKS]
             shown = " | ".join(f"{100 * mean:.1f} +- {100 * interval:.1f}" for mean, interval in cells)
-            lines.append(
-                f"| {row['recipe']} | {row['image_size']} px, {row['augment']} | {minutes} | {method} | {shown} |"
-            )
+            lines.append(f"| {row['recipe']} | {setting} | {minutes} | {method} | {shown} |")
     return "\n".join(lines)
 
 
