@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pdfewshot.config import EvaluateConfig
+from pdfewshot.config import DEFAULT_REJECT_SCORE, EvaluateConfig
 from pdfewshot.data.episodes import confidence_interval, sample_episodes
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.views import ViewedFeatures
@@ -104,7 +104,8 @@ def evaluate_open_set(
     results: list[OpenSetResult] = []
     shots = sorted(set(config.shot))
     chosen = {name: method for name, method in methods.items() if method.uses_embedding}
-    with loss_progress("open set", len(chosen) * len(shots), config.show_progress, label="accuracy") as progress:
+    label = f"{DEFAULT_REJECT_SCORE} AUROC"
+    with loss_progress("open set", len(chosen) * len(shots), config.show_progress, label=label) as progress:
         for shot in shots:
             support_index = np.stack([episode.support[:way, :shot].ravel() for episode in episodes])
             support_labels = np.repeat(np.arange(way), shot)
@@ -132,5 +133,5 @@ def evaluate_open_set(
                             row.open_accuracy.append(float(hits.mean()))
                             row.thresholds.append(threshold)
                 results += rows.values()
-                progress.update(float(np.mean(rows["energy"].auroc)))
+                progress.update(float(np.mean(rows[DEFAULT_REJECT_SCORE].auroc)))
     return results
