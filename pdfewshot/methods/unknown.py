@@ -22,18 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pdfewshot.methods.prototype import normalise
+
 MIN_SPREAD = 0.02  # a class whose images agree perfectly still gets some width
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return np.asarray(rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12))
 
 
 def prototypes_of(support: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """The normalised mean of each class's unit-length support embeddings."""
     sums = np.zeros((num_classes, support.shape[1]))
-    np.add.at(sums, labels, _unit(support))
-    return _unit(sums)
+    np.add.at(sums, labels, normalise(support))
+    return normalise(sums)
 
 
 @dataclass(frozen=True)
@@ -59,14 +57,14 @@ def energy(evidence: Evidence) -> np.ndarray:
 
 
 def max_cosine(evidence: Evidence) -> np.ndarray:
-    return np.asarray((_unit(evidence.queries) @ _unit(evidence.class_vectors).T).max(axis=1))
+    return np.asarray((normalise(evidence.queries) @ normalise(evidence.class_vectors).T).max(axis=1))
 
 
 def class_spread(support: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Each class's mean and standard deviation of its support images' leave-one-out cosines to the
     prototype of the class's other images; pooled values for classes with one image (0 and 1 when no
     class has two)."""
-    units = _unit(support)
+    units = normalise(support)
     sums = np.zeros((num_classes, units.shape[1]))
     np.add.at(sums, labels, units)
     counts = np.bincount(labels, minlength=num_classes)
@@ -86,7 +84,7 @@ def class_spread(support: np.ndarray, labels: np.ndarray, num_classes: int) -> t
 def class_distance(evidence: Evidence) -> np.ndarray:
     num_classes = len(evidence.class_vectors)
     means, spreads = class_spread(evidence.support, evidence.labels, num_classes)
-    cosines = _unit(evidence.queries) @ _unit(evidence.class_vectors).T
+    cosines = normalise(evidence.queries) @ normalise(evidence.class_vectors).T
     return np.asarray(((cosines - means) / spreads).max(axis=1))
 
 
@@ -120,7 +118,7 @@ def leave_one_out_scores(
         rest = np.ones(len(labels), dtype=bool)
         rest[i] = False
         prototypes = prototypes_of(support[rest], labels[rest], num_classes)
-        logits = scale * (_unit(support[i : i + 1]) @ prototypes.T)
+        logits = scale * (normalise(support[i : i + 1]) @ prototypes.T)
         evidence = Evidence(logits, support[i : i + 1], prototypes, support[rest], labels[rest])
         values.append(float(UNKNOWN_SCORES[score](evidence)[0]))
         own.append(bool(logits.argmax() == labels[i]))

@@ -103,3 +103,11 @@ class PairPredictor(nn.Layer):  # type: ignore[misc]
         member = F.one_hot(self.support_labels, self.num_classes).astype("bool")  # [n, C]
         masked = paddle.where(member[None], pair_logits[:, :, None], paddle.full([1], -1e9, pair_logits.dtype))
         return masked.max(axis=1)
+
+
+def scoring_network(predictor: nn.Layer) -> tuple[nn.Layer, bool]:
+    """What ``predict`` and the export run: a cosine-classifier predictor with its known-class score after
+    the logits (and True), or a pair-head predictor as it is (and False: it keeps no prototypes)."""
+    if isinstance(predictor, Predictor):
+        return ScoredPredictor(predictor), True
+    return predictor, False

@@ -6,7 +6,7 @@ from pathlib import Path
 from pdfewshot import __version__
 from pdfewshot.config import ExportConfig
 from pdfewshot.errors import PdfewshotError, about
-from pdfewshot.nets.classifier import Predictor, ScoredPredictor
+from pdfewshot.nets.classifier import scoring_network
 from pdfewshot.nets.inference import save_for_inference
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_predictor
@@ -35,8 +35,7 @@ def export(config: ExportConfig) -> Path:
         raise PdfewshotError(f"{out}: exists and is not an earlier pdfewshot export", "out")
     with about("model"):
         predictor, meta = open_predictor(config.model)
-    scored = isinstance(predictor, Predictor)  # its output carries the known-class score after the logits
-    network = ScoredPredictor(predictor) if scored else predictor
+    network, scored = scoring_network(predictor)
     with about("out"), atomic_folder(out) as staging:
         save_for_inference(network, meta.channels, meta.image_size, str(staging / PROGRAM))
         description = ExportMeta(

@@ -12,7 +12,7 @@ from pdfewshot.config import REJECT_SCORE_NAMES, PredictConfig
 from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.methods.unknown import scores_from_logits
-from pdfewshot.nets.classifier import Predictor, ScoredPredictor
+from pdfewshot.nets.classifier import scoring_network
 from pdfewshot.nets.inference import InferenceRunner, run_fast
 from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
@@ -114,8 +114,7 @@ def open_scorer(model: Path) -> Scorer:
         return Scorer(runner, exported.class_names, exported.image_size, exported.channels,
                       exported.suggested_reject_below, exported.reject_score, exported.scored)  # fmt: skip
     predictor, meta = open_predictor(model)
-    scored = isinstance(predictor, Predictor)
-    network = ScoredPredictor(predictor) if scored else predictor
+    network, scored = scoring_network(predictor)
     return Scorer(partial(run_fast, network), meta.class_names, meta.image_size, meta.channels,
                   meta.suggested_reject_below, meta.reject_score, scored)  # fmt: skip
 

@@ -229,7 +229,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     validator = None
     if validating:
         validation_images = imageset.subset_classes(split.validation)
-        validator = EpisodeValidator(validation_images, lambda n, images: run_fast(n, images), seed=config.seed)
+        validator = EpisodeValidator(validation_images, run_fast, seed=config.seed)
     options = resumable_options(config)
     settings = LoopSettings(
         config.lr, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
