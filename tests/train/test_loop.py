@@ -13,13 +13,11 @@ from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, StopRules, train
 from pdfewshot.train.resume import Position, read_resume
 from pdfewshot.train.tasks import CosineMseTask, SoftmaxTask
+from tests.train.test_tasks import base_images as tasks_base_images
 
 
 def base_images() -> ImageSet:
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 6)
-    images = rng.integers(0, 256, size=(24, 16, 16, 1), dtype=np.uint8)
-    return ImageSet(images, labels, tuple(f"c{i}" for i in range(4)), tuple(f"k{i}" for i in range(24)))
+    return tasks_base_images(per_class=6)
 
 
 def network() -> EmbeddingNet:

@@ -11,11 +11,13 @@ from pdfewshot.train.distributed import SINGLE_PROCESS
 from pdfewshot.train.tasks import TASKS, SoftmaxTask
 
 
-def base_images() -> ImageSet:
+def base_images(per_class: int = 5) -> ImageSet:
+    """Four classes of ``per_class`` random 16 px greyscale images (seeded)."""
     rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 5)
-    images = rng.integers(0, 256, size=(20, 16, 16, 1), dtype=np.uint8)
-    return ImageSet(images, labels, tuple(f"c{i}" for i in range(4)), tuple(f"k{i}" for i in range(20)))
+    count = 4 * per_class
+    labels = np.repeat(np.arange(4), per_class)
+    images = rng.integers(0, 256, size=(count, 16, 16, 1), dtype=np.uint8)
+    return ImageSet(images, labels, tuple(f"c{i}" for i in range(4)), tuple(f"k{i}" for i in range(count)))
 
 
 def test_the_registry_lists_the_loss_names_of_the_config() -> None:
