@@ -21,12 +21,14 @@ from pdfewshot.config import (
     DEFAULT_EVALUATE_REPORT,
     DEFAULT_PREDICTOR,
     DEFAULT_TEST_REPORT,
+    TOKEN_VARIABLE,
     EvaluateConfig,
     ExportConfig,
     FinetuneConfig,
     PredictConfig,
     PretrainConfig,
     QueryTestConfig,
+    ServeConfig,
 )
 from pdfewshot.data.profile import GLYPH_SIZE, PHOTO_SIZE
 from pdfewshot.errors import PdfewshotError
@@ -46,7 +48,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
 
 PRETRAIN, FINETUNE, TEST, EVALUATE = PretrainConfig(), FinetuneConfig(), QueryTestConfig(), EvaluateConfig()
-PREDICT, EXPORT = PredictConfig(), ExportConfig()
+PREDICT, EXPORT, SERVE = PredictConfig(), ExportConfig(), ServeConfig()
 
 DataOption = Annotated[
     list[str] | None,
@@ -466,15 +468,9 @@ def predict_command(
     from rich.table import Table
 
     from pdfewshot.reporting.console import console, err_console
-    from pdfewshot.stages.predict import predict
+    from pdfewshot.stages.predict import parse_threshold, predict
 
-    threshold: float | str | None = reject_below
-    if reject_below not in (None, "suggested"):
-        try:
-            threshold = float(reject_below)
-        except ValueError:
-            raise PdfewshotError(f"{reject_below}: expected a number or 'suggested'", "reject_below") from None
-    config = build(PredictConfig, {**locals(), "reject_below": threshold})
+    config = build(PredictConfig, {**locals(), "reject_below": parse_threshold(reject_below)})
     results, rule = predict(config)
     if json_output:
         typer.echo(json.dumps([r.to_json() for r in results], indent=1))
@@ -565,15 +561,20 @@ PredictorOption = Annotated[Path, typer.Option(help="Predictor checkpoint to cha
 @support_app.command("add")
 @user_errors
 def support_add(
-    name: Annotated[str, typer.Argument(help="Name of the new class.")],
+    name: Annotated[str, typer.Argument(help="Name of the class: a new one, or one the predictor has.")],
     folder: Annotated[Path, typer.Argument(help="Folder of its images (one to a few).")],
     model: PredictorOption = DEFAULT_PREDICTOR,
 ) -> None:
-    """Add a class from a few images without retraining: its prototype becomes a new row of W."""
+    """Teach a class from a few images without retraining: a new class's prototype becomes a new row of W;
+    images of a class the predictor has move its row towards them."""
     from pdfewshot.stages.support import add_class
 
-    count = add_class(model, name, folder)
-    typer.echo(f"added class {name} from {count} images to {model}")
+    taught = add_class(model, name, folder)
+    if taught.new:
+        typer.echo(f"added class {name} from {taught.images} images to {model}")
+    else:
+        total = f" (now {taught.total})" if taught.total is not None else ""
+        typer.echo(f"added {taught.images} images to class {name}{total} in {model}")
 
 
 @support_app.command("remove")
@@ -587,6 +588,50 @@ def support_remove(
 
     remove_class(model, name)
     typer.echo(f"removed class {name} from {model}")
+
+
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[
+        Path, typer.Option(help="Predictor checkpoint from finetune (can be taught), or a folder written by export.")
+    ] = SERVE.model,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; anything but 127.0.0.1 lets other machines in: give --token.")
+    ] = SERVE.host,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = SERVE.port,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar=TOKEN_VARIABLE,
+            help="Required (Authorization: Bearer TOKEN) by the requests that change the classifier.",
+        ),
+    ] = SERVE.token,
+    max_upload_mb: Annotated[
+        float, typer.Option(help="Largest upload a request may send, in MB.")
+    ] = SERVE.max_upload_mb,
+    max_images: Annotated[int, typer.Option(min=1, help="Most images a request may send.")] = SERVE.max_images,
+    max_batch: Annotated[
+        int,
+        typer.Option(min=1, help="Most images scored in one forward pass across waiting requests (1: no batching)."),
+    ] = SERVE.max_batch,
+) -> None:
+    """Serve a predictor: a web page to classify and teach at /, a JSON API (docs at /docs). Ctrl-C stops it."""
+    try:
+        from pdfewshot.serve.app import serve as run_server
+    except ImportError as missing:
+        raise PdfewshotError(
+            f"needs the serve extra ({missing.name} is missing): pip install 'pdfewshot[serve]'"
+        ) from None
+    from pdfewshot.reporting.console import err_console
+
+    def announce(address: str) -> None:
+        typer.echo(f"serving {model} at {address} (API docs at {address}/docs); Ctrl-C stops")
+        if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+            err_console.print("warning: other machines can change the classifier: give --token", markup=False)
+
+    run_server(build(ServeConfig, locals()), announce)
+    typer.echo("stopped")
 
 
 @data_app.command("synth")

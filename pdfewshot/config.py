@@ -161,3 +161,19 @@ class ExportConfig:
 
     model: Path = DEFAULT_PREDICTOR
     out: Path = DEFAULT_EXPORT
+
+
+TOKEN_VARIABLE = "PDFEWSHOT_TOKEN"  # serve --token from the environment, kept out of the process list
+
+
+@dataclass
+class ServeConfig:
+    """Options of ``pdfewshot serve`` (the CLI documents each)."""
+
+    model: Path = DEFAULT_PREDICTOR
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None  # required by the endpoints that change the classifier, when given
+    max_upload_mb: float = 20.0  # per request, all its files together
+    max_images: int = 16  # files per request
+    max_batch: int = 64  # images scored in one forward pass across waiting requests

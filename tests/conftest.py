@@ -59,3 +59,21 @@ def tiny_pretrain(data: Path, out: Path, steps: int = 2, *extra: str) -> list[st
     return ["pretrain", "--data", str(data), "--out", str(out), "--image-size", "16", "--embedding-dim", "8",
             "--epochs", "1", "--steps-per-epoch", str(steps), "--batch-size", "4", "--novel-fraction", "0.34",
             "--backbone", "resnet18", "--loss", "cosine-mse", *extra]  # fmt: skip
+
+
+def tiny_predictor(root: Path, steps: int = 2) -> tuple[Path, Path]:
+    """Image folders (3 alphabets of 3 characters, 5 images each) and a predictor trained on them in a few
+    steps: ``(data, root/m/p.pdparams)``."""
+    from typer.testing import CliRunner
+
+    from pdfewshot.cli import app
+
+    runner = CliRunner()
+    data = make_nested(root / "data", alphabets=3, characters=3, per_class=5)
+    models = root / "m"
+    pretrained = runner.invoke(app, tiny_pretrain(data, models / "e.pdparams", steps))
+    assert pretrained.exit_code == 0, pretrained.output
+    finetune = ["finetune", "--model", str(models / "e.pdparams"), "--out", str(models / "p.pdparams"), "--steps", "5"]
+    finetuned = runner.invoke(app, finetune)
+    assert finetuned.exit_code == 0, finetuned.output
+    return data, models / "p.pdparams"

@@ -112,6 +112,22 @@ def iter_source(source: str) -> Iterator[RawItem]:
         raise PdfewshotError(f"{source}: not a folder or a .zip of images")
 
 
+def read_by_key(sources: Sequence[str], key: str) -> bytes | np.ndarray | None:
+    """The encoded image (or array) that the sources hold under ``key`` (a relative path, as an
+    ImageSet's keys are), or None when none of them has it."""
+    for source in sources:
+        path = Path(source)
+        if source != BUILTIN_SOURCE and path.is_dir():
+            if (path / key).is_file():
+                return (path / key).read_bytes()
+            continue
+        if source == BUILTIN_SOURCE or path.is_file():
+            found = next((read for relative, read in iter_source(source) if relative == key), None)
+            if found is not None:
+                return found()
+    return None
+
+
 def decode_image(raw: bytes | np.ndarray) -> Image.Image:
     """A Pillow image from encoded bytes (or an array), fully decoded so damage shows here."""
     if isinstance(raw, np.ndarray):

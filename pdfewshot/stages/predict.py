@@ -60,6 +60,16 @@ class Rejection:
         return f"answering unknown below {self.threshold:.4f} of {self.score} ({origin})"
 
 
+def parse_threshold(text: str | None) -> float | str | None:
+    """``--reject-below`` as given: None, "suggested" or a number."""
+    if text in (None, "suggested"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise PdfewshotError(f"{text}: expected a number or 'suggested'", "reject_below") from None
+
+
 def collect_images(inputs: Sequence[Path]) -> list[Path]:
     """The image files named, and those under the folders named (recursively, in name order)."""
     if not inputs:
@@ -95,7 +105,10 @@ class Scorer:
 
     def logits_and_known(self, images: np.ndarray, score: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The logits of the images and, when ``score`` is given, its value for each image."""
-        outputs = self.outputs(images)
+        return self.read(self.outputs(images), score)
+
+    def read(self, outputs: np.ndarray, score: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The logits and, when ``score`` is given, its value, from outputs of :attr:`outputs`."""
         logits = outputs[:, : len(self.class_names)]
         if score is None:
             return logits, None
@@ -166,10 +179,22 @@ def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
     if not names:
         raise PdfewshotError("no readable images to predict")
     logits, known = scorer.logits_and_known(images, rule.score if rule is not None else None)
+    return label(names, logits, known, scorer.class_names, config.top_k, rule), rule
+
+
+def label(
+    names: Sequence[str],
+    logits: np.ndarray,
+    known: np.ndarray | None,
+    classes: Sequence[str],
+    top_k: int,
+    rule: Rejection | None,
+) -> list[Prediction]:
+    """Predictions from the logits of the images ``names`` (probabilities are their softmax) and, under
+    ``rule``, "unknown" where the rejection score ``known`` is below its threshold."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    classes = scorer.class_names
-    k = min(config.top_k, len(classes))
+    k = min(top_k, len(classes))
     results = []
     for i, (name, row) in enumerate(zip(names, probabilities, strict=True)):
         order = np.argsort(-row, kind="stable")[:k]
@@ -177,4 +202,4 @@ def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
         value = None if known is None else float(known[i])
         rejected = rule is not None and value is not None and value < rule.threshold
         results.append(Prediction(name, ranked, UNKNOWN if rejected else ranked[0][0], rule, value))
-    return results, rule
+    return results

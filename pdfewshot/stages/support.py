@@ -1,13 +1,19 @@
-"""Adding a class to a predictor from a few images, or dropping one, without retraining.
+"""Teaching a predictor a class from a few images, or more images of one it has, or dropping one,
+without retraining.
 
 A new class gets a row of W equal to its prototype (the normalised mean embedding of its images) and a
 zero bias, so it is scored exactly as ``finetune`` starts a class; the other rows keep their tuned
-values. A pair-head predictor (pair-bce) simply stores the new images' embeddings.
+values. More images of a class it has move its row and prototype towards theirs, weighted by how many
+images each side stands for. A pair-head predictor (pair-bce) simply stores the new images'
+embeddings. Every change is a read-modify-write under the checkpoint's lock, so the CLI and servers
+changing one predictor at the same time all keep their changes.
 """
 
+from collections import Counter
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
@@ -22,8 +28,18 @@ from pdfewshot.stages.common import open_predictor
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
 from pdfewshot.storage.atomic import write_json
-from pdfewshot.storage.checkpoint import checkpoint_lock, save_checkpoint
+from pdfewshot.storage.checkpoint import checkpoint_lock, read_checkpoint, save_checkpoint
 from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
+
+
+@dataclass(frozen=True)
+class Taught:
+    """What a ``teach`` did: the class, whether it is new, the images it took and the class's total."""
+
+    name: str
+    new: bool
+    images: int
+    total: int | None  # support images of the class now (None: not known, the predictor has no manifest)
 
 
 def _save(model: Path, predictor: paddle.nn.Layer, meta: PredictorMeta, manifest: QueryManifest) -> None:
@@ -32,13 +48,36 @@ def _save(model: Path, predictor: paddle.nn.Layer, meta: PredictorMeta, manifest
         write_json(manifest_path(model, meta), manifest.to_json())
 
 
-def _manifest_or_empty(model: Path, meta: PredictorMeta) -> QueryManifest:
-    """The predictor's manifest, or an empty one when the file is missing (a class can be added to or
-    dropped from a predictor copied without it: there are just no held-out queries to keep in step)."""
+def _manifest_or_empty(model: Path, meta: PredictorMeta) -> QueryManifest | None:
+    """The predictor's manifest, or None when the file is missing (a class can be added to or dropped
+    from a predictor copied without it: there are just no held-out queries to keep in step)."""
     if not manifest_path(model, meta).is_file():
-        return QueryManifest(list(meta.class_names), [], [])
+        return None
     with about("model"):
         return read_manifest(model, meta)
+
+
+def support_counts(meta: PredictorMeta, manifest: QueryManifest | None) -> dict[str, int | None]:
+    """Support images per class: finetune's (from the manifest) plus those taught since."""
+    finetuned = Counter(item.class_name for item in manifest.support) if manifest is not None else None
+    counts: dict[str, int | None] = {}
+    for name in meta.class_names:
+        added = int(meta.added_classes.get(name, {}).get("images", 0))
+        taught_only = name in meta.added_classes and meta.added_classes[name].get("new", True)
+        if taught_only:
+            counts[name] = added
+        elif finetuned is not None:
+            counts[name] = finetuned[name] + added
+        else:
+            counts[name] = None
+    return counts
+
+
+def example_folders(meta: PredictorMeta, name: str) -> list[Path]:
+    """The folders a taught class's images came from (newest last); empty for finetune's classes."""
+    record = meta.added_classes.get(name, {})
+    folders = record.get("folders") or ([record["folder"]] if "folder" in record else [])
+    return [Path(folder) for folder in folders]
 
 
 def _open_locked(model: Path, locked: ExitStack) -> tuple[paddle.nn.Layer, PredictorMeta]:
@@ -48,40 +87,85 @@ def _open_locked(model: Path, locked: ExitStack) -> tuple[paddle.nn.Layer, Predi
         return open_predictor(model)
 
 
-def add_class(model: Path, name: str, folder: Path) -> int:
-    """Adds class ``name`` from the images in ``folder``; returns how many images it used. The change is
-    made under the checkpoint's lock, so concurrent changes by other processes are all kept."""
+def add_class(model: Path, name: str, folder: Path) -> Taught:
+    """Teaches class ``name`` from the images in ``folder`` (a new class, or more images of one the
+    predictor has)."""
     set_paddle_threads()
+    with about("model"):
+        _, meta = read_checkpoint(model, PredictorMeta)  # for the image size; read again under the lock
+    images, _, _ = load_image_files(collect_images([folder]), meta.image_size, meta.channels, strict=True)
+    return teach(model, name, images, folder)
+
+
+def teach(model: Path, name: str, images: np.ndarray, folder: Path) -> Taught:
+    """Teaches class ``name`` from uint8 ``images`` (of the predictor's size and channels), which were
+    read from ``folder`` (recorded in the checkpoint), under the checkpoint's lock."""
+    if len(images) == 0:
+        raise PdfewshotError(": no images to teach from", "folder")
     with ExitStack() as locked:
         predictor, meta = _open_locked(model, locked)
-        return _add_class(model, name, folder, predictor, meta)
+        expected = (meta.image_size, meta.image_size, meta.channels)
+        if images.shape[1:] != expected:
+            raise ValueError(f"images of shape {images.shape[1:]}, the predictor takes {expected}")
+        embeddings = embed(predictor.embedding, images)
+        manifest = _manifest_or_empty(model, meta)
+        before = support_counts(meta, manifest).get(name)
+        if name in meta.class_names:
+            updated = _extended(predictor, meta.class_names.index(name), embeddings, before or meta.shot)
+        else:
+            updated = _with_new_class(predictor, meta, embeddings)
+        record: dict[str, Any] = dict(meta.added_classes.get(name, {"new": name not in meta.class_names}))
+        folders = [str(f) for f in example_folders(meta, name)]
+        record["folders"] = folders + [str(folder.resolve())] * (str(folder.resolve()) not in folders)
+        record["images"] = int(record.get("images", 0)) + len(embeddings)
+        record.pop("folder", None)
+        new = name not in meta.class_names
+        classes = [*meta.class_names, name] if new else list(meta.class_names)
+        support_count = meta.support_count + len(embeddings) if meta.pair_head else meta.support_count
+        meta = replace(meta, class_names=classes, added_classes={**meta.added_classes, name: record},
+                       support_count=support_count)  # fmt: skip
+        if manifest is None:
+            manifest = QueryManifest(list(meta.class_names), [], [])
+        manifest.classes = list(meta.class_names)
+        _save(model, updated, meta, manifest)
+        total = support_counts(meta, manifest)[name]
+        return Taught(name, new, len(embeddings), total)
 
 
-def _add_class(model: Path, name: str, folder: Path, predictor: paddle.nn.Layer, meta: PredictorMeta) -> int:
-    if name in meta.class_names:
-        raise PdfewshotError(f"{name}: the predictor already has this class", "name")
-    images, _, _ = load_image_files(collect_images([folder]), meta.image_size, meta.channels, strict=True)
-    embeddings = embed(predictor.embedding, images)
+def _with_new_class(predictor: paddle.nn.Layer, meta: PredictorMeta, embeddings: paddle.Tensor) -> paddle.nn.Layer:
     count = len(meta.class_names)
-    updated: paddle.nn.Layer
     if isinstance(predictor, PairPredictor):
         support = paddle.concat([predictor.support, embeddings])
         labels = paddle.concat([predictor.support_labels, paddle.full([len(embeddings)], count, "int64")])
-        updated = PairPredictor(predictor.embedding, support, labels, count + 1)
-    else:
-        old = predictor.classifier
-        classifier = CosineClassifier(count + 1, meta.embedding_dim, old.scale)
-        prototype = F.normalize(embeddings.mean(axis=0, keepdim=True), axis=1)
-        classifier.weight.set_value(paddle.concat([old.weight, prototype]))
-        classifier.bias.set_value(paddle.concat([old.bias, paddle.zeros([1])]))
-        updated = Predictor(predictor.embedding, classifier, paddle.concat([predictor.prototypes, prototype]))
-    manifest = _manifest_or_empty(model, meta)
-    added = {**meta.added_classes, name: {"folder": str(folder.resolve()), "images": len(embeddings)}}
-    support_count = meta.support_count + len(embeddings) if meta.pair_head else meta.support_count
-    meta = replace(meta, class_names=[*meta.class_names, name], added_classes=added, support_count=support_count)
-    manifest.classes = list(meta.class_names)
-    _save(model, updated, meta, manifest)
-    return len(embeddings)
+        return PairPredictor(predictor.embedding, support, labels, count + 1)
+    old = predictor.classifier
+    classifier = CosineClassifier(count + 1, meta.embedding_dim, old.scale)
+    prototype = F.normalize(embeddings.mean(axis=0, keepdim=True), axis=1)
+    classifier.weight.set_value(paddle.concat([old.weight, prototype]))
+    classifier.bias.set_value(paddle.concat([old.bias, paddle.zeros([1])]))
+    return Predictor(predictor.embedding, classifier, paddle.concat([predictor.prototypes, prototype]))
+
+
+def _extended(predictor: paddle.nn.Layer, index: int, embeddings: paddle.Tensor, before: int) -> paddle.nn.Layer:
+    """The predictor with class ``index`` moved towards ``embeddings``: its row of W and its prototype
+    become the mean of their old direction (standing for ``before`` images) and the new images'
+    prototype (standing for theirs)."""
+    if isinstance(predictor, PairPredictor):
+        support = paddle.concat([predictor.support, embeddings])
+        labels = paddle.concat([predictor.support_labels, paddle.full([len(embeddings)], index, "int64")])
+        return PairPredictor(predictor.embedding, support, labels, predictor.num_classes)
+    new_prototype = F.normalize(embeddings.mean(axis=0), axis=0).numpy()
+    weights = predictor.classifier.weight.numpy().copy()
+    prototypes = predictor.prototypes.numpy().copy()
+    for rows in (weights, prototypes):
+        old = rows[index] / max(float(np.linalg.norm(rows[index])), 1e-12)
+        mixed = before * old + len(embeddings) * new_prototype
+        rows[index] = mixed / max(float(np.linalg.norm(mixed)), 1e-12)
+    old_classifier = predictor.classifier
+    classifier = CosineClassifier(len(weights), weights.shape[1], old_classifier.scale)
+    classifier.weight.set_value(paddle.to_tensor(weights))
+    classifier.bias.set_value(old_classifier.bias)
+    return Predictor(predictor.embedding, classifier, paddle.to_tensor(prototypes))
 
 
 def remove_class(model: Path, name: str) -> None:
@@ -97,7 +181,7 @@ def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: Pred
     if name not in meta.class_names:
         raise PdfewshotError(f"{name}: the predictor has no such class", "name")
     if len(meta.class_names) == 1:
-        raise PdfewshotError(f"{name}: it is the predictor's only class", "name")
+        raise PdfewshotError(f"{name}: it is the predictor's only class (a predictor needs one)", "name")
     index = meta.class_names.index(name)
     keep = [i for i in range(len(meta.class_names)) if i != index]
     updated: paddle.nn.Layer
@@ -115,7 +199,7 @@ def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: Pred
         classifier.weight.set_value(paddle.to_tensor(old.weight.numpy()[keep]))
         classifier.bias.set_value(paddle.to_tensor(old.bias.numpy()[keep]))
         updated = Predictor(predictor.embedding, classifier, paddle.to_tensor(predictor.prototypes.numpy()[keep]))
-    manifest = _manifest_or_empty(model, meta)
+    manifest = _manifest_or_empty(model, meta) or QueryManifest(list(meta.class_names), [], [])
     added = {key: value for key, value in meta.added_classes.items() if key != name}
     meta = replace(meta, class_names=[meta.class_names[i] for i in keep], added_classes=added,
                    support_count=support_count)  # fmt: skip

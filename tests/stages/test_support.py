@@ -13,20 +13,14 @@ from pdfewshot.nets.embedding import embed
 from pdfewshot.stages.common import open_predictor
 from pdfewshot.storage.checkpoint import read_checkpoint
 from pdfewshot.storage.metadata import PredictorMeta
-from tests.conftest import make_nested, tiny_pretrain
+from tests.conftest import make_nested, tiny_predictor, tiny_pretrain
 
 runner = CliRunner()
 
 
 @pytest.fixture()
 def trained(tmp_path: Path) -> tuple[Path, Path]:
-    data = make_nested(tmp_path / "data", alphabets=3, characters=3, per_class=5)
-    models = tmp_path / "m"
-    pretrain = tiny_pretrain(data, models / "e.pdparams", 2)
-    assert runner.invoke(app, pretrain).exit_code == 0
-    finetune = ["finetune", "--model", str(models / "e.pdparams"), "--out", str(models / "p.pdparams"), "--steps", "5"]
-    assert runner.invoke(app, finetune).exit_code == 0
-    return data, models / "p.pdparams"
+    return tiny_predictor(tmp_path)
 
 
 def test_add_then_remove_a_class(trained: tuple[Path, Path], tmp_path: Path) -> None:
@@ -63,17 +57,37 @@ def test_add_then_remove_a_class(trained: tuple[Path, Path], tmp_path: Path) -> 
 
 
 def test_support_errors(trained: tuple[Path, Path], tmp_path: Path) -> None:
-    data, model = trained
+    _, model = trained
     _, meta = read_checkpoint(model, PredictorMeta)
-    existing = meta.class_names[0]
-    result = runner.invoke(app, ["support", "add", existing, str(data / "alpha0" / "char0"), "--model", str(model)])
-    assert result.exit_code == 2 and "already has this class" in result.output
     result = runner.invoke(app, ["support", "remove", "nobody", "--model", str(model)])
     assert result.exit_code == 2 and "NAME nobody: the predictor has no such class" in result.output
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["support", "add", "x", str(tmp_path / "empty"), "--model", str(model)])
     assert result.exit_code == 2 and "no images in this folder" in result.output
     assert read_checkpoint(model, PredictorMeta)[1].class_names == meta.class_names
+
+
+def test_adding_images_to_a_class_it_has_moves_that_class_alone(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    data, model = trained
+    before, meta = read_checkpoint(model, PredictorMeta)
+    extended = meta.class_names[0]
+    folder = data / next(n for n in ("alpha0/char0", "alpha1/char0", "alpha2/char0") if n not in meta.class_names)
+    result = runner.invoke(app, ["support", "add", extended, str(folder), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert f"added 5 images to class {extended} (now {meta.shot + 5})" in result.output
+    after, meta_after = read_checkpoint(model, PredictorMeta)
+    assert meta_after.class_names == meta.class_names
+    np.testing.assert_array_equal(after["classifier.weight"].numpy()[1:], before["classifier.weight"].numpy()[1:])
+    predictor, _ = open_predictor(model)
+    images, _ = load_sources([str(folder.parent)], 16, 1)
+    chosen = images.subset_classes([folder.name])
+    prototype = F.normalize(embed(predictor.embedding, chosen.images).mean(axis=0), axis=0).numpy()
+
+    def cosine(row: np.ndarray) -> float:
+        return float(row @ prototype / np.linalg.norm(row))
+
+    assert cosine(after["classifier.weight"].numpy()[0]) > cosine(before["classifier.weight"].numpy()[0])
+    assert cosine(after["prototypes"].numpy()[0]) > cosine(before["prototypes"].numpy()[0])
 
 
 def test_concurrent_commands_keep_every_class(tmp_path: Path) -> None:

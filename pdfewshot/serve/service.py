@@ -1,0 +1,404 @@
+"""A served classifier: predictions batched across concurrent requests, and teaching that never loses a
+change or shows a half-made one.
+
+One worker thread runs everything that touches Paddle, in the order the requests came. Prediction
+requests that wait while it is busy are taken together and scored in one forward pass. A change
+(teach, forget) runs in the worker too, as ``support add/remove`` does it: under the checkpoint's lock,
+read, change, write atomically, then the served classifier is swapped for the new one whole, so a
+prediction sees the classifier before a change or after it, never between. Before each piece of work
+the worker checks the checkpoint's file: when another process (``pdfewshot support add``, a second
+server) has written it, the worker serves that.
+"""
+
+import io
+import queue
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pdfewshot import __version__
+from pdfewshot.config import PredictConfig
+from pdfewshot.data.sources import UNREADABLE, decode_image, image_to_array, read_by_key
+from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.stages.predict import UNKNOWN, Prediction, Rejection, Scorer, label, open_scorer, rejection
+from pdfewshot.stages.support import Taught, example_folders, remove_class, support_counts, teach
+from pdfewshot.stages.test import manifest_path, read_manifest
+from pdfewshot.storage.atomic import atomic_write
+from pdfewshot.storage.checkpoint import read_checkpoint
+from pdfewshot.storage.metadata import PredictorMeta
+
+T = TypeVar("T")
+
+MAX_NAME_LENGTH = 64
+THUMBNAIL_SIZE = 96
+MAX_THUMBNAILS = 1024
+IMAGE_SUFFIXES_BY_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
+
+
+class ServiceError(Exception):
+    """A request the service refuses: the HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the name the client gave it and its bytes."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    name: str
+    support: int | None  # support images (None: not known, the predictor came without its manifest)
+    taught: bool  # taught (or given more images) since finetune
+    examples: int  # how many example images the service can show
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "support": self.support, "taught": self.taught, "examples": self.examples}
+
+
+@dataclass(frozen=True)
+class Served:
+    """One version of the classifier, never changed once made: a change makes a new one."""
+
+    scorer: Scorer
+    meta: PredictorMeta | None  # None for an export folder (which cannot be taught)
+    support: dict[str, int | None]
+    support_keys: dict[str, list[str]]  # finetune's support images of each class (keys in meta.data)
+    signature: tuple[int, int, int]
+
+
+def check_class_name(name: str) -> None:
+    """Refuses a class name that could not be a folder name of its own, or that reads as "unknown"."""
+    if not name.strip():
+        raise ServiceError(400, "class name: empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ServiceError(400, f"class name: {len(name)} characters, at most {MAX_NAME_LENGTH}")
+    if "/" in name or "\\" in name or name.startswith(".") or any(ord(c) < 32 for c in name):
+        raise ServiceError(400, f"class name {name!r}: must not contain / or \\ or control characters, or start with .")
+    if name == UNKNOWN:
+        raise ServiceError(400, f"class name {name!r}: reserved for images of none of the classes")
+
+
+def taught_folder(model: Path) -> Path:
+    """Where the server keeps the images it was taught from, one folder a class, beside the checkpoint."""
+    return model.with_name(model.stem + ".taught")
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+@dataclass
+class _Predict:
+    uploads: Sequence[Upload]
+    config: PredictConfig
+    future: "Future[list[Prediction]]" = field(default_factory=Future)
+
+
+@dataclass
+class _Call:
+    work: Callable[[], Any]
+    future: "Future[Any]" = field(default_factory=Future)
+
+
+class ClassifierService:
+    """The classifier behind ``pdfewshot serve``: a predictor checkpoint (which can be taught) or an
+    export folder (which can only predict)."""
+
+    def __init__(self, model: Path, max_batch: int = 64) -> None:
+        self.model = model
+        self.max_batch = max_batch
+        self.can_teach = not model.is_dir()
+        self._jobs: queue.Queue[_Predict | _Call | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="pdfewshot-classifier", daemon=True)
+        self._thumbnails: dict[tuple[tuple[int, int, int], str, int], bytes] = {}
+        self.batches: list[int] = []  # images per forward pass, for benchmarks and tests (last 1,000)
+        self._worker.start()
+        try:
+            self.state: Served = self._call(self._load)
+        except BaseException:
+            self.close()
+            raise
+
+    # ----- what request threads call
+
+    def predict(self, uploads: Sequence[Upload], config: PredictConfig) -> list[Prediction]:
+        """Predictions for the uploaded images, scored together with other requests waiting then."""
+        job = _Predict(uploads, config)
+        self._jobs.put(job)
+        return job.future.result()
+
+    def current(self) -> Served:
+        """The classifier served now, read anew when another process has changed the checkpoint."""
+        return self._call(self._current)
+
+    def classes(self) -> list[ClassInfo]:
+        state = self.current()
+        taught = state.meta.added_classes if state.meta is not None else {}
+        return [
+            ClassInfo(name, state.support.get(name), name in taught, len(self._example_sources(state, name)))
+            for name in state.scorer.class_names
+        ]
+
+    def teach(self, name: str, uploads: Sequence[Upload]) -> Taught:
+        """Teaches ``name`` from the uploaded images: a new class, or more images of one."""
+        check_class_name(name)
+        self._require_teachable()
+        return self._call(lambda: self._teach(name, uploads))
+
+    def forget(self, name: str) -> None:
+        """Drops class ``name``."""
+        self._require_teachable()
+        return self._call(lambda: self._forget(name))
+
+    def example(self, name: str, index: int) -> bytes:
+        """A PNG thumbnail of the ``index``-th support image of class ``name``."""
+        state = self.current()
+        if name not in state.scorer.class_names:
+            raise ServiceError(404, f"class {name!r}: no such class")
+        sources = self._example_sources(state, name)
+        if not 0 <= index < len(sources):
+            raise ServiceError(404, f"class {name!r}: has {len(sources)} example images, no number {index}")
+        key = (state.signature, name, index)
+        if key not in self._thumbnails:
+            if len(self._thumbnails) >= MAX_THUMBNAILS:
+                self._thumbnails.clear()
+            self._thumbnails[key] = _thumbnail(name, index, sources[index])
+        return self._thumbnails[key]
+
+    def health(self) -> dict[str, Any]:
+        state = self.current()
+        return {
+            "status": "ok",
+            "model": str(self.model),
+            "kind": "predictor" if self.can_teach else "export",
+            "classes": len(state.scorer.class_names),
+            "image_size": state.scorer.image_size,
+            "channels": state.scorer.channels,
+            "reject_score": state.scorer.reject_score,
+            "suggested_reject_below": state.scorer.suggested_reject_below,
+            "can_teach": self.can_teach,
+            "version": __version__,
+        }
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._worker.join(timeout=30)
+
+    # ----- the worker
+
+    def _call(self, work: Callable[[], T]) -> T:
+        job = _Call(work)
+        self._jobs.put(job)
+        result: T = job.future.result()
+        return result
+
+    def _work(self) -> None:
+        set_paddle_threads()
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            taken: list[_Predict | _Call] = [job]
+            stop = False
+            if isinstance(job, _Predict):
+                images = len(job.uploads)
+                while images < self.max_batch:  # the predictions that waited meanwhile go in one pass
+                    try:
+                        following = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if following is None:
+                        stop = True
+                        break
+                    taken.append(following)
+                    if not isinstance(following, _Predict):
+                        break
+                    images += len(following.uploads)
+            predictions = [j for j in taken if isinstance(j, _Predict)]
+            if predictions:
+                self._guarded(predictions, self._refresh)
+                self._guarded(predictions, partial(self._predict, predictions))
+            for call in (j for j in taken if isinstance(j, _Call)):
+                self._guarded([call], partial(self._run_call, call))
+            if stop:
+                return
+
+    @staticmethod
+    def _guarded(jobs: Sequence[_Predict | _Call], work: Callable[[], object]) -> None:
+        """Runs ``work``; an exception goes to the jobs it was for (not to the worker, which goes on)."""
+        try:
+            work()
+        except BaseException as error:
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(error)
+
+    def _run_call(self, call: _Call) -> None:
+        if call.work != self._load:
+            self._refresh()
+        call.future.set_result(call.work())
+
+    def _current(self) -> Served:
+        return self.state
+
+    def _refresh(self) -> None:
+        """Serves the checkpoint anew when another process has written it since it was read."""
+        if _signature(self._watched()) != self.state.signature:
+            self.state = self._load()
+
+    def _watched(self) -> Path:
+        return self.model if self.can_teach else self.model / "pdfewshot.json"
+
+    def _load(self) -> Served:
+        signature = _signature(self._watched())
+        with about("model"):
+            scorer = open_scorer(self.model)
+            if not self.can_teach:
+                return Served(scorer, None, {name: None for name in scorer.class_names}, {}, signature)
+            _, meta = read_checkpoint(self.model, PredictorMeta)
+            manifest = read_manifest(self.model, meta) if manifest_path(self.model, meta).is_file() else None
+        keys: dict[str, list[str]] = {}
+        for item in manifest.support if manifest is not None else []:
+            keys.setdefault(item.class_name, []).append(item.key)
+        return Served(scorer, meta, support_counts(meta, manifest), keys, signature)
+
+    def _predict(self, jobs: Sequence[_Predict]) -> None:
+        scorer = self.state.scorer
+        decoded: list[tuple[_Predict, np.ndarray, Rejection | None]] = []
+        for job in jobs:
+            try:  # a request's bad option or image fails that request alone
+                rule = rejection(job.config, scorer)
+                decoded.append((job, _decode(job.uploads, scorer.image_size, scorer.channels), rule))
+            except (PdfewshotError, ServiceError) as error:
+                job.future.set_exception(error)
+        if not decoded:
+            return
+        outputs = scorer.outputs(np.concatenate([arrays for _, arrays, _ in decoded]))
+        self.batches = [*self.batches[-999:], len(outputs)]
+        start = 0
+        for job, arrays, rule in decoded:
+            part = outputs[start : start + len(arrays)]
+            start += len(arrays)
+            logits, known = scorer.read(part, rule.score if rule is not None else None)
+            names = [upload.filename for upload in job.uploads]
+            job.future.set_result(label(names, logits, known, scorer.class_names, job.config.top_k, rule))
+
+    def _teach(self, name: str, uploads: Sequence[Upload]) -> Taught:
+        meta = self.state.meta
+        assert meta is not None
+        arrays = _decode(uploads, meta.image_size, meta.channels)
+        folder = taught_folder(self.model) / name
+        if name not in meta.class_names and folder.exists():
+            shutil.rmtree(folder)  # images of an earlier class of this name, since removed
+        folder.mkdir(parents=True, exist_ok=True)
+        first = len(list(folder.iterdir()))
+        written = []
+        for number, upload in enumerate(uploads, first):
+            path = folder / f"{number:04d}{_suffix(upload.data)}"
+            atomic_write(path, partial(_write_bytes, upload.data))
+            written.append(path)
+        try:
+            taught = teach(self.model, name, arrays, folder)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        self.state = self._load()
+        return taught
+
+    def _forget(self, name: str) -> None:
+        meta = self.state.meta
+        assert meta is not None
+        if name not in meta.class_names:
+            raise ServiceError(404, f"class {name!r}: no such class")
+        if len(meta.class_names) == 1:
+            raise ServiceError(409, f"class {name!r}: it is the only class; a classifier needs at least one")
+        with about("name"):
+            remove_class(self.model, name)
+        folder = taught_folder(self.model) / name
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        self.state = self._load()
+
+    def _require_teachable(self) -> None:
+        if not self.can_teach:
+            raise ServiceError(
+                409, f"{self.model}: an export folder can only predict; serve a predictor checkpoint to teach it"
+            )
+
+    def _example_sources(self, state: Served, name: str) -> list[Callable[[], bytes | np.ndarray | None]]:
+        """Loaders of the images a class was made from: finetune's support images, then taught ones."""
+        if state.meta is None:
+            return []
+        loaders: list[Callable[[], bytes | np.ndarray | None]] = []
+        data = list(state.meta.data)
+        loaders.extend(partial(read_by_key, data, key) for key in state.support_keys.get(name, []))
+        for folder in example_folders(state.meta, name):
+            if folder.is_dir():
+                files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+                loaders.extend(partial(_read_if_there, path) for path in files)
+        return loaders
+
+
+def _read_if_there(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _decode(uploads: Sequence[Upload], image_size: int, channels: int) -> np.ndarray:
+    """The uploads as the network takes them; the first that is not an image is a 400 naming it."""
+    arrays = []
+    for upload in uploads:
+        try:
+            arrays.append(image_to_array(decode_image(upload.data), image_size, channels))
+        except UnidentifiedImageError:
+            raise ServiceError(400, f"{upload.filename}: not an image (Pillow cannot identify it)") from None
+        except UNREADABLE as error:
+            raise ServiceError(400, f"{upload.filename}: unreadable image ({error})") from None
+    return np.stack(arrays)
+
+
+def _write_bytes(data: bytes, path: str) -> None:
+    Path(path).write_bytes(data)
+
+
+def _suffix(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as image:
+        return IMAGE_SUFFIXES_BY_FORMAT.get(str(image.format), ".png")
+
+
+def _thumbnail(name: str, index: int, load: Callable[[], bytes | np.ndarray | None]) -> bytes:
+    raw = load()
+    if raw is None:
+        raise ServiceError(404, f"class {name!r}: example image {index} is no longer where it was")
+    try:
+        image = decode_image(raw)
+    except UNREADABLE as error:
+        raise ServiceError(404, f"class {name!r}: example image {index} is unreadable ({error})") from None
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    out = io.BytesIO()
+    image.convert("L" if image.mode in ("L", "1", "I", "I;16") else "RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+__all__ = ["ClassInfo", "ClassifierService", "ServiceError", "Upload", "check_class_name", "taught_folder"]

@@ -1,0 +1,127 @@
+"""The page of a real `pdfewshot serve` process, driven in headless Chromium by Selenium.
+
+Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them the test is
+skipped on a developer's machine and fails in CI.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import tiny_predictor, write_image
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+if not (CHROMEDRIVER.exists() and BROWSER) and not os.environ.get("CI"):
+    pytest.skip(
+        "needs chromium and chromium-driver (apt-get install chromium chromium-driver)", allow_module_level=True
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def start_server(model: Path, port: int) -> subprocess.Popen[str]:
+    """A real `pdfewshot serve` process; returns once it answers /health (within 120 s)."""
+    command = [str(Path(sys.executable).with_name("pdfewshot")), "--threads", "1", "serve", "--model", str(model),
+               "--port", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server stopped: {process.stdout.read() if process.stdout else ''}")
+        try:
+            get_json(f"http://127.0.0.1:{port}/health")
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("the server did not answer within 120 s")
+
+
+@pytest.fixture()
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=430,1400"):
+        options.add_argument(argument)
+    if BROWSER:
+        options.binary_location = BROWSER
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_classify_teach_and_recognise_in_a_real_browser(browser: WebDriver, tmp_path: Path) -> None:
+    data, model = tiny_predictor(tmp_path)
+    port = free_port()
+    server = start_server(model, port)
+    wait = WebDriverWait(browser, 60)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        classes_before = len(get_json(f"http://127.0.0.1:{port}/classes"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#classes li")) == classes_before)
+
+        # classify an image of one of its classes
+        browser.find_element(By.ID, "classify-input").send_keys(str(sorted((data / "alpha0" / "char1").iterdir())[0]))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li .bar"))
+        first = browser.find_element(By.CSS_SELECTOR, "#results li")
+        assert first.get_attribute("data-label")
+
+        # teach a new class from three images, see it listed, then recognise an image of it
+        mugs = []
+        for i in range(3):
+            mugs.append(tmp_path / "mug" / f"mug{i}.png")
+            write_image(mugs[-1], 250 - i, size=40)
+        browser.find_element(By.ID, "teach-name").send_keys("my mug")
+        browser.find_element(By.ID, "teach-input").send_keys("\n".join(str(p) for p in mugs))
+        browser.find_element(By.ID, "teach-button").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#classes li[data-name="my mug"]'))
+        assert "learned my mug from 3 images" in browser.find_element(By.ID, "teach-message").text
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '#classes li[data-name="my mug"] img')) == 3)
+
+        write_image(tmp_path / "query" / "another mug.png", 248, size=40)
+        browser.find_element(By.ID, "classify-input").send_keys(str(tmp_path / "query" / "another mug.png"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li")) == 2)
+        newest = browser.find_element(By.CSS_SELECTOR, "#results li")
+        assert newest.get_attribute("data-label") == "my mug", newest.text
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        assert (tmp_path / "page.png").stat().st_size > 10_000
+
+        # killed at once, restarted: it serves what it was taught
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+        server = start_server(model, port)
+        assert "my mug" in [c["name"] for c in get_json(f"http://127.0.0.1:{port}/classes")]
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
+        output = server.communicate(timeout=60)[0]
+    assert server.returncode == 0 and "stopped" in output, output
+    assert f"at http://127.0.0.1:{port}" in output
