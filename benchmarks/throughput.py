@@ -25,7 +25,10 @@ from pathlib import Path
 import numpy as np
 
 import pdfewshot  # noqa: F401  (sets the MKL code path before Paddle is imported)
+from pdfewshot.config import PretrainConfig
 from pdfewshot.runtime import cpu_info, set_paddle_threads, thread_count
+from pdfewshot.stages.pretrain import training_processes
+from pdfewshot.train.distributed import Ranks
 
 VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16")
 
@@ -82,6 +85,46 @@ def paddle_rates(size: int, steps: int) -> dict[str, float]:
     fast = InferenceEmbedder(net, 1, size)
     results["infer fast"] = rate(lambda: fast(images, batch_size=BATCH), BATCH, steps * 2)
     return results
+
+
+def _parallel_train_process(size: int, steps: int, folder: str) -> None:
+    """One of the processes of :func:`parallel_train_rate`: its part of every batch, gradients averaged."""
+    import paddle
+
+    from pdfewshot.nets.embedding import EmbeddingNet, to_input
+    from pdfewshot.train.distributed import data_parallel, launched_ranks, start
+
+    set_paddle_threads()
+    ranks = launched_ranks()
+    start(ranks)
+    paddle.seed(0)
+    net = EmbeddingNet("resnet18", 1, EMBEDDING_DIM, size)
+    trainer = data_parallel(net, ranks)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters())
+    images = np.random.default_rng(ranks.rank).integers(
+        0, 256, size=(ranks.batch(BATCH), size, size, 1), dtype=np.uint8
+    )
+    batch = to_input(images)
+
+    def train_step() -> None:
+        loss = trainer(batch).pow(2).sum(axis=1).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+
+    net.train()
+    measured = rate(train_step, BATCH, steps)  # images of the whole batch, all processes together
+    if ranks.writer:
+        (Path(folder) / "rate").write_text(str(measured))
+
+
+def parallel_train_rate(size: int, steps: int, processes: int) -> float:
+    """Training img/s as ``pretrain`` runs it in ``processes`` processes that split every batch."""
+    from pdfewshot.train.distributed import run_processes
+
+    with tempfile.TemporaryDirectory() as folder:
+        run_processes(_parallel_train_process, (size, steps, folder), processes, max(1, thread_count() // processes))
+        return float((Path(folder) / "rate").read_text())
 
 
 def torch_rates(size: int, steps: int) -> dict[str, float] | None:
@@ -228,22 +271,31 @@ def main() -> None:
     args = parser.parse_args()
     set_paddle_threads()
     print(describe_cpu())
-    print(f"threads: {thread_count()}, batch {BATCH}, ResNet18 -> {EMBEDDING_DIM}-d, 1 channel; images/s")
+    processes = training_processes(PretrainConfig(), Ranks())  # what a default pretrain run uses here
     print(
-        f"{'size':>4} {'train ours':>10} {'train torch':>11} {'infer eager':>11} {'infer fast':>10} {'infer torch':>11}"
+        f"threads: {thread_count()}, batch {BATCH}, ResNet18 -> {EMBEDDING_DIM}-d, 1 channel; images/s; "
+        f"'train ours' is pretrain's way here: {processes} process(es) splitting every batch"
+    )
+    print(
+        f"{'size':>4} {'train 1 proc':>12} {f'train {processes} procs':>13} {'train torch':>11} {'infer eager':>11} "
+        f"{'infer fast':>10} {'infer torch':>11}"
     )
     ratios: dict[int, dict[str, float]] = {}
     for size in args.sizes:
         ours = paddle_rates(size, args.steps)
+        ours["train ours"] = parallel_train_rate(size, args.steps, processes) if processes > 1 else ours["train"]
         theirs = torch_rates(size, args.steps)
         torch_train = f"{theirs['train']:11.1f}" if theirs else f"{'-':>11}"
         torch_infer = f"{theirs['infer eager']:11.1f}" if theirs else f"{'-':>11}"
-        row = f"{size:>4} {ours['train']:10.1f} {torch_train} {ours['infer eager']:11.1f} {ours['infer fast']:10.1f}"
-        print(f"{row} {torch_infer}")
+        row = (
+            f"{size:>4} {ours['train']:12.1f} {ours['train ours']:13.1f} {torch_train} {ours['infer eager']:11.1f} "
+            f"{ours['infer fast']:10.1f}"
+        )
+        print(f"{row} {torch_infer}", flush=True)
         if theirs:
             ratios[size] = {
                 "infer": ours["infer fast"] / theirs["infer eager"],
-                "train": ours["train"] / theirs["train"],
+                "train": ours["train ours"] / theirs["train"],
             }
     fed, fixed = sampler_fed_rate(args.steps)
     print(f"training at 28 px, sampler-fed {fed:.1f} img/s vs fixed batch {fixed:.1f} img/s ({fed / fixed:.2f}x)")

@@ -228,6 +228,14 @@ def pretrain(
         ),
     ] = PRETRAIN.pretrained,
     freeze_backbone: Annotated[bool, typer.Option(help="Train only the embedding head.")] = PRETRAIN.freeze_backbone,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Training processes on a CPU, splitting every batch (the same training, faster). Default: one per "
+            "core, each taking at least 16 images of a batch, for runs of 100 steps or more; 1 trains in this "
+            "process alone. Under paddle.distributed.launch, the launcher's processes."
+        ),
+    ] = PRETRAIN.processes,
     save_every: Annotated[
         int | None,
         typer.Option(min=1, help="Save the training state every N steps (<out>.resume.pdparams) for --resume."),

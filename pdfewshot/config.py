@@ -71,6 +71,7 @@ class PretrainConfig:
     augment: str | None = None
     pretrained: str | None = None  # a weights file, or "imagenet"
     freeze_backbone: bool = False
+    processes: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.training_processes)
     save_every: int | None = None
     resume: bool = False
     strict: bool = False

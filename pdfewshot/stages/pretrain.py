@@ -5,7 +5,11 @@ This stage decides what to train and writes the result; how training runs is the
 resume and data-parallel processes.
 """
 
+import os
+import pickle
 import re
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,12 +30,12 @@ from pdfewshot.nets.pretrained import load_trunk_weights
 from pdfewshot.reporting.console import err_console, loss_progress
 from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
-from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.runtime import set_paddle_threads, thread_count
 from pdfewshot.stages.common import warn_skipped
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, Split, TrainingRecord
-from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, launched_ranks, start, wait_for_all
+from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, launched_ranks, run_processes, start, wait_for_all
 from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, Record, StopRules, train
 from pdfewshot.train.resume import Position, read_resume, resume_path
 from pdfewshot.train.tasks import TASKS, SoftmaxTask
@@ -42,6 +46,8 @@ VALIDATION_FRACTION = 0.1  # of the base classes, for user data
 MIN_VALIDATION_CLASSES = 2
 AUTO_VALIDATION_MIN_CLASSES = 10  # base classes below which validation is off unless asked for
 MAX_STEPS_BETWEEN_VALIDATIONS = 100  # so that a large data set is still checked often
+MIN_PARALLEL_STEPS = 100  # planned steps below which starting training processes does not pay
+MIN_BATCH_PER_PROCESS = 16  # images of every batch each training process takes, at least
 
 
 @dataclass
@@ -84,7 +90,8 @@ def _check_options(config: PretrainConfig) -> None:
             raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", name)
     if config.augment is not None and config.augment not in AUGMENT_NAMES:
         raise PdfewshotError(f"{config.augment}: unknown, choose from {', '.join(AUGMENT_NAMES)}", "augment")
-    for name in ("save_every", "epochs", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every"):
+    for name in ("save_every", "epochs", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every",
+                 "processes"):  # fmt: skip
         value = getattr(config, name)
         if value is not None and value < 1:
             raise PdfewshotError(f"{value}: must be at least 1", name)
@@ -180,6 +187,58 @@ def plan_phases(
     return [*warmup, phase(main, epochs)]
 
 
+def training_processes(config: PretrainConfig, ranks: Ranks) -> int:
+    """How many processes ``pretrain`` trains in: ``processes`` when given; else, on a CPU with several
+    cores and a run long enough to repay starting them, one process per core (each taking at least
+    :data:`MIN_BATCH_PER_PROCESS` images of every batch); else this one. Launched processes start none."""
+    if ranks.world_size > 1:
+        return 1
+    if config.processes is not None:
+        return config.processes
+    if paddle.device.cuda.device_count() > 0:
+        return 1  # GPUs: one process, or the launcher's one per GPU
+    planned = None if config.epochs is None or config.steps_per_epoch is None else (
+        config.steps_per_epoch * (config.epochs + config.warmup_epochs))  # fmt: skip
+    if planned is not None and planned < MIN_PARALLEL_STEPS:
+        return 1
+    return max(1, min(thread_count(), config.batch_size // MIN_BATCH_PER_PROCESS))
+
+
+def _pretrain_process(config: PretrainConfig, folder: str) -> None:
+    """One of the processes of :func:`_pretrain_in_processes`: trains, and leaves its result (rank 0) or
+    its one-line error in ``folder`` for the process that started it."""
+    try:
+        result = pretrain(config)
+        if result.writer:
+            (Path(folder) / "result.pickle").write_bytes(pickle.dumps(result))
+    except PdfewshotError as error:
+        rank = os.environ.get("PADDLE_TRAINER_ID", "0")
+        (Path(folder) / f"error-{rank}.pickle").write_bytes(pickle.dumps((error.message, error.parameter)))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _pretrain_in_processes(config: PretrainConfig, processes: int) -> PretrainResult:
+    """``pretrain`` in ``processes`` data-parallel processes that split every batch (see
+    :mod:`pdfewshot.train.distributed`); the same training as in one process, computed faster."""
+    if config.batch_size < processes:
+        raise PdfewshotError(f"{processes}: more processes than images in a batch ({config.batch_size})", "processes")
+    with tempfile.TemporaryDirectory(prefix="pdfewshot-pretrain-") as folder:
+        try:
+            run_processes(_pretrain_process, (config, folder), processes, max(1, thread_count() // processes))
+        except KeyboardInterrupt:
+            raise
+        except Exception as failure:
+            errors = sorted(Path(folder).glob("error-*.pickle"))
+            if errors:
+                message, parameter = pickle.loads(errors[0].read_bytes())
+                raise PdfewshotError(message, parameter) from None
+            raise RuntimeError(f"a training process failed: {str(failure).strip()}") from None
+        result: PretrainResult = pickle.loads((Path(folder) / "result.pickle").read_bytes())
+    return result
+
+
 def pretrain(config: PretrainConfig) -> PretrainResult:
     """Trains the embedding network (optional softmax warm-up, then the chosen loss); writes its checkpoint."""
     set_paddle_threads()
@@ -187,6 +246,9 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     with about("out"):
         check_checkpoint_path(config.out)
     ranks = launched_ranks()
+    processes = training_processes(config, ranks)
+    if processes > 1:
+        return _pretrain_in_processes(replace(config, processes=processes), processes)
     start(ranks)
     validation_left_to_data = config.validation_fraction is None
     with about("data"):
@@ -308,7 +370,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         checkpoint=config.out,
         losses=losses,
         seconds=seconds,
-        images_per_second=3 * config.batch_size * taken * ranks.world_size / seconds if taken else 0.0,
+        images_per_second=3 * ranks.batch(config.batch_size) * taken * ranks.world_size / seconds if taken else 0.0,
         base_classes=len(split.base),
         novel_classes=len(split.novel),
         validation_classes=len(split.validation),

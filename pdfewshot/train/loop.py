@@ -18,7 +18,7 @@ import paddle
 
 from pdfewshot.data.augment import augment_batch
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
-from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, data_parallel
+from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, agree, data_parallel
 from pdfewshot.train.resume import Position, restore_extra, restore_optimizer, save_resume
 from pdfewshot.train.schedule import scheduled_lr
 from pdfewshot.train.tasks import TrainingTask
@@ -157,6 +157,9 @@ def train(
         callbacks.on_validation(accuracy, step, improved)
         return rules.patience is not None and record.evaluations_since_best >= rules.patience
 
+    # Rank 0 validates (each process has its own batch-norm statistics) and decides when to stop.
+    validating = validator is not None and ranks.writer
+    deciding = ranks.world_size > 1 and (validator is not None or rules.time_budget is not None)
     stop = False
     for index, phase in enumerate(phases):
         if index < position.phase or stop:
@@ -174,7 +177,7 @@ def train(
             net.backbone.eval()
         first_epoch = position.epoch if index == position.phase else 0
         phase_steps = phase.epochs * phase.steps  # each phase anneals over its own length
-        sampler = phase.task.sampler(settings.batch_size, phase.steps, settings.seed + index, ranks)
+        sampler = phase.task.sampler(ranks.batch(settings.batch_size), phase.steps, settings.seed + index, ranks)
         loader = phase.task.loader(sampler)
         for epoch in range(first_epoch, phase.epochs):
             if stop:
@@ -195,7 +198,7 @@ def train(
                 position.losses.append(loss.item())
                 done = len(position.losses)
                 record.seconds = seconds_before + time.perf_counter() - started
-                if validator is not None and rules.validate_every and done % rules.validate_every == 0:
+                if validating and rules.validate_every and done % rules.validate_every == 0:
                     # Patience ends the last phase only: a warm-up always hands over to the main loss.
                     stop = validate(done) and index == len(phases) - 1
                     if stop:
@@ -206,6 +209,8 @@ def train(
                 if not stop and rules.time_budget is not None and record.seconds >= rules.time_budget:
                     stop = True
                     record.stopped_because = f"time budget of {rules.time_budget:.0f} s spent"
+                if deciding:
+                    stop = agree(stop, ranks)  # rank 0 decides; every process stops at the same step
                 if ranks.writer and settings.save_every and settings.resume_path and done % settings.save_every == 0:
                     here = Position(index, epoch, step + 1, position.losses)
                     best = {f"{BEST_PREFIX}{k}": v for k, v in (best_weights or {}).items()}
@@ -216,7 +221,7 @@ def train(
                 callbacks.on_step(phase.task.kind, position.losses[-1], done)
                 if stop:
                     break
-    if validator is not None:
+    if validating:
         done = len(position.losses)
         if not record.validations or record.validations[-1][0] != done:
             validate(done)  # the final weights get their chance too

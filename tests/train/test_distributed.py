@@ -72,3 +72,52 @@ def test_pretrain_runs_data_parallel_in_two_cpu_processes(tmp_path: Path) -> Non
     assert f"wrote {out}" in logs[0] and "wrote" not in logs[1]  # only rank 0 writes and reports
     written = {path.name for path in out.parent.iterdir()} - {"m.loss.png"}  # the picture needs matplotlib
     assert written == {"m.pdparams", "m.json", "m.split.json"}  # and no resume state left behind
+
+
+def test_processes_pretrain_starts_split_every_batch_and_take_every_step() -> None:
+    split = Ranks(1, 2, split_batches=True)
+    assert split.share(75) == 75 and split.batch(64) == 32
+    assert Ranks(1, 2).batch(64) == 64  # launched: a whole batch each, a share of the steps
+
+
+def test_how_many_processes_pretrain_trains_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdfewshot.config import PretrainConfig
+    from pdfewshot.stages.pretrain import training_processes
+
+    monkeypatch.setattr("pdfewshot.stages.pretrain.thread_count", lambda: 2)
+    alone = Ranks()
+    assert training_processes(PretrainConfig(), alone) == 2  # the default run: one process per core
+    assert training_processes(PretrainConfig(epochs=1, steps_per_epoch=5, warmup_epochs=0), alone) == 1  # short
+    assert training_processes(PretrainConfig(processes=3), alone) == 3  # asked for
+    assert training_processes(PretrainConfig(batch_size=16), alone) == 1  # 16 images a process at least
+    assert training_processes(PretrainConfig(), Ranks(0, 2)) == 1  # launched: the launcher's processes
+    monkeypatch.setattr("pdfewshot.stages.pretrain.thread_count", lambda: 1)
+    assert training_processes(PretrainConfig(), alone) == 1
+
+
+def test_pretrain_in_its_own_processes_is_seeded_validated_and_reports_errors(tmp_path: Path) -> None:
+    import paddle
+
+    from pdfewshot.config import PretrainConfig
+    from pdfewshot.stages.pretrain import pretrain
+
+    data = make_nested(tmp_path / "data", alphabets=3, characters=4, per_class=4)
+    settings = dict(data=[str(data)], backbone="conv4", loss="ce", image_size=16, embedding_dim=8, batch_size=8,
+                    epochs=2, steps_per_epoch=3, warmup_epochs=0, validation_fraction=0.2, validate_every=2,
+                    processes=2, show_progress=False)  # fmt: skip
+    weights = []
+    for run in ("a", "b"):
+        result = pretrain(PretrainConfig(out=tmp_path / run / "m.pdparams", **settings))  # type: ignore[arg-type]
+        assert result.writer and len(result.losses) == 6  # every step, each process half of every batch
+        meta = json.loads((tmp_path / run / "m.json").read_text())
+        assert meta["training"]["processes"] == 2 and meta["config"]["processes"] == 2
+        assert [step for step, _ in meta["training"]["validations"]] == [2, 4, 6]
+        weights.append(paddle.load(str(tmp_path / run / "m.pdparams")))
+    for name, value in weights[0].items():
+        if hasattr(value, "numpy"):
+            np.testing.assert_array_equal(value.numpy(), weights[1][name].numpy(), err_msg=name)
+
+    (data / "alpha0" / "empty").mkdir()
+    with pytest.raises(PdfewshotError, match="class folder alpha0/empty has no images"):
+        pretrain(PretrainConfig(out=tmp_path / "c" / "m.pdparams", **settings))  # type: ignore[arg-type]
+    assert not (tmp_path / "c").exists()
