@@ -18,10 +18,12 @@ import typer
 
 from pdfewshot import __version__
 from pdfewshot.config import (
+    DEFAULT_EMBEDDING,
     DEFAULT_EVALUATE_REPORT,
     DEFAULT_PREDICTOR,
     DEFAULT_TEST_REPORT,
     TOKEN_VARIABLE,
+    CompareConfig,
     EvaluateConfig,
     ExportConfig,
     FinetuneConfig,
@@ -48,7 +50,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
 
 PRETRAIN, FINETUNE, TEST, EVALUATE = PretrainConfig(), FinetuneConfig(), QueryTestConfig(), EvaluateConfig()
-PREDICT, EXPORT, SERVE = PredictConfig(), ExportConfig(), ServeConfig()
+PREDICT, EXPORT, SERVE, COMPARE = PredictConfig(), ExportConfig(), ServeConfig(), CompareConfig()
 
 DataOption = Annotated[
     list[str] | None,
@@ -268,6 +270,10 @@ def pretrain(
             f"validation: best accuracy {record.best_validation:.4f} at step {record.best_step} "
             f"({len(record.validations)} evaluations; weights of that step kept); stopped: {record.stopped_because}"
         )
+    if result.verification is not None:
+        chosen = result.verification
+        typer.echo(f"pair threshold for compare: {chosen.threshold:.4f} of {chosen.similarity} (accuracy "
+                   f"{chosen.accuracy:.4f} on {chosen.chosen_on})")  # fmt: skip
     typer.echo(f"wrote {result.checkpoint}")
 
 
@@ -397,6 +403,14 @@ def evaluate(
             "copies join the support set, a query's are averaged into its embedding (nn-pixels sees none)."
         ),
     ] = EVALUATE.views,
+    pairs: Annotated[
+        int | None,
+        typer.Option(
+            help="Score this many seeded pairs (half of one class) instead of episodes: verification accuracy at the "
+            "checkpoint's threshold, ROC AUC and equal error rate (95% bootstrap intervals); a checkpoint without a "
+            "threshold gets one, chosen on half the pairs and stored for compare."
+        ),
+    ] = EVALUATE.pairs,
     open_set: Annotated[
         bool,
         typer.Option(
@@ -426,6 +440,15 @@ def evaluate(
     for table in evaluation_tables(result, per_class):
         console.print(table)
     typer.echo(f"wrote {report}")
+    if result.pairs is not None:
+        verified = result.pairs
+        chosen = "chosen on" if verified.stored else "from the checkpoint, chosen on"
+        typer.echo(f"threshold {verified.threshold:.4f} of {verified.similarity} ({chosen} {verified.threshold_from})")
+        if verified.stored:
+            typer.echo(f"stored the threshold in {result_model(model)}; accuracy measured on the other "
+                       f"{verified.measured_on} pairs")  # fmt: skip
+        typer.echo(f"verification accuracy: {verified.accuracy:.4f} +- {verified.accuracy_interval:.4f}  "
+                   f"(ROC AUC {verified.auc:.4f}, EER {verified.eer:.4f}, {verified.pairs} pairs)")  # fmt: skip
     for row in result.open_set:
         auroc = row.summary(row.auroc)
         if auroc is not None:
@@ -440,6 +463,63 @@ def evaluate(
             )
     if result.kind == "runs":
         typer.echo(f"{len(result.run_names)} runs: {result.results[0].trial_accuracy:.4f}")
+
+
+def result_model(model: Path | None) -> Path:
+    return model if model is not None else DEFAULT_EMBEDDING
+
+
+@app.command()
+@user_errors
+def compare(
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="IMAGE_A IMAGE_B...", help="An image, then one or more to compare it with."),
+    ] = None,
+    model: Annotated[Path, typer.Option(help="Embedding checkpoint from pretrain.")] = COMPARE.model,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            help="A CSV file of pairs instead: rows first,second[,same|different] (paths relative to the file); with "
+            "the third field it reports the accuracy."
+        ),
+    ] = COMPARE.pairs,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Similarity at or above which a pair is 'same' (default: the checkpoint's, if it has one)."),
+    ] = COMPARE.threshold,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Are these the same? Similarity of image A to each image B (cosine of the embeddings, or a pair-bce
+    embedding's pair probability), and same / different at the checkpoint's threshold."""
+    import json
+
+    from rich.table import Table
+
+    from pdfewshot.reporting.console import console, err_console
+    from pdfewshot.stages.compare import compare as run
+
+    result = run(build(CompareConfig, {**locals(), "images": images or []}))
+    if json_output:
+        typer.echo(json.dumps(result.to_json(), indent=1))
+        return
+    shown = f"same at >= {result.threshold:.4f}" if result.threshold is not None else "no threshold"
+    err_console.print(f"{result.similarity}; {shown} ({result.threshold_from})", markup=False)
+    table = Table(title=f"{model.name}: {result.similarity}")
+    for column in ("first", "second", result.similarity, "answer"):
+        table.add_column(column, justify="right" if column == result.similarity else "left")
+    labelled = any(row.truth is not None for row in result.rows)
+    if labelled:
+        table.add_column("label")
+    for row in result.rows:
+        answer = "-" if row.same is None else ("same" if row.same else "different")
+        cells = [row.first, row.second, f"{row.similarity:.4f}", answer]
+        if labelled:
+            cells.append("-" if row.truth is None else ("same" if row.truth else "different"))
+        table.add_row(*cells)
+    console.print(table)
+    if result.accuracy is not None:
+        typer.echo(f"accuracy: {result.accuracy:.4f} ({sum(r.truth is not None for r in result.rows)} labelled pairs)")
 
 
 @app.command("predict")

@@ -134,6 +134,7 @@ class EvaluateConfig:
     query_entropy_weight: float = 0.1  # the transductive method's entropy on the queries (as finetune's)
     scale: float = 10.0
     views: int = 0  # distorted copies of each image embedded besides it (pdfewshot.data.views)
+    pairs: int | None = None  # verification pairs to score instead of episodes
     open_set: bool = False
     unknown_way: int | None = None  # None: as many unknown classes as known ones
     reject_rate: float = 0.05  # share of known images the suggested threshold rejects
@@ -162,6 +163,16 @@ class ExportConfig:
 
     model: Path = DEFAULT_PREDICTOR
     out: Path = DEFAULT_EXPORT
+
+
+@dataclass
+class CompareConfig:
+    """Options of ``pdfewshot compare`` (the CLI documents each)."""
+
+    images: list[Path] = field(default_factory=list)  # IMAGE_A IMAGE_B [IMAGE_B ...]
+    model: Path = DEFAULT_EMBEDDING
+    pairs: Path | None = None  # a CSV of pairs instead of images
+    threshold: float | None = None  # None: the checkpoint's (pretrain or evaluate --pairs chose it)
 
 
 TOKEN_VARIABLE = "PDFEWSHOT_TOKEN"  # serve --token from the environment, kept out of the process list

@@ -112,6 +112,18 @@ def iter_source(source: str) -> Iterator[RawItem]:
         raise PdfewshotError(f"{source}: not a folder or a .zip of images")
 
 
+def count_images(source: str) -> int:
+    """How many images a source holds, counted by name without reading them (0 for one that is not there:
+    loading it says what is wrong)."""
+    if source == BUILTIN_SOURCE:
+        spec = GlyphSpec()
+        return spec.alphabets * spec.characters * spec.drawers
+    try:
+        return sum(1 for _ in iter_source(source))
+    except PdfewshotError:
+        return 0
+
+
 def read_by_key(sources: Sequence[str], key: str) -> bytes | np.ndarray | None:
     """The encoded image (or array) that the sources hold under ``key`` (a relative path, as an
     ImageSet's keys are), or None when none of them has it."""

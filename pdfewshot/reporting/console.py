@@ -93,6 +93,16 @@ def accuracy_table(rows: Sequence[ClassAccuracy], title: str) -> Table:
 def evaluation_tables(result: Any, per_class: bool = False) -> list[Table]:
     """Tables for an evaluation: the summary (episodes) or accuracy per run, then optionally per class."""
     tables = []
+    if result.kind == "pairs":
+        pairs = result.pairs
+        table = Table(title=f"pair verification: {pairs.pairs} pairs, half of one class (95% bootstrap intervals)")
+        for column in ("similarity", "threshold", "accuracy", "ROC AUC", "equal error rate"):
+            table.add_column(column, justify="left" if column == "similarity" else "right")
+        table.add_row(
+            pairs.similarity, f"{pairs.threshold:.4f}", f"{pairs.accuracy:.4f} +- {pairs.accuracy_interval:.4f}",
+            f"{pairs.auc:.4f} +- {pairs.auc_interval:.4f}", f"{pairs.eer:.4f} +- {pairs.eer_interval:.4f}",
+        )  # fmt: skip
+        return [table]
     if result.kind == "open-set":
         table = Table(title="open-set episodes (mean +- 95% interval)")
         for column in ("method", "way", "shot", "score", "closed acc.", "AUROC", "false acc. @95%", "open acc."):

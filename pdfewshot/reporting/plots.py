@@ -129,3 +129,18 @@ def score_histogram(
     axes.set_title(title)
     axes.legend()
     return _save(figure, path)
+
+
+def roc_curve(false_accept: Sequence[float], true_accept: Sequence[float], path: Path, title: str) -> Path:
+    """The ROC curve of pair verification: same-class pairs accepted against different-class ones."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot(false_accept, true_accept, color="tab:blue", linewidth=1.5)
+    axes.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="chance")
+    axes.set_xlabel("different-class pairs called same (false accept rate)")
+    axes.set_ylabel("same-class pairs called same (true accept rate)")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_title(title)
+    axes.legend(loc="lower right")
+    return _save(figure, path)

@@ -22,10 +22,11 @@ from pdfewshot.methods.fitting import FitSettings
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.reporting.console import ClassAccuracy, loss_progress
-from pdfewshot.reporting.plots import accuracy_pictures, class_accuracy_bars, score_histogram
+from pdfewshot.reporting.plots import accuracy_pictures, class_accuracy_bars, roc_curve, score_histogram
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding, warn_skipped
 from pdfewshot.stages.open_set import OpenSetResult, evaluate_open_set
+from pdfewshot.stages.pairs import PairsResult, evaluate_pairs
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.metadata import EmbeddingMeta
 
@@ -85,17 +86,19 @@ class MethodResult:
 
 @dataclass
 class EvaluateResult:
-    kind: str  # "episodes", "runs" or "open-set"
+    kind: str  # "episodes", "runs", "open-set" or "pairs"
     results: list[MethodResult]
     run_names: list[str] = field(default_factory=list)
     skipped_methods: list[str] = field(default_factory=list)
     views: int = 0
     open_set: list[OpenSetResult] = field(default_factory=list)
+    pairs: PairsResult | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "runs": self.run_names, "skipped_methods": self.skipped_methods, "views": self.views,
             "results": [r.to_json() for r in self.results], "open_set": [r.to_json() for r in self.open_set],
+            "pairs": self.pairs.to_json() if self.pairs is not None else None,
         }  # fmt: skip
 
 
@@ -136,6 +139,9 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     if config.open_set and config.runs is not None:
         raise PdfewshotError(": the 20 runs have no unknown classes; give --data (or none) for open-set episodes",
                              "open_set")  # fmt: skip
+    if config.pairs is not None and (config.runs is not None or config.open_set):
+        raise PdfewshotError(f"{config.pairs}: pairs come from --data or the held-out classes, not with --runs or "
+                             "--open-set", "pairs")  # fmt: skip
     if not 0.0 < config.reject_rate < 1.0:
         raise PdfewshotError(f"{config.reject_rate}: must be above 0 and below 1", "reject_rate")
     for name in config.method or ():
@@ -155,6 +161,12 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     built = {name: build_method(name, settings) for name in requested}
     methods = {name: method for name, method in built.items() if net is not None or not method.uses_embedding}
     skipped = [name for name in requested if name not in methods]
+    if config.pairs is not None:
+        if net is None or meta is None or model is None:
+            raise PdfewshotError(f": no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); pairs need one", "model")
+        result = _evaluate_pairs(config, model, net, meta)
+        _write(config, result)
+        return result
     if not methods or (config.open_set and net is None):
         raise PdfewshotError(
             f": no embedding checkpoint (looked for {DEFAULT_EMBEDDING}); only nn-pixels runs without one, and "
@@ -168,18 +180,33 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     else:
         result = _evaluate_episodes(config, net, meta, methods, image_size)
     result.skipped_methods, result.views = skipped, config.views
+    _write(config, result)
+    return result
+
+
+def _write(config: EvaluateConfig, result: "EvaluateResult") -> None:
     with about("report"):
         if config.report is not None:
             write_json(config.report, result.to_json())
         if config.plots:
             write_plots(result, (config.report or DEFAULT_EVALUATE_REPORT).with_suffix(""))
-    return result
+
+
+def _evaluate_pairs(config: EvaluateConfig, model: Path, net: EmbeddingNet, meta: EmbeddingMeta) -> "EvaluateResult":
+    imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
+    imageset = imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
+    embeddings = run_fast(net, imageset.images)
+    return EvaluateResult("pairs", [], pairs=evaluate_pairs(config, model, net, meta, imageset, embeddings))
 
 
 def write_plots(result: EvaluateResult, base: Path) -> list[Path]:
     """Per method and shot: confusion matrix and per-class accuracy (episodes), accuracy per run (runs), or
     the histogram of the default unknown score for known and unknown queries (open set)."""
     written = []
+    if result.pairs is not None:
+        stem = base.with_name(f"{base.name}.pairs.roc.png")
+        title = f"{result.pairs.similarity}: ROC AUC {result.pairs.auc:.3f}, {result.pairs.pairs} pairs"
+        written.append(roc_curve(result.pairs.false_accept, result.pairs.true_accept, stem, title))
     for row in result.open_set:
         if row.score == DEFAULT_REJECT_SCORE:
             stem = base.with_name(f"{base.name}.{row.method}.{row.shot}shot.{row.score}.histogram.png")

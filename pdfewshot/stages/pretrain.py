@@ -21,7 +21,7 @@ import paddle
 from pdfewshot.config import AUGMENT_NAMES, BACKBONE_NAMES, IMAGENET, LOSS_NAMES, SCHEDULE_NAMES, PretrainConfig
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.profile import DataProfile, profile_sources
-from pdfewshot.data.sources import load_sources, resolve_source
+from pdfewshot.data.sources import count_images, load_sources, resolve_source
 from pdfewshot.data.splits import split_classes
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.embedding import EmbeddingNet
@@ -32,9 +32,10 @@ from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
 from pdfewshot.runtime import set_paddle_threads, thread_count
 from pdfewshot.stages.common import warn_skipped
+from pdfewshot.stages.pairs import validation_threshold
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
-from pdfewshot.storage.metadata import EmbeddingMeta, Split, TrainingRecord
+from pdfewshot.storage.metadata import EmbeddingMeta, Split, TrainingRecord, Verification
 from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, launched_ranks, run_processes, start, wait_for_all
 from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, Record, StopRules, train
 from pdfewshot.train.resume import Position, read_resume, resume_path
@@ -46,7 +47,7 @@ VALIDATION_FRACTION = 0.1  # of the base classes, for user data
 MIN_VALIDATION_CLASSES = 2
 AUTO_VALIDATION_MIN_CLASSES = 10  # base classes below which validation is off unless asked for
 MAX_STEPS_BETWEEN_VALIDATIONS = 100  # so that a large data set is still checked often
-MIN_PARALLEL_STEPS = 100  # planned steps below which starting training processes does not pay
+MIN_PARALLEL_IMAGES = 20_000  # planned training images below which starting processes does not pay
 MIN_BATCH_PER_PROCESS = 16  # images of every batch each training process takes, at least
 
 
@@ -61,6 +62,7 @@ class PretrainResult:
     validation_classes: int = 0
     record: Record | None = None
     writer: bool = True  # False in the data-parallel processes other than rank 0, which write nothing
+    verification: Verification | None = None  # the pair threshold chosen on the validation classes
 
 
 def split_path(checkpoint: Path) -> Path:
@@ -197,11 +199,21 @@ def training_processes(config: PretrainConfig, ranks: Ranks) -> int:
         return config.processes
     if paddle.device.cuda.device_count() > 0:
         return 1  # GPUs: one process, or the launcher's one per GPU
-    planned = None if config.epochs is None or config.steps_per_epoch is None else (
-        config.steps_per_epoch * (config.epochs + config.warmup_epochs))  # fmt: skip
-    if planned is not None and planned < MIN_PARALLEL_STEPS:
+    if planned_images(config) < MIN_PARALLEL_IMAGES:
         return 1
     return max(1, min(thread_count(), config.batch_size // MIN_BATCH_PER_PROCESS))
+
+
+def planned_images(config: PretrainConfig) -> int:
+    """About how many images the run will train on (an epoch: its steps' batches, or a pass over the data,
+    counted without decoding; up to ``max_epochs`` when the epochs are left to validation)."""
+    if config.steps_per_epoch is not None:
+        per_epoch = config.steps_per_epoch * config.batch_size
+    else:
+        with about("data"):
+            per_epoch = sum(count_images(resolve_source(source)) for source in config.data)
+    epochs = config.epochs or (config.max_epochs if config.validation_fraction != 0 else DEFAULT_EPOCHS)
+    return per_epoch * (epochs + config.warmup_epochs)
 
 
 def _pretrain_process(config: PretrainConfig, folder: str) -> None:
@@ -214,9 +226,16 @@ def _pretrain_process(config: PretrainConfig, folder: str) -> None:
     except PdfewshotError as error:
         rank = os.environ.get("PADDLE_TRAINER_ID", "0")
         (Path(folder) / f"error-{rank}.pickle").write_bytes(pickle.dumps((error.message, error.parameter)))
-        sys.exit(2)
+        _leave(2)
     except KeyboardInterrupt:
-        sys.exit(130)
+        _leave(130)
+
+
+def _leave(code: int) -> None:
+    """Ends a training process at once: the process group's teardown would wait for the others."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _pretrain_in_processes(config: PretrainConfig, processes: int) -> PretrainResult:
@@ -357,6 +376,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         ),
         normalisation=normalisation,
     )
+    if ranks.writer and split.validation:
+        meta.verification = validation_threshold(net, imageset.subset_classes(split.validation), config.seed)
     if ranks.writer:
         with about("out"):
             save_checkpoint(config.out, net, meta)
@@ -376,4 +397,5 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         validation_classes=len(split.validation),
         record=record,
         writer=ranks.writer,
+        verification=meta.verification,
     )

@@ -55,6 +55,16 @@ class TrainingRecord:
 
 
 @dataclass
+class Verification:
+    """The threshold that answers "same class?" for pairs of images (``compare``), and where it was chosen."""
+
+    threshold: float
+    similarity: str  # "cosine" or "pair-probability" (pdfewshot.methods.verification)
+    chosen_on: str  # e.g. "1000 pairs of the 4 validation classes"
+    accuracy: float  # verification accuracy of the threshold on the pairs it was chosen on
+
+
+@dataclass
 class EmbeddingMeta:
     """An embedding checkpoint (``pretrain``): the network and what it was trained on."""
 
@@ -73,6 +83,7 @@ class EmbeddingMeta:
     config: dict[str, Any]
     training: TrainingRecord
     normalisation: str = "symmetric"  # how pixels are scaled inside the network (nets.embedding)
+    verification: Verification | None = None  # chosen by pretrain (validation classes) or evaluate --pairs
 
     @property
     def pair_head(self) -> bool:
