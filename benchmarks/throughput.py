@@ -59,16 +59,16 @@ def rate(step: Callable[[], object], images_per_step: int, steps: int, warmup: i
     return images_per_step * steps / (time.perf_counter() - started)
 
 
-def paddle_rates(size: int, steps: int) -> dict[str, float]:
+def paddle_rates(size: int, steps: int, backbone: str = "resnet18", channels: int = 1) -> dict[str, float]:
     import paddle
 
     from pdfewshot.nets.embedding import EmbeddingNet, to_input
     from pdfewshot.nets.inference import InferenceEmbedder
 
     paddle.seed(0)
-    net = EmbeddingNet("resnet18", 1, EMBEDDING_DIM, size)
+    net = EmbeddingNet(backbone, channels, EMBEDDING_DIM, size)
     optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters())
-    images = np.random.default_rng(0).integers(0, 256, size=(BATCH, size, size, 1), dtype=np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, size=(BATCH, size, size, channels), dtype=np.uint8)
     batch = to_input(images)
 
     def train_step() -> None:
@@ -82,7 +82,7 @@ def paddle_rates(size: int, steps: int) -> dict[str, float]:
     net.eval()
     with paddle.no_grad():
         results["infer eager"] = rate(lambda: net(batch), BATCH, steps * 2)
-    fast = InferenceEmbedder(net, 1, size)
+    fast = InferenceEmbedder(net, channels, size)
     results["infer fast"] = rate(lambda: fast(images, batch_size=BATCH), BATCH, steps * 2)
     return results
 
@@ -268,6 +268,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[28, 84, 105])
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per measurement")
+    parser.add_argument(
+        "--backbones", nargs="*", default=["resnet18", "resnet50", "vgg16", "mobilenet_v2", "conv4"],
+        help="also time these backbones at --backbone-size px, 3 channels, one process (none: skip)",
+    )  # fmt: skip
+    parser.add_argument("--backbone-size", type=int, default=84)
     args = parser.parse_args()
     set_paddle_threads()
     print(describe_cpu())
@@ -297,6 +302,13 @@ def main() -> None:
                 "infer": ours["infer fast"] / theirs["infer eager"],
                 "train": ours["train ours"] / theirs["train"],
             }
+    if args.backbones:
+        print(f"backbones at {args.backbone_size} px, 3 channels, batch {BATCH}, one process; images/s")
+        print(f"{'backbone':>12} {'train':>8} {'infer eager':>11} {'infer fast':>10}")
+        for backbone in args.backbones:
+            timed = paddle_rates(args.backbone_size, max(2, args.steps // 2), backbone, channels=3)
+            print(f"{backbone:>12} {timed['train']:8.1f} {timed['infer eager']:11.1f} {timed['infer fast']:10.1f}",
+                  flush=True)  # fmt: skip
     fed, fixed = sampler_fed_rate(args.steps)
     print(f"training at 28 px, sampler-fed {fed:.1f} img/s vs fixed batch {fixed:.1f} img/s ({fed / fixed:.2f}x)")
     finetune, test = finetune_and_test_times()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 BUILTIN_SOURCE = "builtin:glyphs"
-IMAGENET = "imagenet"  # --pretrained imagenet: paddle.vision's ImageNet ResNet18 weights
+IMAGENET = "imagenet"  # --pretrained imagenet: paddle.vision's ImageNet weights of the backbone
 
 MODELS = Path("models")
 DEFAULT_EMBEDDING = MODELS / "emb_model.pdparams"
@@ -21,7 +21,7 @@ DEFAULT_EXPORT = MODELS / "export"
 
 LossName = Literal["cosine-mse", "triplet", "contrastive", "pair-bce", "ce"]
 MethodName = Literal["prototype", "finetune", "transductive", "nn-pixels", "pair"]
-BackboneName = Literal["resnet18", "conv4", "koch"]
+BackboneName = Literal["resnet18", "resnet50", "vgg16", "mobilenet_v2", "conv4", "koch"]
 ScheduleName = Literal["constant", "cosine"]
 AugmentName = Literal["none", "affine", "photo"]
 

@@ -225,7 +225,8 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("imagenet weights for another backbone",
      lambda w: ["pretrain", "--data", str(w.data), "--pretrained", "imagenet", "--backbone", "conv4",
                 "--out", str(w.out / "m.pdparams")],
-     "--pretrained imagenet: paddle.vision's ImageNet weights here are for resnet18, not conv4"),
+     "--pretrained imagenet: paddle.vision has ImageNet weights for resnet18, resnet50, vgg16, mobilenet_v2, "
+     "not conv4"),
     ("zip without images", zip_without_images, "docs.zip: no images found"),
     ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),
                                               "--report", str(w.out / "e.json")], "0.png: not a zip archive"),

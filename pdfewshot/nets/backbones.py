@@ -1,36 +1,69 @@
 """Backbones: image -> feature vector ``[N, feature_dim]``.
 
-- ``resnet18``: ``paddle.vision.models.resnet18`` without its classifier (He et al. 2016), 512-d.
+- ``resnet18``, ``resnet50`` (He et al. 2016), ``vgg16`` (Simonyan and Zisserman 2015) and
+  ``mobilenet_v2`` (Sandler et al. 2018): ``paddle.vision.models`` networks without their classifiers
+  (VGG16's convolutions global-average-pooled), 512-, 2048-, 512- and 1280-d; each can start from
+  paddle.vision's ImageNet weights (:mod:`pdfewshot.nets.pretrained`).
 - ``conv4``: four 64-channel conv-BN-ReLU-pool blocks, the backbone of Matching Networks (Vinyals et
   al. 2016) and Prototypical Networks (Snell et al. 2017); for 28-84 px.
 - ``koch``: Koch et al. (2015)'s Siamese network for 105x105 Omniglot: conv 64@10x10, 128@7x7,
   128@4x4, 256@4x4 with ReLU and max-pooling, then a 4096-d sigmoid layer.
 """
 
+from collections.abc import Callable
+
 import paddle
 from paddle import nn
-from paddle.vision.models import resnet18
+from paddle.vision.models import mobilenet_v2, resnet18, resnet50, vgg16
 
 from pdfewshot.errors import PdfewshotError
 
-BACKBONES = ("resnet18", "conv4", "koch")
+VISION_MODELS: dict[str, tuple[Callable[[], nn.Layer], int]] = {
+    "resnet18": (lambda: resnet18(num_classes=0, with_pool=True), 512),
+    "resnet50": (lambda: resnet50(num_classes=0, with_pool=True), 2048),
+    "vgg16": (lambda: vgg16(num_classes=0, with_pool=False), 512),
+    "mobilenet_v2": (lambda: mobilenet_v2(num_classes=0, with_pool=True), 1280),
+}
+# Each vision network's first convolution (its weight's key), which takes the image's channels.
+FIRST_CONV = {"resnet18": "conv1", "resnet50": "conv1", "vgg16": "features.0", "mobilenet_v2": "features.0.0"}
+BACKBONES = (*VISION_MODELS, "conv4", "koch")
 # The smallest input each backbone's pooling leaves at least one pixel of.
-MIN_SIZE = {"resnet18": 8, "conv4": 16, "koch": 64}
+MIN_SIZE = {"resnet18": 8, "resnet50": 8, "vgg16": 32, "mobilenet_v2": 8, "conv4": 16, "koch": 64}
 
 
-class ResNet18Trunk(nn.Layer):  # type: ignore[misc]
-    """ResNet18 flattened to 512-d; for greyscale input the first convolution takes one channel."""
+def _replace_first_conv(net: nn.Layer, path: str, channels: int) -> None:
+    """Gives ``net``'s first convolution (at ``path``) ``channels`` input channels, its shape otherwise kept."""
+    *parents, last = path.split(".")
+    owner = net
+    for name in parents:
+        owner = owner[int(name)] if name.isdigit() else getattr(owner, name)
+    old = owner[int(last)] if last.isdigit() else getattr(owner, last)
+    conv = nn.Conv2D(
+        channels, old._out_channels, old._kernel_size, old._stride, old._padding, bias_attr=old.bias is not None
+    )
+    if last.isdigit():
+        owner[int(last)] = conv
+    else:
+        setattr(owner, last, conv)
 
-    def __init__(self, channels: int = 3) -> None:
+
+class VisionTrunk(nn.Layer):  # type: ignore[misc]
+    """A ``paddle.vision.models`` network without its classifier, flattened; for greyscale input the first
+    convolution takes one channel."""
+
+    def __init__(self, name: str, channels: int = 3) -> None:
         super().__init__()
-        self.net = resnet18(num_classes=0, with_pool=True)
+        build, self.feature_dim = VISION_MODELS[name]
+        self.net = build()
+        self.pooled = name != "vgg16"
         if channels != 3:
-            self.net.conv1 = nn.Conv2D(channels, 64, kernel_size=7, stride=2, padding=3, bias_attr=False)
-        self.feature_dim = 512
+            _replace_first_conv(self.net, FIRST_CONV[name], channels)
 
     def forward(self, images: paddle.Tensor) -> paddle.Tensor:
-        # resnet18(num_classes=0) returns [N, 512, 1, 1].
-        return self.net(images).flatten(1)
+        features = self.net(images)  # [N, C, 1, 1], or VGG16's [N, 512, h, w]
+        if not self.pooled:
+            features = features.mean(axis=[2, 3])
+        return features.flatten(1)
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -85,8 +118,8 @@ def build_backbone(name: str, channels: int, image_size: int = 28) -> nn.Layer:
         raise PdfewshotError(f"{name}: unknown, choose from {', '.join(BACKBONES)}", "backbone")
     if image_size < MIN_SIZE[name]:
         raise PdfewshotError(f"{image_size}: the {name} backbone needs at least {MIN_SIZE[name]}", "image_size")
-    if name == "resnet18":
-        return ResNet18Trunk(channels)
+    if name in VISION_MODELS:
+        return VisionTrunk(name, channels)
     if name == "conv4":
         return Conv4(channels, image_size)
     return KochNet(channels, image_size)

@@ -24,6 +24,7 @@ from pdfewshot.data.profile import DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
 from pdfewshot.data.splits import split_classes
 from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.nets.backbones import VISION_MODELS
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.nets.pretrained import load_trunk_weights
@@ -103,9 +104,10 @@ def _check_options(config: PretrainConfig) -> None:
         raise PdfewshotError(f"{config.validation_fraction}: must be at least 0 and below 1", "validation_fraction")
     if config.time_budget is not None:
         parse_duration(config.time_budget)
-    if config.pretrained == IMAGENET and config.backbone not in (None, "resnet18"):
+    if config.pretrained == IMAGENET and config.backbone not in (None, *VISION_MODELS):
         raise PdfewshotError(
-            f"{IMAGENET}: paddle.vision's ImageNet weights here are for resnet18, not {config.backbone}", "pretrained"
+            f"{IMAGENET}: paddle.vision has ImageNet weights for {', '.join(VISION_MODELS)}, not {config.backbone}",
+            "pretrained",
         )
 
 

@@ -12,7 +12,8 @@ from pdfewshot.nets.embedding import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet, 
     [
         ("resnet18", 1, 16, 512), ("resnet18", 1, 28, 512), ("resnet18", 3, 28, 512), ("resnet18", 3, 84, 512),
         ("resnet18", 1, 105, 512), ("conv4", 1, 28, 64), ("conv4", 3, 84, 1600), ("conv4", 1, 16, 64),
-        ("koch", 1, 105, 4096), ("koch", 3, 84, 4096),
+        ("koch", 1, 105, 4096), ("koch", 3, 84, 4096), ("resnet50", 1, 28, 2048), ("resnet50", 3, 8, 2048),
+        ("vgg16", 1, 32, 512), ("vgg16", 3, 105, 512), ("mobilenet_v2", 1, 28, 1280), ("mobilenet_v2", 3, 84, 1280),
     ],
 )  # fmt: skip
 def test_backbone_shapes(name: str, channels: int, size: int, features: int) -> None:
@@ -32,6 +33,8 @@ def test_unknown_backbone_and_too_small_images_are_clear_errors() -> None:
         build_backbone("vgg", 1)
     with pytest.raises(PdfewshotError, match="image_size 28: the koch backbone needs at least 64"):
         build_backbone("koch", 1, 28)
+    with pytest.raises(PdfewshotError, match="image_size 28: the vgg16 backbone needs at least 32"):
+        build_backbone("vgg16", 1, 28)
 
 
 def test_embeddings_are_unit_length_and_batching_does_not_change_them() -> None:

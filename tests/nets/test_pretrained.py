@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from paddle.vision.models import resnet18
+from paddle.vision.models import mobilenet_v2, resnet18
 
 from pdfewshot.config import PretrainConfig
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.nets.pretrained import imagenet_url, load_trunk_weights
 from pdfewshot.stages.common import open_embedding
 from pdfewshot.stages.pretrain import pretrain
 from tests.conftest import make_flat
@@ -66,8 +68,33 @@ def test_offline_imagenet_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "m.pdparams").exists()
 
 
-def test_imagenet_weights_are_for_resnet18_only(tmp_path: Path) -> None:
+def test_imagenet_weights_are_for_paddle_vision_backbones_only(tmp_path: Path) -> None:
     config = PretrainConfig(data=[str(make_flat(tmp_path / "d"))], out=tmp_path / "m.pdparams",
                             pretrained="imagenet", backbone="conv4", show_progress=False)  # fmt: skip
-    with pytest.raises(PdfewshotError, match=r"pretrained imagenet: paddle\.vision's ImageNet weights here are for"):
+    with pytest.raises(PdfewshotError, match=r"pretrained imagenet: paddle\.vision has ImageNet weights for resnet18"):
         pretrain(config)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "file"),
+    [("resnet50", "resnet50.pdparams"), ("vgg16", "vgg16.pdparams"), ("mobilenet_v2", "mobilenet_v2_x1.0.pdparams")],
+)
+def test_each_vision_backbone_asks_paddle_for_its_own_weights(backbone: str, file: str) -> None:
+    url, md5 = imagenet_url(backbone)
+    assert url.endswith(file) and len(md5) == 32
+
+
+def test_imagenet_start_of_another_backbone_sums_colour_for_greyscale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paddle.seed(2)
+    weights = tmp_path / "mobilenet_v2.pdparams"
+    paddle.save(mobilenet_v2().state_dict(), str(weights))  # with its classifier, as paddle.vision ships it
+    monkeypatch.setattr("paddle.utils.download.get_weights_path_from_url", lambda url, md5=None: str(weights))
+    net = EmbeddingNet("mobilenet_v2", 1, 8, 32)
+    load_trunk_weights(net, "imagenet", "mobilenet_v2", 1)
+    saved = paddle.load(str(weights))
+    first = net.backbone.net.features[0][0].weight.numpy()
+    np.testing.assert_allclose(first, saved["features.0.0.weight"].numpy().sum(axis=1, keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(net.backbone.net.features[1].conv[0][0].weight.numpy(),
+                                  saved["features.1.conv.0.0.weight"].numpy())  # fmt: skip
