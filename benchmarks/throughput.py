@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,16 +128,13 @@ def parallel_train_rate(size: int, steps: int, processes: int) -> float:
         return float((Path(folder) / "rate").read_text())
 
 
-def torch_rates(size: int, steps: int) -> dict[str, float] | None:
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    torch.set_num_threads(thread_count())
+def torch_resnet18() -> Any:
+    """The same ResNet18 -> 128-d, one channel, in PyTorch (torchvision's BasicBlock layout; no CPU
+    torchvision build here)."""
+    import torch
+    from torch import nn
 
-    class Block(nn.Module):  # type: ignore[misc]  # torchvision's BasicBlock (no CPU torchvision build here)
+    class Block(nn.Module):  # type: ignore[misc]
         def __init__(self, cin: int, cout: int, stride: int) -> None:
             super().__init__()
             self.body = nn.Sequential(
@@ -162,7 +160,18 @@ def torch_rates(size: int, steps: int) -> dict[str, float] | None:
     for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
         layers += [Block(channels, width, stride), Block(width, width, 1)]
         channels = width
-    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, EMBEDDING_DIM))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, EMBEDDING_DIM))
+
+
+def torch_rates(size: int, steps: int) -> dict[str, float] | None:
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(thread_count())
+    net = torch_resnet18()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     batch = torch.rand(BATCH, 1, size, size) * 2 - 1
 

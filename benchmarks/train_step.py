@@ -201,12 +201,94 @@ def paddle_resnet18_adam(multi_tensor: bool, repeat: int) -> tuple[float, float]
     return BATCH / whole, seconds_per_call(optimizer.step, repeat) * 1000
 
 
+def profile_step(size: int, steps: int = 3, top: int = 8) -> None:
+    """Where one ResNet18 training step's time goes, per operator: ``paddle.profiler`` beside
+    ``torch.profiler`` (batch 64, 1 channel, ``size`` px, Adam)."""
+    import paddle
+    import paddle.profiler as profiler
+
+    from pdfewshot.nets.embedding import EmbeddingNet
+
+    paddle.seed(0)
+    net = EmbeddingNet("resnet18", 1, 128, size)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters())
+    images = paddle.rand([BATCH, 1, size, size]) * 255
+
+    def step() -> None:
+        net(images).pow(2).sum(axis=1).mean().backward()
+        optimizer.step()
+        optimizer.clear_grad()
+
+    for _ in range(2):
+        step()
+    recorder = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    recorder.start()
+    for _ in range(steps):
+        step()
+        recorder.step()
+    recorder.stop()
+    totals: dict[str, float] = {}
+    for event in _paddle_events(recorder):
+        totals[event[0]] = totals.get(event[0], 0.0) + event[1]
+    whole = sum(totals.values())
+    print(f"\nProfile: ResNet18 training step at {size} px, batch {BATCH}; ms per step, top operators")
+    print(f"  paddle ({whole / steps:.0f} ms of operators per step)")
+    for name, ms in sorted(totals.items(), key=lambda item: -item[1])[:top]:
+        print(f"    {name:40s} {ms / steps:8.1f}  {100 * ms / whole:5.1f}%")
+    if not torch_available():
+        print("  torch: not installed")
+        return
+    import torch
+    from throughput import torch_resnet18  # the script beside this one (on sys.path when run)
+    from torch.profiler import ProfilerActivity, profile
+
+    model = torch_resnet18()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = torch.rand(BATCH, 1, size, size)
+
+    def torch_step() -> None:
+        model(batch).pow(2).sum(dim=1).mean().backward()
+        adam.step()
+        adam.zero_grad()
+
+    for _ in range(2):
+        torch_step()
+    with profile(activities=[ProfilerActivity.CPU]) as recorded:
+        for _ in range(steps):
+            torch_step()
+    rows = [(e.key, e.self_cpu_time_total / 1000) for e in recorded.key_averages()]
+    whole = sum(ms for _, ms in rows)
+    print(f"  torch ({whole / steps:.0f} ms of operators per step, self time)")
+    for name, ms in sorted(rows, key=lambda item: -item[1])[:top]:
+        print(f"    {name:40s} {ms / steps:8.1f}  {100 * ms / whole:5.1f}%")
+
+
+def _paddle_events(recorder: Any) -> list[tuple[str, float]]:
+    """(operator, ms) of the operators the Paddle profiler recorded (the rows of its operator view)."""
+    import paddle.profiler as profiler
+
+    result = profiler.profiler_statistic.StatisticData(
+        recorder.profiler_result.get_data(),
+        recorder.profiler_result.get_extra_info(),
+    )
+    items = result.event_summary.items
+    return [(name, item.cpu_time / 1e6) for name, item in items.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per measurement")
     parser.add_argument("--part1-only", action="store_true", help="only the Conv-4 step, at the threads set")
+    parser.add_argument(
+        "--profile", type=int, nargs="*", metavar="SIZE", help="only the per-operator profile at these sizes"
+    )
     args = parser.parse_args()
     import paddle
+
+    if args.profile:
+        for size in args.profile:
+            profile_step(size)
+        return
 
     threads = thread_count()
     print(f"Part 1: Conv-4 training step, batch {BATCH}, {SIZE} px, softmax over {CLASSES} classes; images/s")
