@@ -192,7 +192,10 @@ def load_sources(
         raise ValueError(f"channels must be 1 or 3, not {channels}")
     report = LoadReport()
     seen: set[str] = set()
-    decoded: list[tuple[str, str, Image.Image]] = []
+    # Each image is shrunk as soon as it is decoded (a photograph's full-size pixels would otherwise all be
+    # held until the last one is read): to ``channels``, or, while they are still to be decided, to one
+    # channel for a greyscale image and three for a colour one (widened later if the set needs three).
+    decoded: list[tuple[str, str, np.ndarray]] = []
     for source in sources:
         before = len(decoded)
         for relative, read in iter_source(source):
@@ -205,21 +208,24 @@ def load_sources(
                 continue
             try:
                 image = decode_image(read())
+                own_channels = channels or (1 if image.mode in GREY_MODES else 3)
+                pixels = image_to_array(image, image_size, own_channels)
             except UNREADABLE as error:
                 if strict:
                     raise PdfewshotError(f"{source}: {relative}: unreadable image ({error})") from None
                 report.skipped.append((f"{source}:{relative}", f"unreadable image: {error}"))
                 continue
             seen.add(relative)
-            decoded.append((relative, class_name, image))
+            decoded.append((relative, class_name, pixels))
         if len(decoded) == before and not report.duplicates:
             raise PdfewshotError(f"{source}: no images found in class folders{_looked_in(source)}")
 
     if channels is None:
-        channels = 1 if all(image.mode in GREY_MODES for _, _, image in decoded) else 3
+        channels = 1 if all(pixels.shape[2] == 1 for _, _, pixels in decoded) else 3
     class_names = tuple(sorted({class_name for _, class_name, _ in decoded}))
     label_of = {name: i for i, name in enumerate(class_names)}
-    images = np.stack([image_to_array(image, image_size, channels) for _, _, image in decoded])
+    # A greyscale image in a colour set: its one channel repeated, as converting it to RGB would.
+    images = np.stack([np.repeat(pixels, channels // pixels.shape[2], axis=2) for _, _, pixels in decoded])
     labels = np.array([label_of[class_name] for _, class_name, _ in decoded], dtype=np.int64)
     keys = tuple(relative for relative, _, _ in decoded)
     return ImageSet(images=images, labels=labels, class_names=class_names, keys=keys), report

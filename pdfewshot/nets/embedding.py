@@ -77,8 +77,11 @@ class EmbeddingNet(nn.Layer):  # type: ignore[misc]
 
 
 @paddle.no_grad()  # type: ignore[untyped-decorator]
-def embed(net: nn.Layer, images: np.ndarray, batch_size: int = 256) -> paddle.Tensor:
-    """Embeddings of uint8 images, computed in eval mode in batches."""
+def embed(net: nn.Layer, images: np.ndarray, batch_size: int | None = None) -> paddle.Tensor:
+    """Embeddings of uint8 images, computed in eval mode in batches (by default as many images as 256 of
+    28 px hold pixels, so that large images do not take large memory)."""
+    if batch_size is None:
+        batch_size = int(np.clip(256 * 28 * 28 // max(1, images.shape[1] * images.shape[2]), 16, 256))
     was_training = net.training
     net.eval()
     outputs = [net(to_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
