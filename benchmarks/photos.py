@@ -75,7 +75,8 @@ def run_recipe(name: str, data: Path, work: Path, episodes: int, seed: int) -> d
     meta = json.loads(out.with_suffix(".json").read_text())
     row: dict[str, Any] = {
         "recipe": name, "options": RECIPES[name], "train_seconds": round(time.perf_counter() - started),
-        "steps": len(trained.losses), "threads": thread_count(), "image_size": meta["image_size"],
+        "steps": len(trained.losses), "threads": thread_count(), "processes": meta["training"]["processes"],
+        "image_size": meta["image_size"],
         "backbone": meta["backbone"], "loss": meta["loss"],
         "augment": meta["config"]["augment"], "stopped_because": meta["training"]["stopped_because"],
         "best_validation": meta["training"]["best_validation"], "tasks": {},
