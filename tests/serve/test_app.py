@@ -3,6 +3,7 @@
 import hashlib
 import io
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -216,9 +217,11 @@ def test_waiting_predictions_are_scored_in_one_pass(model: Path, tmp_path: Path)
         blocker.start()
         with TestClient(create_app(service, ServeConfig(model=model))) as client, ThreadPoolExecutor(8) as pool:
             answers = [pool.submit(client.post, "/predict", files=upload) for _ in range(8)]
-            while service._jobs.qsize() < 8:
+            deadline = time.monotonic() + 60
+            while service._jobs.qsize() < 8 and time.monotonic() < deadline:
                 threading.Event().wait(0.01)
             release.set()
+            assert service._jobs.qsize() >= 8, "the requests did not all wait"
             assert all(answer.result().status_code == 200 for answer in answers)
             assert service.batches[-1] == 8
         blocker.join()
