@@ -234,8 +234,8 @@ def pretrain(
         int | None,
         typer.Option(
             help="Training processes on a CPU, splitting every batch (the same training, faster). Default: one per "
-            "core, each taking at least 16 images of a batch, for runs of 100 steps or more; 1 trains in this "
-            "process alone. Under paddle.distributed.launch, the launcher's processes."
+            "core, each taking at least 16 images of a batch, for runs of 20,000 training images or more; 1 trains "
+            "in this process alone. Under paddle.distributed.launch, the launcher's processes."
         ),
     ] = PRETRAIN.processes,
     save_every: Annotated[
