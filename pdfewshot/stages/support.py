@@ -48,7 +48,7 @@ def _save(model: Path, predictor: paddle.nn.Layer, meta: PredictorMeta, manifest
         write_json(manifest_path(model, meta), manifest.to_json())
 
 
-def _manifest_or_empty(model: Path, meta: PredictorMeta) -> QueryManifest | None:
+def _manifest_if_there(model: Path, meta: PredictorMeta) -> QueryManifest | None:
     """The predictor's manifest, or None when the file is missing (a class can be added to or dropped
     from a predictor copied without it: there are just no held-out queries to keep in step)."""
     if not manifest_path(model, meta).is_file():
@@ -108,18 +108,18 @@ def teach(model: Path, name: str, images: np.ndarray, folder: Path) -> Taught:
         if images.shape[1:] != expected:
             raise ValueError(f"images of shape {images.shape[1:]}, the predictor takes {expected}")
         embeddings = embed(predictor.embedding, images)
-        manifest = _manifest_or_empty(model, meta)
-        before = support_counts(meta, manifest).get(name)
-        if name in meta.class_names:
-            updated = _extended(predictor, meta.class_names.index(name), embeddings, before or meta.shot)
-        else:
+        manifest = _manifest_if_there(model, meta)
+        new = name not in meta.class_names
+        if new:
             updated = _with_new_class(predictor, meta, embeddings)
-        record: dict[str, Any] = dict(meta.added_classes.get(name, {"new": name not in meta.class_names}))
+        else:
+            before = support_counts(meta, manifest)[name]
+            updated = _extended(predictor, meta.class_names.index(name), embeddings, before or meta.shot)
+        record: dict[str, Any] = dict(meta.added_classes.get(name, {"new": new}))
         folders = [str(f) for f in example_folders(meta, name)]
         record["folders"] = folders + [str(folder.resolve())] * (str(folder.resolve()) not in folders)
         record["images"] = int(record.get("images", 0)) + len(embeddings)
         record.pop("folder", None)
-        new = name not in meta.class_names
         classes = [*meta.class_names, name] if new else list(meta.class_names)
         support_count = meta.support_count + len(embeddings) if meta.pair_head else meta.support_count
         meta = replace(meta, class_names=classes, added_classes={**meta.added_classes, name: record},
@@ -132,12 +132,17 @@ def teach(model: Path, name: str, images: np.ndarray, folder: Path) -> Taught:
         return Taught(name, new, len(embeddings), total)
 
 
+def _with_support(predictor: PairPredictor, embeddings: paddle.Tensor, label: int, classes: int) -> PairPredictor:
+    """A pair-head predictor that also stores ``embeddings`` as support images of class ``label``."""
+    support = paddle.concat([predictor.support, embeddings])
+    labels = paddle.concat([predictor.support_labels, paddle.full([len(embeddings)], label, "int64")])
+    return PairPredictor(predictor.embedding, support, labels, classes)
+
+
 def _with_new_class(predictor: paddle.nn.Layer, meta: PredictorMeta, embeddings: paddle.Tensor) -> paddle.nn.Layer:
     count = len(meta.class_names)
     if isinstance(predictor, PairPredictor):
-        support = paddle.concat([predictor.support, embeddings])
-        labels = paddle.concat([predictor.support_labels, paddle.full([len(embeddings)], count, "int64")])
-        return PairPredictor(predictor.embedding, support, labels, count + 1)
+        return _with_support(predictor, embeddings, count, count + 1)
     old = predictor.classifier
     classifier = CosineClassifier(count + 1, meta.embedding_dim, old.scale)
     prototype = F.normalize(embeddings.mean(axis=0, keepdim=True), axis=1)
@@ -151,9 +156,7 @@ def _extended(predictor: paddle.nn.Layer, index: int, embeddings: paddle.Tensor,
     become the mean of their old direction (standing for ``before`` images) and the new images'
     prototype (standing for theirs)."""
     if isinstance(predictor, PairPredictor):
-        support = paddle.concat([predictor.support, embeddings])
-        labels = paddle.concat([predictor.support_labels, paddle.full([len(embeddings)], index, "int64")])
-        return PairPredictor(predictor.embedding, support, labels, predictor.num_classes)
+        return _with_support(predictor, embeddings, index, predictor.num_classes)
     new_prototype = F.normalize(embeddings.mean(axis=0), axis=0).numpy()
     weights = predictor.classifier.weight.numpy().copy()
     prototypes = predictor.prototypes.numpy().copy()
@@ -199,7 +202,7 @@ def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: Pred
         classifier.weight.set_value(paddle.to_tensor(old.weight.numpy()[keep]))
         classifier.bias.set_value(paddle.to_tensor(old.bias.numpy()[keep]))
         updated = Predictor(predictor.embedding, classifier, paddle.to_tensor(predictor.prototypes.numpy()[keep]))
-    manifest = _manifest_or_empty(model, meta) or QueryManifest(list(meta.class_names), [], [])
+    manifest = _manifest_if_there(model, meta) or QueryManifest(list(meta.class_names), [], [])
     added = {key: value for key, value in meta.added_classes.items() if key != name}
     meta = replace(meta, class_names=[meta.class_names[i] for i in keep], added_classes=added,
                    support_count=support_count)  # fmt: skip
