@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pdfewshot.config import CompareConfig
-from pdfewshot.data.sources import UNREADABLE, decode_image, image_to_array
+from pdfewshot.data.sources import load_image_files
 from pdfewshot.errors import PdfewshotError, about
-from pdfewshot.methods.verification import accuracy_at, similarities, similarity_kind
+from pdfewshot.methods.verification import similarities, similarity_kind
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_embedding
@@ -60,6 +58,7 @@ def read_pairs_file(path: Path) -> list[tuple[Path, Path, bool | None]]:
     except (OSError, UnicodeDecodeError) as error:
         raise PdfewshotError(f"{path}: cannot read it ({error})") from None
     rows: list[tuple[Path, Path, bool | None]] = []
+    first_row = True
     for number, fields in enumerate(csv.reader(text.splitlines()), 1):
         if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
             continue
@@ -69,8 +68,9 @@ def read_pairs_file(path: Path) -> list[tuple[Path, Path, bool | None]]:
             raise PdfewshotError(f"{where}: expected 'first,second' or 'first,second,same|different', found "
                                  f"{len(fields)} fields")  # fmt: skip
         first, second = (path.parent / fields[0], path.parent / fields[1])
-        if not rows and not first.is_file() and not second.is_file() and number == _first_line(text):
-            continue  # a header
+        header, first_row = first_row and not first.is_file() and not second.is_file(), False
+        if header:
+            continue
         for image in (first, second):
             if not image.is_file():
                 raise PdfewshotError(f"{where}: {image}: no such file")
@@ -83,26 +83,6 @@ def read_pairs_file(path: Path) -> list[tuple[Path, Path, bool | None]]:
     if not rows:
         raise PdfewshotError(f"{path}: no pairs in it")
     return rows
-
-
-def _first_line(text: str) -> int:
-    """The number of the first line that is not blank or a comment."""
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip() and not line.lstrip().startswith("#"):
-            return number
-    return 0
-
-
-def _load(paths: list[Path], image_size: int, channels: int) -> np.ndarray:
-    arrays = []
-    for path in paths:
-        try:
-            arrays.append(image_to_array(decode_image(path.read_bytes()), image_size, channels))
-        except FileNotFoundError:
-            raise PdfewshotError(f"{path}: no such file") from None
-        except UNREADABLE as error:
-            raise PdfewshotError(f"{path}: unreadable image ({error})") from None
-    return np.stack(arrays)
 
 
 def compare(config: CompareConfig) -> CompareResult:
@@ -129,7 +109,11 @@ def compare(config: CompareConfig) -> CompareResult:
     else:
         threshold, origin = None, "none stored: run evaluate --pairs N, or give --threshold"
     unique = list(dict.fromkeys(path for first, second, _ in pairs for path in (first, second)))
-    embeddings = run_fast(net, _load(unique, meta.image_size, meta.channels))
+    missing = next((path for path in unique if not path.is_file()), None)
+    if missing is not None:
+        raise PdfewshotError(f"{missing}: no such file")
+    images, _, _ = load_image_files(unique, meta.image_size, meta.channels, strict=True)
+    embeddings = run_fast(net, images)
     index = {path: i for i, path in enumerate(unique)}
     first = embeddings[[index[a] for a, _, _ in pairs]]
     second = embeddings[[index[b] for _, b, _ in pairs]]
@@ -141,4 +125,4 @@ def compare(config: CompareConfig) -> CompareResult:
     return CompareResult(rows, kind, threshold, origin)
 
 
-__all__ = ["CompareResult", "PairScore", "accuracy_at", "compare", "read_pairs_file"]
+__all__ = ["CompareResult", "PairScore", "compare", "read_pairs_file"]
