@@ -34,13 +34,18 @@ class Pairs:
         return Pairs(self.first[rows], self.second[rows], self.same[rows])
 
 
+def pair_counts(labels: np.ndarray) -> tuple[int, int]:
+    """How many distinct pairs of distinct images the labels give: of one class, and of two."""
+    sizes = np.bincount(labels)
+    same = int((sizes * (sizes - 1) // 2).sum())
+    return same, len(labels) * (len(labels) - 1) // 2 - same
+
+
 def sample_pairs(labels: np.ndarray, count: int, seed: int) -> Pairs:
     """``count`` distinct seeded pairs of distinct images, half of one class (the odd one out different)."""
     if count < 2:
         raise PdfewshotError(f"{count}: must be at least 2 (half same-class pairs, half different)", "pairs")
-    sizes = np.bincount(labels)
-    same_available = int((sizes * (sizes - 1) // 2).sum())
-    different_available = len(labels) * (len(labels) - 1) // 2 - same_available
+    same_available, different_available = pair_counts(labels)
     same_wanted = count // 2
     if same_wanted > same_available or count - same_wanted > different_available:
         raise PdfewshotError(
@@ -49,7 +54,7 @@ def sample_pairs(labels: np.ndarray, count: int, seed: int) -> Pairs:
             "pairs",
         )
     rng = np.random.default_rng([seed, 21])
-    members = [np.flatnonzero(labels == c) for c in range(len(sizes))]
+    members = [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
     pairable = [c for c, m in enumerate(members) if len(m) >= 2]
     chosen: dict[tuple[int, int], bool] = {}
 
@@ -173,6 +178,7 @@ __all__ = [
     "bootstrap_interval",
     "cosine_similarity",
     "equal_error_rate",
+    "pair_counts",
     "roc_auc",
     "roc_points",
     "sample_pairs",

@@ -21,6 +21,7 @@ from pdfewshot.methods.verification import (
     best_threshold,
     bootstrap_interval,
     equal_error_rate,
+    pair_counts,
     roc_auc,
     roc_points,
     sample_pairs,
@@ -73,10 +74,7 @@ VALIDATION_PAIRS = 1000  # pairs of the validation classes that pretrain chooses
 def validation_threshold(net: EmbeddingNet, validation: ImageSet, seed: int) -> Verification | None:
     """The threshold chosen on up to :data:`VALIDATION_PAIRS` seeded pairs of pretraining's validation
     classes (None when they give no pairs of both kinds)."""
-    sizes = np.bincount(validation.labels)
-    same = int((sizes * (sizes - 1) // 2).sum())
-    different = len(validation.labels) * (len(validation.labels) - 1) // 2 - same
-    count = min(VALIDATION_PAIRS, 2 * min(same, different))
+    count = min(VALIDATION_PAIRS, 2 * min(pair_counts(validation.labels)))
     if count < 2:
         return None
     pairs = sample_pairs(validation.labels, count, seed)
