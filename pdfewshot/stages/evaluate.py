@@ -13,6 +13,7 @@ import numpy as np
 
 from pdfewshot.config import DEFAULT_EMBEDDING, DEFAULT_EVALUATE_REPORT, DEFAULT_REJECT_SCORE, EvaluateConfig
 from pdfewshot.data.episodes import confidence_interval, sample_episodes
+from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.omniglot_runs import read_runs
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.data.views import ViewedFeatures, view_features
@@ -192,9 +193,15 @@ def _write(config: EvaluateConfig, result: "EvaluateResult") -> None:
             write_plots(result, (config.report or DEFAULT_EVALUATE_REPORT).with_suffix(""))
 
 
-def _evaluate_pairs(config: EvaluateConfig, model: Path, net: EmbeddingNet, meta: EmbeddingMeta) -> "EvaluateResult":
+def _novel_images(config: EvaluateConfig, meta: EmbeddingMeta) -> ImageSet:
+    """The images an embedding is evaluated on: its held-out classes, or ``--data``'s classes it was not
+    trained on."""
     imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
-    imageset = imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
+    return imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
+
+
+def _evaluate_pairs(config: EvaluateConfig, model: Path, net: EmbeddingNet, meta: EmbeddingMeta) -> "EvaluateResult":
+    imageset = _novel_images(config, meta)
     embeddings = run_fast(net, imageset.images)
     return EvaluateResult("pairs", [], pairs=evaluate_pairs(config, model, net, meta, imageset, embeddings))
 
@@ -269,8 +276,7 @@ def _evaluate_episodes(
     image_size: int,
 ) -> EvaluateResult:
     if meta is not None:
-        imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
-        imageset = imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
+        imageset = _novel_images(config, meta)
     elif config.data:
         with about("data"):
             sources = [resolve_source(s) for s in config.data]
