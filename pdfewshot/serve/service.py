@@ -237,7 +237,6 @@ class ClassifierService:
                     images += len(following.uploads)
             predictions = [j for j in taken if isinstance(j, _Predict)]
             if predictions:
-                self._guarded(predictions, self._refresh)
                 self._guarded(predictions, partial(self._predict, predictions))
             for call in (j for j in taken if isinstance(j, _Call)):
                 self._guarded([call], partial(self._run_call, call))
@@ -284,6 +283,7 @@ class ClassifierService:
         return Served(scorer, meta, support_counts(meta, manifest), keys, signature)
 
     def _predict(self, jobs: Sequence[_Predict]) -> None:
+        self._refresh()
         scorer = self.state.scorer
         decoded: list[tuple[_Predict, np.ndarray, Rejection | None]] = []
         for job in jobs:
