@@ -140,8 +140,15 @@ def pretrain(
         ),
     ] = PRETRAIN.backbone,
     embedding_dim: Annotated[
-        int, typer.Option(min=1, help="Size of the L2-normalised embedding.")
+        int, typer.Option(min=1, help="Width of the projection head the training losses act on.")
     ] = PRETRAIN.embedding_dim,
+    readout: Annotated[
+        str | None,
+        typer.Option(
+            help="What the embedding is read from: 'backbone' (its features before the projection head) or "
+            "'projection' (the head's output) (default: backbone; projection for pair-bce and --freeze-backbone)."
+        ),
+    ] = PRETRAIN.readout,
     image_size: Annotated[
         int | None,
         typer.Option(

@@ -24,6 +24,7 @@ MethodName = Literal["prototype", "finetune", "transductive", "nn-pixels", "pair
 BackboneName = Literal["resnet18", "resnet50", "vgg16", "mobilenet_v2", "conv4", "koch"]
 ScheduleName = Literal["constant", "cosine"]
 AugmentName = Literal["none", "affine", "photo"]
+ReadoutName = Literal["backbone", "projection"]
 
 # Unknown scores a predictor can reject by (pdfewshot.methods.unknown); the default was measured best
 # (README, Results: rejecting unknown classes).
@@ -36,6 +37,7 @@ METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 BACKBONE_NAMES: tuple[str, ...] = get_args(BackboneName)
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 AUGMENT_NAMES: tuple[str, ...] = get_args(AugmentName)
+READOUT_NAMES: tuple[str, ...] = get_args(ReadoutName)
 
 
 @dataclass
@@ -43,14 +45,16 @@ class PretrainConfig:
     """Options of ``pdfewshot pretrain`` (the CLI documents each).
 
     ``None`` for ``backbone``, ``loss``, ``image_size``, ``augment``, ``novel_fraction`` and
-    ``validation_fraction`` means: chosen from the data (:mod:`pdfewshot.data.profile`); ``epochs`` None
-    means 2 without validation, else up to ``max_epochs`` with early stopping.
+    ``validation_fraction`` means: chosen from the data (:mod:`pdfewshot.data.profile`); ``readout`` None:
+    :func:`default_readout`; ``epochs`` None means 2 without validation, else up to ``max_epochs`` with early
+    stopping.
     """
 
     data: list[str] = field(default_factory=lambda: [BUILTIN_SOURCE])
     out: Path = DEFAULT_EMBEDDING
     backbone: str | None = None
     embedding_dim: int = 128
+    readout: str | None = None  # None: "backbone", or "projection" for pair-bce and a frozen backbone
     image_size: int | None = None
     epochs: int | None = None
     max_epochs: int = 30
@@ -77,6 +81,13 @@ class PretrainConfig:
     strict: bool = False
     visualdl: Path | None = None
     show_progress: bool = True
+
+
+def default_readout(loss: str, freeze_backbone: bool) -> str:
+    """The backbone's features (measured better: README, Results), unless the embedding must be the
+    projection: the pair head of ``pair-bce`` scores projections, and a frozen backbone would leave
+    training nothing to change in its features."""
+    return "projection" if loss == "pair-bce" or freeze_backbone else "backbone"
 
 
 @dataclass

@@ -227,6 +227,13 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
                 "--out", str(w.out / "m.pdparams")],
      "--pretrained imagenet: paddle.vision has ImageNet weights for resnet18, resnet50, vgg16, mobilenet_v2, "
      "not conv4"),
+    ("backbone readout of a frozen backbone",
+     lambda w: ["pretrain", "--data", str(w.data), "--readout", "backbone", "--freeze-backbone",
+                "--out", str(w.out / "m.pdparams")],
+     "--readout backbone: the backbone is frozen (--freeze-backbone)"),
+    ("unknown readout", lambda w: ["pretrain", "--data", str(w.data), "--readout", "middle",
+                                   "--out", str(w.out / "m.pdparams")],
+     "--readout middle: unknown, choose from backbone, projection"),
     ("zip without images", zip_without_images, "docs.zip: no images found"),
     ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),
                                               "--report", str(w.out / "e.json")], "0.png: not a zip archive"),

@@ -1,4 +1,11 @@
-"""The embedding network: backbone + linear head to an L2-normalised embedding.
+"""The embedding network: backbone + linear projection head, read out as an L2-normalised embedding.
+
+The training losses act on the projection head's output. What the later stages use (the *readout*) is
+by default the backbone's features before that head: the layer before a projection head carries more of
+what tells classes apart than the head, which the loss shapes to its own task alone (Chen et al. 2020,
+"A Simple Framework for Contrastive Learning of Visual Representations", section 4.2; measured here in
+README, Results). ``readout="projection"`` reads the head's output, as checkpoints written before the
+choice existed do, and as the pair head of ``pair-bce`` needs.
 
 The network takes pixel values (float32 ``[N, C, H, W]`` in 0..255) and scales them itself, so an
 exported or fast-path copy of it takes the same input as the eager one. ``symmetric`` scaling maps
@@ -15,6 +22,7 @@ from pdfewshot.nets.backbones import build_backbone
 from pdfewshot.nets.pair_head import PairHead
 
 NORMALISATIONS = ("symmetric", "imagenet")
+READOUTS = ("backbone", "projection")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
@@ -48,7 +56,10 @@ class PixelScaling(nn.Layer):  # type: ignore[misc]
 
 
 class EmbeddingNet(nn.Layer):  # type: ignore[misc]
-    """Maps images to unit-length ``embedding_dim`` vectors, so that a dot product is a cosine."""
+    """Maps images to unit-length vectors (``output_dim`` of them), so that a dot product is a cosine.
+
+    ``embedding_dim`` is the projection head's width; ``output_dim`` is what the readout gives.
+    """
 
     def __init__(
         self,
@@ -58,15 +69,31 @@ class EmbeddingNet(nn.Layer):  # type: ignore[misc]
         image_size: int = 28,
         pair_head: bool = False,
         normalisation: str = "symmetric",
+        readout: str = "projection",
     ) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}")
+        if pair_head and readout != "projection":
+            raise ValueError("the pair head scores projections: it needs readout='projection'")
+        self.readout = readout
         self.scaling = PixelScaling(normalisation, channels)
         self.backbone = build_backbone(backbone, channels, image_size)
         self.head = nn.Linear(self.backbone.feature_dim, embedding_dim)
         # Koch et al.'s learnt pair scorer, trained and kept with the pair-bce loss.
         self.pair_head = PairHead(embedding_dim) if pair_head else None
 
+    @property
+    def output_dim(self) -> int:
+        return int(self.backbone.feature_dim if self.readout == "backbone" else self.head.weight.shape[1])
+
     def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
+        """The embedding the few-shot stages use (the readout)."""
+        features = self.backbone(self.scaling(pixels))
+        return F.normalize(features if self.readout == "backbone" else self.head(features), axis=1)
+
+    def project(self, pixels: paddle.Tensor) -> paddle.Tensor:
+        """The projection head's unit-length output, which the training losses act on."""
         return F.normalize(self.head(self.backbone(self.scaling(pixels))), axis=1)
 
     def freeze_backbone(self) -> None:

@@ -20,7 +20,13 @@ from pdfewshot.storage.metadata import EmbeddingMeta, PredictorMeta
 def embedding_net(meta: EmbeddingMeta | PredictorMeta) -> EmbeddingNet:
     """An untrained network of the shape a checkpoint describes."""
     return EmbeddingNet(
-        meta.backbone, meta.channels, meta.embedding_dim, meta.image_size, meta.pair_head, meta.normalisation
+        meta.backbone,
+        meta.channels,
+        meta.embedding_dim,
+        meta.image_size,
+        meta.pair_head,
+        meta.normalisation,
+        meta.readout,
     )
 
 
@@ -39,11 +45,11 @@ def open_predictor(path: Path) -> tuple[nn.Layer, PredictorMeta]:
     embedding = embedding_net(meta)
     predictor: nn.Layer
     if meta.pair_head:
-        support = paddle.zeros([meta.support_count, meta.embedding_dim])
+        support = paddle.zeros([meta.support_count, embedding.output_dim])
         labels = paddle.zeros([meta.support_count], dtype="int64")
         predictor = PairPredictor(embedding, support, labels, len(meta.class_names))
     else:
-        classifier = CosineClassifier(len(meta.class_names), meta.embedding_dim, meta.scale)
+        classifier = CosineClassifier(len(meta.class_names), embedding.output_dim, meta.scale)
         predictor = Predictor(embedding, classifier)
         if "prototypes" not in state and "classifier.weight" in state:
             # Written before predictors kept their prototypes: the weights are the nearest there is.

@@ -110,6 +110,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         image_size=meta.image_size,
         channels=meta.channels,
         embedding_dim=meta.embedding_dim,
+        readout=meta.readout,
         class_names=class_names,
         scale=config.scale,
         method="pair" if meta.pair_head else "cosine",

@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 import paddle
 
-from pdfewshot.config import AUGMENT_NAMES, BACKBONE_NAMES, IMAGENET, LOSS_NAMES, SCHEDULE_NAMES, PretrainConfig
+from pdfewshot.config import (
+    AUGMENT_NAMES,
+    BACKBONE_NAMES,
+    IMAGENET,
+    LOSS_NAMES,
+    READOUT_NAMES,
+    SCHEDULE_NAMES,
+    PretrainConfig,
+    default_readout,
+)
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.profile import DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
@@ -91,6 +100,17 @@ def _check_options(config: PretrainConfig) -> None:
     ):
         if value is not None and value not in allowed:
             raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", name)
+    if config.readout is not None and config.readout not in READOUT_NAMES:
+        raise PdfewshotError(f"{config.readout}: unknown, choose from {', '.join(READOUT_NAMES)}", "readout")
+    if config.readout == "backbone" and config.freeze_backbone:
+        raise PdfewshotError(
+            "backbone: the backbone is frozen (--freeze-backbone), so training would not change the embedding; "
+            "use --readout projection",
+            "readout",
+        )
+    if config.readout == "backbone" and config.loss == "pair-bce":
+        raise PdfewshotError("backbone: the pair head of pair-bce scores projections; use --readout projection",
+                             "readout")  # fmt: skip
     if config.augment is not None and config.augment not in AUGMENT_NAMES:
         raise PdfewshotError(f"{config.augment}: unknown, choose from {', '.join(AUGMENT_NAMES)}", "augment")
     for name in ("save_every", "epochs", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every",
@@ -120,6 +140,7 @@ def resolve(config: PretrainConfig, profile: DataProfile) -> PretrainConfig:
         loss=config.loss or ("cosine-mse" if imagenet else profile.loss),
         image_size=config.image_size or (max(profile.image_size, 56) if imagenet else profile.image_size),
         augment=config.augment or profile.augment,
+        readout=config.readout or default_readout(config.loss or profile.loss, config.freeze_backbone),
         novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
             0.0 if profile.user_data else 0.2),
         validation_fraction=config.validation_fraction if config.validation_fraction is not None else (
@@ -298,9 +319,11 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
 
     paddle.seed(config.seed)
     normalisation = IMAGENET if config.pretrained == IMAGENET else "symmetric"
+    readout = config.readout
+    assert readout is not None, "resolve() fills it in"
     net = EmbeddingNet(
         backbone, imageset.channels, config.embedding_dim, image_size, loss == "pair-bce",
-        normalisation,
+        normalisation, readout,
     )  # fmt: skip
     if config.pretrained is not None:
         with about("pretrained"):
@@ -377,6 +400,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
             validations=[[step, round(accuracy, 4)] for step, accuracy in record.validations],
         ),
         normalisation=normalisation,
+        readout=readout,
     )
     if ranks.writer and split.validation:
         meta.verification = validation_threshold(net, imageset.subset_classes(split.validation), config.seed)

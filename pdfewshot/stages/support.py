@@ -144,7 +144,7 @@ def _with_new_class(predictor: paddle.nn.Layer, meta: PredictorMeta, embeddings:
     if isinstance(predictor, PairPredictor):
         return _with_support(predictor, embeddings, count, count + 1)
     old = predictor.classifier
-    classifier = CosineClassifier(count + 1, meta.embedding_dim, old.scale)
+    classifier = CosineClassifier(count + 1, predictor.embedding.output_dim, old.scale)
     prototype = F.normalize(embeddings.mean(axis=0, keepdim=True), axis=1)
     classifier.weight.set_value(paddle.concat([old.weight, prototype]))
     classifier.bias.set_value(paddle.concat([old.bias, paddle.zeros([1])]))
@@ -198,7 +198,7 @@ def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: Pred
         support_count = len(rows)
     else:
         old = predictor.classifier
-        classifier = CosineClassifier(len(keep), meta.embedding_dim, old.scale)
+        classifier = CosineClassifier(len(keep), predictor.embedding.output_dim, old.scale)
         classifier.weight.set_value(paddle.to_tensor(old.weight.numpy()[keep]))
         classifier.bias.set_value(paddle.to_tensor(old.bias.numpy()[keep]))
         updated = Predictor(predictor.embedding, classifier, paddle.to_tensor(predictor.prototypes.numpy()[keep]))

@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from pdfewshot.config import READOUT_NAMES
 from pdfewshot.errors import PdfewshotError
 
 Record = TypeVar("Record")
@@ -54,6 +55,11 @@ class TrainingRecord:
     validations: list[list[float]] = field(default_factory=list)  # [step, accuracy] of each validation
 
 
+def _check_readout(readout: str) -> None:
+    if readout not in READOUT_NAMES:
+        raise ValueError(f"readout {readout!r} is not one of {', '.join(READOUT_NAMES)}")
+
+
 @dataclass
 class Verification:
     """The threshold that answers "same class?" for pairs of images (``compare``), and where it was chosen."""
@@ -83,7 +89,11 @@ class EmbeddingMeta:
     config: dict[str, Any]
     training: TrainingRecord
     normalisation: str = "symmetric"  # how pixels are scaled inside the network (nets.embedding)
+    readout: str = "projection"  # what the embedding is read from (nets.embedding); older ones: the head
     verification: Verification | None = None  # chosen by pretrain (validation classes) or evaluate --pairs
+
+    def __post_init__(self) -> None:
+        _check_readout(self.readout)
 
     @property
     def pair_head(self) -> bool:
@@ -116,8 +126,12 @@ class PredictorMeta:
     config: dict[str, Any]
     added_classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     normalisation: str = "symmetric"
+    readout: str = "projection"
     reject_score: str = "max-softmax"  # what suggested_reject_below is a threshold of (older ones: softmax)
     reject_rate: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check_readout(self.readout)
 
     @property
     def pair_head(self) -> bool:

@@ -93,7 +93,7 @@ class SoftmaxTask(TrainingTask):
 
     def forward(self, batch: list[paddle.Tensor], prepare: Prepare) -> paddle.Tensor:
         images, labels = batch
-        return F.cross_entropy(self.head(self.net(prepare(images))), labels)
+        return F.cross_entropy(self.head(self.net.project(prepare(images))), labels)
 
 
 class TripleTask(TrainingTask):
@@ -108,7 +108,7 @@ class TripleTask(TrainingTask):
         return TripleDataset(self.base.images)
 
     def forward(self, batch: list[paddle.Tensor], prepare: Prepare) -> paddle.Tensor:
-        anchors, positives, negatives = paddle.split(self.net(prepare(paddle.concat(batch))), 3)
+        anchors, positives, negatives = paddle.split(self.net.project(prepare(paddle.concat(batch))), 3)
         return self.triple_loss(anchors, positives, negatives)
 
     def triple_loss(self, anchors: paddle.Tensor, positives: paddle.Tensor, negatives: paddle.Tensor) -> paddle.Tensor:
@@ -150,7 +150,7 @@ class PairTask(TrainingTask):
 
     def forward(self, batch: list[paddle.Tensor], prepare: Prepare) -> paddle.Tensor:
         firsts, seconds, same = batch
-        first, second = paddle.split(self.net(prepare(paddle.concat([firsts, seconds]))), 2)
+        first, second = paddle.split(self.net.project(prepare(paddle.concat([firsts, seconds]))), 2)
         return self.pair_loss(first, second, same)
 
     def pair_loss(self, first: paddle.Tensor, second: paddle.Tensor, same: paddle.Tensor) -> paddle.Tensor:

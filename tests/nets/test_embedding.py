@@ -57,3 +57,33 @@ def test_to_input_is_channels_first_pixels_and_the_network_scales_them() -> None
     colour = to_input(np.full((1, 1, 1, 3), 255, dtype=np.uint8))
     expected = [(255 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
     np.testing.assert_allclose(PixelScaling("imagenet", 3)(colour).numpy().ravel(), expected, rtol=1e-6)
+
+
+def test_the_backbone_readout_is_the_normalised_features_and_training_sees_the_projection() -> None:
+    paddle.seed(0)
+    net = EmbeddingNet("conv4", 1, 8, 16, readout="backbone")
+    net.eval()
+    pixels = to_input(np.random.default_rng(0).integers(0, 256, size=(3, 16, 16, 1), dtype=np.uint8))
+    features = net.backbone(net.scaling(pixels)).numpy()
+    embedded = net(pixels).numpy()
+    assert net.output_dim == 64 == embedded.shape[1]
+    np.testing.assert_allclose(embedded, features / np.linalg.norm(features, axis=1, keepdims=True), rtol=1e-5)
+    projected = net.project(pixels).numpy()
+    assert projected.shape == (3, 8)
+    np.testing.assert_allclose(projected, EmbeddingNet.forward(_projection_of(net), pixels).numpy(), rtol=1e-5)
+
+
+def _projection_of(net: EmbeddingNet) -> EmbeddingNet:
+    """The same weights read out at the projection head."""
+    other = EmbeddingNet("conv4", 1, 8, 16, readout="projection")
+    other.set_state_dict(net.state_dict())
+    other.eval()
+    return other
+
+
+def test_readouts_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown readout"):
+        EmbeddingNet("conv4", 1, 8, 16, readout="middle")
+    with pytest.raises(ValueError, match="pair head scores projections"):
+        EmbeddingNet("conv4", 1, 8, 16, pair_head=True, readout="backbone")
+    assert EmbeddingNet("conv4", 1, 8, 16).output_dim == 8  # the projection, as older checkpoints were read

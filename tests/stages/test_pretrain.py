@@ -78,6 +78,29 @@ def test_freeze_backbone_changes_only_the_head(data: Path, tmp_path: Path) -> No
     for key in before:
         same = np.array_equal(before[key].numpy(), after[key].numpy())
         assert same != key.startswith("head."), key
+    assert read_checkpoint(second, EmbeddingMeta)[1].readout == "projection"  # else training changes nothing
+
+
+def test_readout_options_are_checked_before_anything_is_written(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.pdparams"
+    for changes, message in (
+        ({"readout": "middle"}, "readout middle: unknown, choose from backbone, projection"),
+        ({"readout": "backbone", "freeze_backbone": True}, "readout backbone: the backbone is frozen"),
+        ({"readout": "backbone", "loss": "pair-bce"}, "readout backbone: the pair head of pair-bce scores projections"),
+    ):
+        with pytest.raises(PdfewshotError, match=message):
+            pretrain(config(data, out, **changes))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_projection_readout_embeds_at_the_head_width(data: Path, tmp_path: Path) -> None:
+    from pdfewshot.stages.common import open_embedding
+
+    pretrain(config(data, tmp_path / "p.pdparams", readout="projection", steps_per_epoch=1))
+    pretrain(config(data, tmp_path / "b.pdparams", steps_per_epoch=1))
+    projection, meta = open_embedding(tmp_path / "p.pdparams")
+    backbone, _ = open_embedding(tmp_path / "b.pdparams")
+    assert (meta.readout, projection.output_dim, backbone.output_dim) == ("projection", 8, 512)
 
 
 def test_pretrained_that_does_not_fit_and_unknown_loss(data: Path, tmp_path: Path) -> None:
@@ -169,6 +192,7 @@ def test_each_siamese_loss_trains_and_is_recorded(data: Path, tmp_path: Path, lo
     state, meta = read_checkpoint(out, EmbeddingMeta)
     assert meta.loss == loss
     assert any(key.startswith("pair_head.") for key in state) == (loss == "pair-bce")
+    assert meta.readout == ("projection" if loss == "pair-bce" else "backbone")  # the pair head scores projections
 
 
 def test_pair_sampler_alternates_like_and_unlike_pairs() -> None:

@@ -33,9 +33,10 @@ def test_a_record_survives_json_whole() -> None:
 
 def test_checkpoints_written_before_validation_and_normalisation_still_read() -> None:
     data = to_json(embedding_meta())
-    del data["normalisation"], data["split"]["validation"], data["training"]["best_step"]
+    del data["normalisation"], data["split"]["validation"], data["training"]["best_step"], data["readout"]
     meta = from_json(EmbeddingMeta, data)
     assert meta.normalisation == "symmetric" and meta.split.validation == () and meta.training.best_step is None
+    assert meta.readout == "projection"  # the embedding was the projection head's output then
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,7 @@ def test_checkpoints_written_before_validation_and_normalisation_still_read() ->
         (lambda d: d.update(image_size="28"), "field 'image_size': expected int, found str"),
         (lambda d: d.update(class_names="ab"), "field 'class_names': expected a list"),
         (lambda d: d["split"].update(novel=["a"]), "split parts share classes"),
+        (lambda d: d.update(readout="middle"), "readout 'middle' is not one of backbone, projection"),
     ],
 )
 def test_a_damaged_record_is_a_one_line_error(change, message: str) -> None:  # type: ignore[no-untyped-def]
