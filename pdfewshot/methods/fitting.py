@@ -14,6 +14,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from pdfewshot.methods.unknown import held_out_folds
 from pdfewshot.nets.classifier import CosineClassifier, prototypes, softmax_entropy
 from pdfewshot.nets.embedding import EmbeddingNet, embed, to_input
 
@@ -140,3 +141,19 @@ def fit_with_backbone(
         if on_step is not None:
             on_step(losses[-1])
     return classifier, losses
+
+
+def held_out_logits(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, *, settings: FitSettings
+) -> list[np.ndarray]:
+    """For each fold of :func:`~pdfewshot.methods.unknown.held_out_folds`, the logits of its images by a
+    classifier fitted as :func:`fit_on_features` fits one, on the other images: what a logit score's
+    threshold is chosen from (:func:`~pdfewshot.methods.unknown.suggest_threshold`)."""
+    logits = []
+    for out in held_out_folds(labels, num_classes):
+        classifier, _ = fit_on_features(
+            paddle.to_tensor(features[~out].astype(np.float32)), labels[~out], num_classes, settings=settings
+        )
+        with paddle.no_grad():
+            logits.append(np.asarray(classifier(paddle.to_tensor(features[out].astype(np.float32))).numpy()))
+    return logits

@@ -15,6 +15,9 @@ Each score is higher for a query that looks known. They read what a fitted class
 
 :func:`suggest_threshold` picks a threshold from the support set alone for a stated share of known images
 to reject, and :func:`auroc` / :func:`false_accept_rate` measure a score on known and unknown queries.
+A logit score of a *fitted* classifier (fine-tuned weights and bias) is read from that classifier's
+logits, whose scale the prototypes' do not share; its threshold comes from folds of the support set,
+each held out of a fit on the rest (:func:`held_out_folds`).
 """
 
 from collections.abc import Callable
@@ -125,13 +128,61 @@ def leave_one_out_scores(
     return np.array(values), np.array(own, dtype=bool)
 
 
+def held_out_folds(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """Masks of the support images to hold out together: fold ``j`` holds the ``j``-th image of every class
+    that has two or more, so that the rest still has every class (cross-fitting with as many fits as the
+    largest class has images, not one per image)."""
+    counts = np.bincount(labels, minlength=num_classes)
+    position = np.zeros(len(labels), dtype=np.int64)
+    seen = np.zeros(num_classes, dtype=np.int64)
+    for i, label in enumerate(labels):
+        position[i], seen[label] = seen[label], seen[label] + 1
+    eligible = counts[labels] >= 2
+    return [eligible & (position == j) for j in range(int(counts.max(initial=0))) if (eligible & (position == j)).any()]
+
+
+def fold_scores(
+    score: str, support: np.ndarray, labels: np.ndarray, num_classes: int, fitted_logits: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out images of :func:`held_out_folds` scored from ``fitted_logits`` (for each fold, the
+    logits of its images by the classifier fitted on the rest): their ``score`` and whether each lands in
+    its own class."""
+    folds = held_out_folds(labels, num_classes)
+    if len(fitted_logits) != len(folds):
+        raise ValueError(f"{len(fitted_logits)} sets of logits for {len(folds)} folds")
+    values, own = [], []
+    for out, logits in zip(folds, fitted_logits, strict=True):
+        rest = ~out
+        prototypes = prototypes_of(support[rest], labels[rest], num_classes)
+        evidence = Evidence(logits, support[out], prototypes, support[rest], labels[rest])
+        values.append(UNKNOWN_SCORES[score](evidence))
+        own.append(logits.argmax(axis=1) == labels[out])
+    if not values:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    return np.concatenate(values), np.concatenate(own)
+
+
 def suggest_threshold(
-    score: str, support: np.ndarray, labels: np.ndarray, num_classes: int, scale: float, reject_rate: float
+    score: str,
+    support: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    scale: float,
+    reject_rate: float,
+    fitted_logits: list[np.ndarray] | None = None,
 ) -> float | None:
     """The ``score`` below which about ``reject_rate`` of genuine images of the support classes fall,
-    from the support set alone (leave-one-out, among the left-out images that land in their own class);
-    None when no class has two images."""
-    values, own = leave_one_out_scores(score, support, labels, num_classes, scale)
+    from the support set alone, among the held-out images that land in their own class; None when no
+    class has two images.
+
+    Images are left out one at a time and scored against the prototypes of the rest, or, for a logit
+    score of a fitted classifier, held out in the folds of :func:`held_out_folds` and scored from
+    ``fitted_logits`` (see :func:`fold_scores`).
+    """
+    if fitted_logits is not None and score in LOGIT_SCORES:
+        values, own = fold_scores(score, support, labels, num_classes, fitted_logits)
+    else:
+        values, own = leave_one_out_scores(score, support, labels, num_classes, scale)
     if not own.any():
         return None
     return float(np.quantile(values[own], reject_rate))

@@ -9,8 +9,8 @@ import paddle
 from pdfewshot.config import REJECT_SCORE_NAMES, FinetuneConfig
 from pdfewshot.data.sampling import split_support_query
 from pdfewshot.errors import PdfewshotError, about
-from pdfewshot.methods.fitting import FitSettings, fit_on_features, fit_with_backbone
-from pdfewshot.methods.unknown import suggest_threshold
+from pdfewshot.methods.fitting import FitSettings, fit_on_features, fit_with_backbone, held_out_logits
+from pdfewshot.methods.unknown import LOGIT_SCORES, suggest_threshold
 from pdfewshot.nets.classifier import PairPredictor, Predictor, prototypes
 from pdfewshot.nets.embedding import embed
 from pdfewshot.reporting.console import loss_progress
@@ -84,9 +84,15 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         losses: list[float] = []
         threshold = None
     else:
-        threshold = suggest_threshold(config.reject_score, support_embeddings.numpy(), labels, len(class_names),
-                                      config.scale, config.reject_rate)  # fmt: skip
         settings = FitSettings(config.steps, config.lr, config.entropy_weight, config.scale, config.backbone_lr)
+        features = support_embeddings.numpy()
+        # A logit score reads the fitted classifier's logits: its threshold comes from fits without each fold
+        # (on the frozen embeddings, also when --train-backbone tunes the network: an approximation there).
+        fitted = None
+        if config.reject_score in LOGIT_SCORES and config.steps:
+            fitted = held_out_logits(features, labels, len(class_names), settings=settings)
+        threshold = suggest_threshold(config.reject_score, features, labels, len(class_names), config.scale,
+                                      config.reject_rate, fitted)  # fmt: skip
         with loss_progress("finetune", config.steps, config.show_progress) as progress:
             if config.train_backbone:
                 classifier, losses = fit_with_backbone(

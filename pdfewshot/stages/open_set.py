@@ -28,6 +28,7 @@ from pdfewshot.methods.unknown import (
     Evidence,
     auroc,
     false_accept_rate,
+    held_out_folds,
     prototypes_of,
     suggest_threshold,
 )
@@ -113,6 +114,10 @@ def evaluate_open_set(
             for name, method in chosen.items():
                 scores = method.episode_scores(support, labels, way, queries)
                 logits = scores if method.scores_are_logits else config.scale * scores
+                # A fitted classifier's logit scores take their threshold from fits without each fold.
+                folds = held_out_folds(labels[0], way) if method.scores_are_logits else []
+                fold_logits = [method.episode_scores(support[:, ~out], labels[:, ~out], way, support[:, out])
+                               for out in folds]  # fmt: skip
                 rows = {score: OpenSetResult(name, way, unknown_way, shot, score) for score in UNKNOWN_SCORES}
                 for e in range(len(episodes)):
                     vectors = prototypes_of(support[e], labels[e], way)
@@ -125,8 +130,9 @@ def evaluate_open_set(
                         row.false_accepts.append(false_accept_rate(values[known], values[~known]))
                         row.known_scores += values[known].tolist()
                         row.unknown_scores += values[~known].tolist()
+                        fitted = [fold[e] for fold in fold_logits] if folds else None
                         threshold = suggest_threshold(score, support[e], labels[e], way, config.scale,
-                                                      config.reject_rate)  # fmt: skip
+                                                      config.reject_rate, fitted)  # fmt: skip
                         if threshold is not None:
                             accepted = values >= threshold
                             hits = np.where(known, accepted & right, ~accepted)

@@ -12,6 +12,8 @@ from pdfewshot.methods.unknown import (
     class_spread,
     energy,
     false_accept_rate,
+    fold_scores,
+    held_out_folds,
     max_cosine,
     max_softmax,
     suggest_threshold,
@@ -97,3 +99,29 @@ def test_thresholds_reject_about_the_stated_share_of_left_out_images(score: str)
     high = suggest_threshold(score, support, labels, 4, 10.0, 0.5)
     assert low is not None and high is not None and low < high
     assert suggest_threshold(score, np.eye(3), np.arange(3), 3, 10.0, 0.05) is None  # one shot: nothing to leave out
+
+
+def test_folds_hold_out_the_jth_image_of_every_class_that_can_spare_one() -> None:
+    labels = np.array([0, 1, 0, 1, 1, 2])  # class 2 has one image: never held out
+    folds = held_out_folds(labels, 3)
+    assert [np.flatnonzero(fold).tolist() for fold in folds] == [[0, 1], [2, 3], [4]]
+    assert held_out_folds(np.arange(3), 3) == []  # one shot everywhere: nothing to hold out
+
+
+def test_a_fitted_classifier_s_logit_threshold_reads_its_own_held_out_logits() -> None:
+    support, labels = clusters(1.0, 2)
+    folds = held_out_folds(labels, 4)
+    # Stand-in fitted logits: each held-out image confidently in its own class, at twice a prototype's scale.
+    fitted = [20.0 * np.eye(4)[labels[out]] for out in folds]
+    values, own = fold_scores("energy", support, labels, 4, fitted)
+    assert own.all() and len(values) == sum(int(out.sum()) for out in folds)
+    np.testing.assert_allclose(values, 20.0 + np.log(1 + 3 * np.exp(-20.0)))
+    from_prototypes = suggest_threshold("energy", support, labels, 4, 10.0, 0.05)
+    from_fits = suggest_threshold("energy", support, labels, 4, 10.0, 0.05, fitted)
+    assert from_prototypes is not None and from_prototypes < 12.0 and from_fits == pytest.approx(20.0, abs=1e-6)
+    # max-cosine reads the prototypes, which fitting leaves as they are: the fitted logits do not matter.
+    assert suggest_threshold("max-cosine", support, labels, 4, 10.0, 0.05, fitted) == suggest_threshold(
+        "max-cosine", support, labels, 4, 10.0, 0.05
+    )
+    with pytest.raises(ValueError, match="1 sets of logits for"):
+        fold_scores("energy", support, labels, 4, fitted[:1])

@@ -135,3 +135,34 @@ def test_finetune_excludes_base_classes_of_the_embedding(glyph_folder: Path, tmp
     assert result.exit_code == 0, result.output
     split = json.loads((models / "emb.split.json").read_text())
     assert json.loads((models / "p.json").read_text())["class_names"] == split["novel"]
+
+
+def test_a_logit_score_threshold_comes_from_fits_without_each_fold(glyph_folder: Path, tmp_path: Path) -> None:
+    from pdfewshot.config import FinetuneConfig
+    from pdfewshot.methods.fitting import FitSettings, held_out_logits
+    from pdfewshot.methods.unknown import suggest_threshold
+    from pdfewshot.nets.embedding import embed
+    from pdfewshot.stages.common import load_checkpoint_data, open_embedding
+
+    models = tmp_path / "models"
+    assert runner.invoke(app, pretrain_args(glyph_folder, models)).exit_code == 0
+    result = runner.invoke(
+        app, ["finetune", "--model", str(models / "emb.pdparams"), "--out", str(models / "p.pdparams"),
+              "--shot", "3", "--steps", "20", "--reject-score", "energy"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stored = json.loads((models / "p.json").read_text())["suggested_reject_below"]
+    # The same threshold from the support images the manifest names, fitted fold by fold.
+    net, meta = open_embedding(models / "emb.pdparams")
+    imageset, _ = load_checkpoint_data(meta)
+    manifest = json.loads((models / "p.queries.json").read_text())
+    where = {key: i for i, key in enumerate(imageset.keys)}
+    index = [where[item["key"]] for item in manifest["support"]]
+    labels = np.array([manifest["classes"].index(item["class"]) for item in manifest["support"]])
+    features = embed(net, imageset.images[index]).numpy()
+    defaults = FinetuneConfig()
+    settings = FitSettings(20, defaults.lr, defaults.entropy_weight, defaults.scale, defaults.backbone_lr)
+    classes = len(manifest["classes"])
+    fitted = held_out_logits(features, labels, classes, settings=settings)
+    assert stored == pytest.approx(suggest_threshold("energy", features, labels, classes, 10.0, 0.05, fitted), abs=1e-4)
+    assert stored != pytest.approx(suggest_threshold("energy", features, labels, classes, 10.0, 0.05), abs=1e-3)
