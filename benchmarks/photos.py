@@ -48,8 +48,6 @@ RECIPES: dict[str, dict[str, Any]] = {
     "conv4-ce-84px": {"backbone": "conv4", "loss": "ce", "image_size": 84, "time_budget": "20m"},
     # The deeper network with the loss that did best on photographs, in the same 20 minutes at most.
     "resnet18-ce-84px": {"backbone": "resnet18", "loss": "ce", "image_size": 84, "time_budget": "20m"},
-    # The defaults read out at the projection head, as embeddings were before the backbone readout.
-    "defaults-projection-readout": {"readout": "projection"},
 }  # fmt: skip
 
 

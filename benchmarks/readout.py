@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pdfewshot.config import READOUT_NAMES
 from pdfewshot.data.episodes import confidence_interval, sample_episodes
 from pdfewshot.methods.prototype import PrototypeClassifier
-from pdfewshot.nets.embedding import READOUTS
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding
@@ -40,13 +40,13 @@ def main() -> None:
     classes = list(meta.split.validation) if args.validation else few_shot_classes(meta, imageset, bool(args.data))
     images = imageset.subset_classes(classes)
     features = {}
-    for readout in READOUTS:
+    for readout in READOUT_NAMES:
         net.readout = readout  # the same weights, read at the other layer
         features[readout] = run_fast(net, images.images)
     print(f"{args.model} ({meta.backbone}, {meta.loss}, {meta.image_size} px): {len(classes)} classes, "
           f"{len(images)} images; readout of the checkpoint: {meta.readout}")  # fmt: skip
-    print("| task | " + " | ".join(f"{readout} ({features[readout].shape[1]}-d)" for readout in READOUTS) + " |")
-    print("| --- | " + " | ".join("---" for _ in READOUTS) + " |")
+    print("| task | " + " | ".join(f"{readout} ({features[readout].shape[1]}-d)" for readout in READOUT_NAMES) + " |")
+    print("| --- | " + " | ".join("---" for _ in READOUT_NAMES) + " |")
     for way, shot in TASKS:
         way_here = min(way, len(classes))
         query = min(args.query, int(np.bincount(images.labels).min()) - shot)
@@ -56,7 +56,7 @@ def main() -> None:
         queries = np.stack([episode.queries()[0] for episode in drawn])
         query_labels = np.stack([episode.queries()[1] for episode in drawn])
         cells = []
-        for readout in READOUTS:
+        for readout in READOUT_NAMES:
             embedded = features[readout]
             scores = PrototypeClassifier().episode_scores(
                 embedded[support], support_labels, way_here, embedded[queries]

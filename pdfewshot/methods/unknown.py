@@ -138,7 +138,8 @@ def held_out_folds(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
     for i, label in enumerate(labels):
         position[i], seen[label] = seen[label], seen[label] + 1
     eligible = counts[labels] >= 2
-    return [eligible & (position == j) for j in range(int(counts.max(initial=0))) if (eligible & (position == j)).any()]
+    folds = [eligible & (position == j) for j in range(int(counts.max(initial=0)))]
+    return [fold for fold in folds if fold.any()]
 
 
 def fold_scores(

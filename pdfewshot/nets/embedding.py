@@ -18,11 +18,11 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from pdfewshot.config import READOUT_NAMES
 from pdfewshot.nets.backbones import build_backbone
 from pdfewshot.nets.pair_head import PairHead
 
 NORMALISATIONS = ("symmetric", "imagenet")
-READOUTS = ("backbone", "projection")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
@@ -72,7 +72,7 @@ class EmbeddingNet(nn.Layer):  # type: ignore[misc]
         readout: str = "projection",
     ) -> None:
         super().__init__()
-        if readout not in READOUTS:
+        if readout not in READOUT_NAMES:
             raise ValueError(f"unknown readout {readout!r}")
         if pair_head and readout != "projection":
             raise ValueError("the pair head scores projections: it needs readout='projection'")
