@@ -97,11 +97,11 @@ def _check_options(config: PretrainConfig) -> None:
         ("loss", config.loss, LOSS_NAMES),
         ("backbone", config.backbone, BACKBONE_NAMES),
         ("lr_schedule", config.lr_schedule, SCHEDULE_NAMES),
+        ("readout", config.readout, READOUT_NAMES),
+        ("augment", config.augment, AUGMENT_NAMES),
     ):
         if value is not None and value not in allowed:
             raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", name)
-    if config.readout is not None and config.readout not in READOUT_NAMES:
-        raise PdfewshotError(f"{config.readout}: unknown, choose from {', '.join(READOUT_NAMES)}", "readout")
     if config.readout == "backbone" and config.freeze_backbone:
         raise PdfewshotError(
             "backbone: the backbone is frozen (--freeze-backbone), so training would not change the embedding; "
@@ -111,8 +111,6 @@ def _check_options(config: PretrainConfig) -> None:
     if config.readout == "backbone" and config.loss == "pair-bce":
         raise PdfewshotError("backbone: the pair head of pair-bce scores projections; use --readout projection",
                              "readout")  # fmt: skip
-    if config.augment is not None and config.augment not in AUGMENT_NAMES:
-        raise PdfewshotError(f"{config.augment}: unknown, choose from {', '.join(AUGMENT_NAMES)}", "augment")
     for name in ("save_every", "epochs", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every",
                  "processes"):  # fmt: skip
         value = getattr(config, name)
@@ -134,13 +132,14 @@ def _check_options(config: PretrainConfig) -> None:
 def resolve(config: PretrainConfig, profile: DataProfile) -> PretrainConfig:
     """The config with every setting left to the data filled in (explicit options always win)."""
     imagenet = config.pretrained == IMAGENET
+    loss = config.loss or ("cosine-mse" if imagenet else profile.loss)
     return replace(
         config,
         backbone=config.backbone or ("resnet18" if imagenet else profile.backbone),
-        loss=config.loss or ("cosine-mse" if imagenet else profile.loss),
+        loss=loss,
         image_size=config.image_size or (max(profile.image_size, 56) if imagenet else profile.image_size),
         augment=config.augment or profile.augment,
-        readout=config.readout or default_readout(config.loss or profile.loss, config.freeze_backbone),
+        readout=config.readout or default_readout(loss, config.freeze_backbone),
         novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
             0.0 if profile.user_data else 0.2),
         validation_fraction=config.validation_fraction if config.validation_fraction is not None else (
