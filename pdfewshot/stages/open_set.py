@@ -114,7 +114,8 @@ def evaluate_open_set(
             for name, method in chosen.items():
                 scores = method.episode_scores(support, labels, way, queries)
                 logits = scores if method.scores_are_logits else config.scale * scores
-                # A fitted classifier's logit scores take their threshold from fits without each fold.
+                # A fitted classifier's logit scores take their threshold from fits without each fold (every
+                # episode's support has the same layout, so the folds are the same and fit together).
                 folds = held_out_folds(labels[0], way) if method.scores_are_logits else []
                 fold_logits = [method.episode_scores(support[:, ~out], labels[:, ~out], way, support[:, out])
                                for out in folds]  # fmt: skip
@@ -123,6 +124,7 @@ def evaluate_open_set(
                     vectors = prototypes_of(support[e], labels[e], way)
                     evidence = Evidence(logits[e], queries[e], vectors, support[e], labels[e])
                     right = logits[e].argmax(axis=1) == query_labels
+                    fitted = [fold[e] for fold in fold_logits] if folds else None
                     for score, row in rows.items():
                         values = UNKNOWN_SCORES[score](evidence)
                         row.closed.append(float(right[known].mean()))
@@ -130,7 +132,6 @@ def evaluate_open_set(
                         row.false_accepts.append(false_accept_rate(values[known], values[~known]))
                         row.known_scores += values[known].tolist()
                         row.unknown_scores += values[~known].tolist()
-                        fitted = [fold[e] for fold in fold_logits] if folds else None
                         threshold = suggest_threshold(score, support[e], labels[e], way, config.scale,
                                                       config.reject_rate, fitted)  # fmt: skip
                         if threshold is not None:
