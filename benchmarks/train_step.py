@@ -230,11 +230,8 @@ def profile_step(size: int, steps: int = 3, top: int = 8) -> None:
     totals: dict[str, float] = {}
     for event in _paddle_events(recorder):
         totals[event[0]] = totals.get(event[0], 0.0) + event[1]
-    whole = sum(totals.values())
     print(f"\nProfile: ResNet18 training step at {size} px, batch {BATCH}; ms per step, top operators")
-    print(f"  paddle ({whole / steps:.0f} ms of operators per step)")
-    for name, ms in sorted(totals.items(), key=lambda item: -item[1])[:top]:
-        print(f"    {name:40s} {ms / steps:8.1f}  {100 * ms / whole:5.1f}%")
+    _print_top_operators("paddle", "", list(totals.items()), steps, top)
     if not torch_available():
         print("  torch: not installed")
         return
@@ -257,8 +254,13 @@ def profile_step(size: int, steps: int = 3, top: int = 8) -> None:
         for _ in range(steps):
             torch_step()
     rows = [(e.key, e.self_cpu_time_total / 1000) for e in recorded.key_averages()]
+    _print_top_operators("torch", ", self time", rows, steps, top)
+
+
+def _print_top_operators(framework: str, note: str, rows: list[tuple[str, float]], steps: int, top: int) -> None:
+    """The ``top`` operators of (operator, ms over ``steps`` steps) rows: ms per step and share of the whole."""
     whole = sum(ms for _, ms in rows)
-    print(f"  torch ({whole / steps:.0f} ms of operators per step, self time)")
+    print(f"  {framework} ({whole / steps:.0f} ms of operators per step{note})")
     for name, ms in sorted(rows, key=lambda item: -item[1])[:top]:
         print(f"    {name:40s} {ms / steps:8.1f}  {100 * ms / whole:5.1f}%")
 
