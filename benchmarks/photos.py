@@ -1,18 +1,32 @@
-"""Few-shot accuracy on real colour photographs: ../shared/data/caltech101_dev (47 Caltech-101 categories).
+"""Few-shot accuracy on real photographs: ../shared/data/caltech101_dev (47 Caltech-101 categories) or
+../shared/data/lfw_dev (faces of 158 people).
 
-Pretrains on 37 categories with only ``--data`` (the defaults chosen from the data) or with a recipe's
-options, then scores seeded episodes on the 10 other categories: 5-way 1-shot, 5-way 5-shot and 10-way
-2-shot, methods prototype, finetune and nn-pixels, with the pretraining time. The two groups of
-categories are folders of symbolic links to the data where it lies (nothing is copied).
+Pretrains on the base categories with only ``--data`` (the defaults chosen from the data) or with a recipe's
+options, then scores seeded episodes on the novel ones: 5-way 1-shot, 5-way 5-shot and 10-way 2-shot (and
+20-way 1-shot where there are 20 novel classes), methods prototype, finetune and nn-pixels, with the
+pretraining time and each evaluation's time (loading, embedding, episodes). The two groups of categories are
+folders of symbolic links to the data where it lies (nothing is copied). Splits:
 
-    python benchmarks/photos.py                       # every recipe, one after the other
-    python benchmarks/photos.py --recipe defaults     # one recipe
-    python benchmarks/photos.py --table               # the README table from the saved rows
+- ``seeded``: 10 categories drawn with ``--seed`` (the from-scratch rows of the README);
+- ``caltech10``: brain, buddha, butterfly, chandelier, crab, electric_guitar, ewer, flamingo, kangaroo,
+  starfish (the ImageNet issue's split of caltech101_dev);
+- ``people40``: lfw_dev's sorted folder names shuffled by ``random.Random(7)``, the first 40.
+
+The ImageNet recipes start from ``--weights`` (a paddle.vision ImageNet classifier's state dict; by default
+the MobileNetV2 of ../shared/weights, the one such file this machine has).
+
+    python benchmarks/photos.py                                   # every from-scratch recipe
+    python benchmarks/photos.py --recipe defaults                 # one recipe
+    python benchmarks/photos.py --split caltech10 --recipe imagenet-224px
+    python benchmarks/photos.py --data ../shared/data/lfw_dev --split people40 --recipe imagenet-224px
+    python benchmarks/photos.py --table                           # the README table from the saved rows
 """
 
 import argparse
 import json
+import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +39,30 @@ from pdfewshot.stages.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "caltech101_dev"
+DEFAULT_WEIGHTS = REPO.parent / "shared" / "weights" / "mobilenet_v2_imagenet.pdparams"
+WEIGHTS = "{weights}"  # a recipe's stand-in for --weights
 NOVEL_CATEGORIES = 10
-TASKS = ((5, 1), (5, 5), (10, 2))
+TASKS = ((5, 1), (5, 5), (10, 2), (20, 1))  # those with enough novel classes are run
 METHODS = ["prototype", "finetune", "nn-pixels"]
+CALTECH10 = ("brain", "buddha", "butterfly", "chandelier", "crab", "electric_guitar", "ewer", "flamingo", "kangaroo",
+             "starfish")  # fmt: skip
+
+
+def _seeded(categories: list[str], seed: int) -> set[str]:
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(categories, size=NOVEL_CATEGORIES, replace=False).tolist())
+
+
+def _people40(categories: list[str], seed: int) -> set[str]:
+    shuffled = list(categories)
+    random.Random(7).shuffle(shuffled)
+    return set(shuffled[:40])
+
+
+# The novel categories of each split, from the sorted category names and --seed.
+SPLITS: dict[str, Callable[[list[str], int], set[str]]] = {
+    "seeded": _seeded, "caltech10": lambda categories, seed: set(CALTECH10), "people40": _people40,
+}  # fmt: skip
 
 # Pretraining recipes: options of PretrainConfig beside --data. "defaults" gives none.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -48,14 +83,25 @@ RECIPES: dict[str, dict[str, Any]] = {
     "conv4-ce-84px": {"backbone": "conv4", "loss": "ce", "image_size": 84, "time_budget": "20m"},
     # The deeper network with the loss that did best on photographs, in the same 20 minutes at most.
     "resnet18-ce-84px": {"backbone": "resnet18", "loss": "ce", "image_size": 84, "time_budget": "20m"},
+    # ImageNet weights with no training at all, at four image sizes (the weights were made at 224 px).
+    **{f"imagenet-{size}px": {"backbone": "mobilenet_v2", "pretrained": WEIGHTS, "epochs": 0, "image_size": size}
+       for size in (84, 112, 160, 224)},
+    # ImageNet weights and training on the base categories: the defaults of an ImageNet start; the tutorial's
+    # recipe (frozen backbone, a 128-d head trained with cosine-MSE, read at the head); everything fine-tuned
+    # with softmax at a low rate.
+    "imagenet-defaults": {"backbone": "mobilenet_v2", "pretrained": WEIGHTS, "time_budget": "20m"},
+    "imagenet-frozen-head": {"backbone": "mobilenet_v2", "pretrained": WEIGHTS, "freeze_backbone": True,
+                             "loss": "cosine-mse", "warmup_epochs": 0, "time_budget": "20m"},
+    "imagenet-finetune-ce": {"backbone": "mobilenet_v2", "pretrained": WEIGHTS, "loss": "ce", "lr": 1e-4,
+                             "batch_size": 16, "time_budget": "20m"},
 }  # fmt: skip
 
 
-def split_categories(data: Path, work: Path, seed: int) -> tuple[Path, Path]:
-    """``work/base`` and ``work/novel``: folders of links to 37 and 10 seeded categories of ``data``."""
+def split_categories(data: Path, work: Path, split: str, seed: int) -> tuple[Path, Path]:
+    """``work/base`` and ``work/novel``: folders of links to the base and novel categories of ``data``."""
+    data = data.resolve()  # the links must lead to it from anywhere
     categories = sorted(p.name for p in data.iterdir() if p.is_dir())
-    rng = np.random.default_rng(seed)
-    novel = set(rng.choice(categories, size=NOVEL_CATEGORIES, replace=False).tolist())
+    novel = SPLITS[split](categories, seed)
     folders = {"base": work / "base", "novel": work / "novel"}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
@@ -66,63 +112,82 @@ def split_categories(data: Path, work: Path, seed: int) -> tuple[Path, Path]:
     return folders["base"], folders["novel"]
 
 
-def run_recipe(name: str, data: Path, work: Path, episodes: int, seed: int) -> dict[str, Any]:
-    base, novel = split_categories(data, work / "data", seed)
+def recipe_options(name: str, weights: Path) -> dict[str, Any]:
+    return {key: str(weights) if value == WEIGHTS else value for key, value in RECIPES[name].items()}
+
+
+def run_recipe(
+    name: str, data: Path, work: Path, split: str, episodes: int, seed: int, weights: Path
+) -> dict[str, Any]:
+    base, novel = split_categories(data, work / "data", split, seed)
     out = work / name / "emb_model.pdparams"
     config = PretrainConfig(data=[str(base)], out=out, seed=seed)
-    for key, value in RECIPES[name].items():
+    for key, value in recipe_options(name, weights).items():
         setattr(config, key, value)
     started = time.perf_counter()
     trained = pretrain(config)
     meta = json.loads(out.with_suffix(".json").read_text())
     row: dict[str, Any] = {
-        "recipe": name, "options": RECIPES[name], "train_seconds": round(time.perf_counter() - started),
-        "steps": len(trained.losses), "threads": thread_count(), "processes": meta["training"]["processes"],
-        "image_size": meta["image_size"],
-        "backbone": meta["backbone"], "loss": meta["loss"],
-        "augment": meta["config"]["augment"], "stopped_because": meta["training"]["stopped_because"],
-        "best_validation": meta["training"]["best_validation"], "tasks": {},
+        "recipe": name, "options": RECIPES[name], "data": data.name, "split": split,
+        "train_seconds": round(time.perf_counter() - started), "steps": len(trained.losses), "threads": thread_count(),
+        "processes": meta["training"]["processes"], "image_size": meta["image_size"], "backbone": meta["backbone"],
+        "loss": meta["loss"], "pretrained": meta["config"]["pretrained"], "augment": meta["config"]["augment"],
+        "stopped_because": meta["training"]["stopped_because"], "best_validation": meta["training"]["best_validation"],
+        "best_step": meta["training"]["best_step"], "tasks": {}, "evaluate_seconds": {},
     }  # fmt: skip
     print(f"{name}: pretrained in {row['train_seconds']} s, {row['steps']} steps ({row['stopped_because']})")
-    for way, shot in TASKS:
+    classes = sum(1 for p in novel.iterdir() if p.is_dir())
+    for way, shot in [(way, shot) for way, shot in TASKS if way <= classes]:
         evaluation = EvaluateConfig(model=out, data=[str(novel)], way=way, shot=[shot], episodes=episodes, seed=seed,
                                     method=METHODS, report=work / name / f"episodes-{way}w{shot}s.json")  # fmt: skip
+        started = time.perf_counter()
         for result in evaluate(evaluation).results:
             row["tasks"].setdefault(f"{way}w{shot}s", {})[result.method] = [result.mean, result.interval]
             print(f"  {way}-way {shot}-shot {result.method}: {result.mean:.4f} +- {result.interval:.4f}")
+        row["evaluate_seconds"][f"{way}w{shot}s"] = round(time.perf_counter() - started)
     (work / name / "row.json").write_text(json.dumps(row, indent=1))
     return row
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    tasks = [(w, s) for w, s in TASKS if any(f"{w}w{s}s" in row["tasks"] for row in rows)]
     lines = [
-        "| recipe | network, loss, size, augmentation | pretraining | method | 5-way 1-shot | 5-way 5-shot "
-        "| 10-way 2-shot |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| recipe | network, size, loss, augmentation | pretraining | evaluation | method | "
+        + " | ".join(f"{w}-way {s}-shot" for w, s in tasks)
+        + " |",
+        "| --- " * (5 + len(tasks)) + "|",
     ]
     for row in rows:
         minutes = f"{row['train_seconds'] / 60:.1f} min, {row['steps']} steps"
-        setting = f"{row['backbone']}, {row['loss']}, {row['image_size']} px, {row['augment']}"
+        evaluation = f"{sum(row.get('evaluate_seconds', {}).values()) / 60:.1f} min"
+        start = " from ImageNet" if row.get("pretrained") not in (None, "none") else ""
+        trained = f"{row['loss']}, {row['augment']}" if row["steps"] else "no training"
+        setting = f"{row['backbone']}{start}, {row['image_size']} px, {trained}"
         for method in METHODS:
-            cells = [row["tasks"][f"{w}w{s}s"][method] for w, s in TASKS]
-            shown = " | ".join(f"{100 * mean:.1f} +- {100 * interval:.1f}" for mean, interval in cells)
-            lines.append(f"| {row['recipe']} | {setting} | {minutes} | {method} | {shown} |")
+            cells = [row["tasks"].get(f"{w}w{s}s", {}).get(method) for w, s in tasks]
+            shown = " | ".join(f"{100 * cell[0]:.1f} +- {100 * cell[1]:.1f}" if cell else "" for cell in cells)
+            lines.append(f"| {row['recipe']} | {setting} | {minutes} | {evaluation} | {method} | {shown} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--work", type=Path, default=REPO / "models" / "photos")
+    parser.add_argument("--split", choices=sorted(SPLITS), default="seeded")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="ImageNet weights of the imagenet-* "
+                        "recipes: a paddle.vision ImageNet classifier's state dict.")  # fmt: skip
+    parser.add_argument("--work", type=Path, default=None, help="Default: models/photos/<data>-<split>.")
     parser.add_argument("--recipe", choices=sorted(RECIPES), action="append")
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", action="store_true", help="Print the table of the saved rows and stop.")
     args = parser.parse_args()
+    work = args.work or REPO / "models" / "photos" / f"{args.data.name}-{args.split}"
     if not args.table:
-        for name in args.recipe or list(RECIPES):
-            run_recipe(name, args.data, args.work, args.episodes, args.seed)
-    rows = [json.loads(path.read_text()) for name in RECIPES if (path := args.work / name / "row.json").is_file()]
+        scratch = [name for name in RECIPES if not name.startswith("imagenet")]
+        for name in args.recipe or scratch:
+            run_recipe(name, args.data, work, args.split, args.episodes, args.seed, args.weights)
+    rows = [json.loads(path.read_text()) for name in RECIPES if (path := work / name / "row.json").is_file()]
     print(table(rows))
 
 

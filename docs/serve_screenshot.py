@@ -1,10 +1,11 @@
 """Makes the README's picture of the `pdfewshot serve` page: a real server, a real (headless) Chromium.
 
     python docs/serve_screenshot.py MODEL OUT.png --classify A.jpg B.jpg --teach NAME X.jpg Y.jpg Z.jpg \
-        --then-classify C.jpg D.jpg
+        [--teach NAME2 ...] --then-classify C.jpg D.jpg [--first FIRST.png]
 
-Starts `pdfewshot serve --model MODEL` on a free local port, classifies the --classify images on the
-page, teaches class NAME from the --teach images, classifies the --then-classify images, and saves a
+Starts `pdfewshot serve --model MODEL` on a free local port (a predictor, or an embedding: a page that
+starts with no classes), saves the page as it opens (--first), classifies the --classify images on the
+page, teaches each --teach class from its images, classifies the --then-classify images, and saves a
 screenshot of the whole page. It changes MODEL (it teaches it): give it a copy. Needs chromium and
 chromium-driver (Debian's packages) and the serve and dev extras.
 """
@@ -28,7 +29,8 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--classify", type=Path, nargs="*", default=[])
-    parser.add_argument("--teach", nargs="+", required=True, help="NAME IMAGE [IMAGE ...]")
+    parser.add_argument("--teach", nargs="+", action="append", required=True, help="NAME IMAGE [IMAGE ...]")
+    parser.add_argument("--first", type=Path, help="Also save the page as it first opens here.")
     parser.add_argument("--then-classify", type=Path, nargs="*", default=[])
     parser.add_argument("--width", type=int, default=1000)
     args = parser.parse_args()
@@ -52,7 +54,19 @@ def main() -> None:
             except OSError:
                 time.sleep(0.2)
         driver.get(address)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#classes li"))
+        wait.until(lambda d: d.find_element(By.ID, "model").text != "loading…")
+
+        def save(out: Path) -> None:
+            time.sleep(1)  # thumbnails
+            for _ in range(3):  # the page reflows as the window grows
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                driver.set_window_size(args.width, height + 150)
+                time.sleep(0.5)
+            driver.save_screenshot(str(out))
+            print(f"wrote {out}")
+
+        if args.first:
+            save(args.first)
 
         def classify(images: list[Path]) -> None:
             before = len(driver.find_elements(By.CSS_SELECTOR, "#results li"))
@@ -62,19 +76,13 @@ def main() -> None:
                 wait.until(lambda d, n=before: len(d.find_elements(By.CSS_SELECTOR, "#results li")) == n)
 
         classify(args.classify)
-        name, *teach_images = args.teach
-        driver.find_element(By.ID, "teach-name").send_keys(name)
-        driver.find_element(By.ID, "teach-input").send_keys("\n".join(str(Path(p).resolve()) for p in teach_images))
-        driver.find_element(By.ID, "teach-button").click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#classes li[data-name="{name}"] img'))
+        for name, *teach_images in args.teach:
+            driver.find_element(By.ID, "teach-name").send_keys(name)
+            driver.find_element(By.ID, "teach-input").send_keys("\n".join(str(Path(p).resolve()) for p in teach_images))
+            driver.find_element(By.ID, "teach-button").click()
+            wait.until(lambda d, row=f'#classes li[data-name="{name}"] img': d.find_elements(By.CSS_SELECTOR, row))
         classify(args.then_classify)
-        time.sleep(1)  # thumbnails
-        for _ in range(3):  # the page reflows as the window grows
-            height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.set_window_size(args.width, height + 150)
-            time.sleep(0.5)
-        driver.save_screenshot(str(args.out))
-        print(f"wrote {args.out}")
+        save(args.out)
     finally:
         driver.quit()
         server.terminate()

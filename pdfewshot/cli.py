@@ -18,6 +18,7 @@ import typer
 
 from pdfewshot import __version__
 from pdfewshot.config import (
+    BACKBONE_NAMES,
     DEFAULT_EMBEDDING,
     DEFAULT_EVALUATE_REPORT,
     DEFAULT_PREDICTOR,
@@ -32,7 +33,7 @@ from pdfewshot.config import (
     QueryTestConfig,
     ServeConfig,
 )
-from pdfewshot.data.profile import GLYPH_SIZE, PHOTO_SIZE
+from pdfewshot.data.profile import GLYPH_SIZE, IMAGENET_SIZE, PHOTO_SIZE
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.runtime import configure_runtime
 
@@ -135,8 +136,8 @@ def pretrain(
     backbone: Annotated[
         str | None,
         typer.Option(
-            help="resnet18, conv4 (28-84 px) or koch (105 px) (default: resnet18 for the built-in set and with "
-            "--pretrained imagenet, conv4 for your own data)."
+            help=f"{', '.join(BACKBONE_NAMES)} (default: resnet18 for the built-in set and an ImageNet start, the "
+            "start file's own backbone, conv4 for your own data from scratch)."
         ),
     ] = PRETRAIN.backbone,
     embedding_dim: Annotated[
@@ -153,15 +154,15 @@ def pretrain(
         int | None,
         typer.Option(
             help="Images are resized to this many pixels square (8-512) (default: from the data: "
-            f"{GLYPH_SIZE} for line drawings and the built-in set, {PHOTO_SIZE} for photographs)."
+            f"{GLYPH_SIZE} for line drawings and the built-in set, {PHOTO_SIZE} for photographs from scratch, "
+            f"{IMAGENET_SIZE} for photographs from ImageNet weights)."
         ),
     ] = PRETRAIN.image_size,
     epochs: Annotated[
         int | None,
         typer.Option(
-            min=1,
             help="Passes over the base images with --loss (default: 2; with validation, until it stops improving, "
-            "at most --max-epochs).",
+            "at most --max-epochs). 0 with --pretrained: no training, the start weights as they are (--data optional).",
         ),
     ] = PRETRAIN.epochs,
     max_epochs: Annotated[
@@ -187,7 +188,12 @@ def pretrain(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Triples per batch (3 images each); softmax batches take 3x as many images.")
     ] = PRETRAIN.batch_size,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = PRETRAIN.lr,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Adam learning rate (default: 1e-3; 1e-4 from ImageNet weights, which it must not undo)."
+        ),
+    ] = PRETRAIN.lr,
     lr_schedule: Annotated[
         str, typer.Option(help="constant, or cosine: anneal each phase's rate from --lr towards 0.")
     ] = PRETRAIN.lr_schedule,
@@ -231,9 +237,11 @@ def pretrain(
     pretrained: Annotated[
         str | None,
         typer.Option(
-            help="Start the backbone from these weights: a pdfewshot embedding or a paddle.vision ResNet18 state "
-            "dict, or imagenet (paddle.vision's ImageNet ResNet18, downloaded by Paddle; 3 channels, ImageNet "
-            "normalisation)."
+            help="Start the backbone from these weights: imagenet (paddle.vision's ImageNet weights of the backbone, "
+            "downloaded by Paddle or its cached copy), a file of the same kind (a paddle.vision ImageNet classifier's "
+            "state dict; its backbone is found from its keys), or a pdfewshot embedding; none: from scratch. An "
+            "ImageNet start takes 3 channels and ImageNet normalisation. Default: imagenet for photographs when the "
+            "weights can be had, else from scratch (said in one line)."
         ),
     ] = PRETRAIN.pretrained,
     freeze_backbone: Annotated[bool, typer.Option(help="Train only the embedding head.")] = PRETRAIN.freeze_backbone,
@@ -266,11 +274,14 @@ def pretrain(
     held = f"{result.novel_classes} held out as novel"
     if result.validation_classes:
         held += f", {result.validation_classes} for validation"
-    typer.echo(
-        f"pretrained on {result.base_classes} base classes ({held}): "
-        f"{len(result.losses)} steps, {result.seconds:.0f} s, {result.images_per_second:.0f} img/s, "
-        f"final loss {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}"
-    )
+    if not result.losses:
+        typer.echo(f"kept the start weights without training ({result.base_classes} base classes, {held})")
+    else:
+        typer.echo(
+            f"pretrained on {result.base_classes} base classes ({held}): "
+            f"{len(result.losses)} steps, {result.seconds:.0f} s, {result.images_per_second:.0f} img/s, "
+            f"final loss {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}"
+        )
     record = result.record
     if record is not None and record.best_validation is not None:
         typer.echo(
@@ -689,7 +700,11 @@ def support_remove(
 @user_errors
 def serve(
     model: Annotated[
-        Path, typer.Option(help="Predictor checkpoint from finetune (can be taught), or a folder written by export.")
+        Path,
+        typer.Option(
+            help="Predictor checkpoint from finetune (can be taught); an embedding checkpoint from pretrain (starts "
+            "with no classes, taught into <embedding>.predictor.pdparams beside it); or a folder written by export."
+        ),
     ] = SERVE.model,
     host: Annotated[
         str, typer.Option(help="Address to listen on; anything but 127.0.0.1 lets other machines in: give --token.")
@@ -720,8 +735,8 @@ def serve(
         ) from None
     from pdfewshot.reporting.console import err_console
 
-    def announce(address: str) -> None:
-        typer.echo(f"serving {model} at {address} (API docs at {address}/docs); Ctrl-C stops")
+    def announce(served: str, address: str) -> None:
+        typer.echo(f"serving {served} at {address} (API docs at {address}/docs); Ctrl-C stops")
         if host not in ("127.0.0.1", "localhost", "::1") and token is None:
             err_console.print("warning: other machines can change the classifier: give --token", markup=False)
 

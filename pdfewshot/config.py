@@ -11,6 +11,7 @@ from typing import Literal, get_args
 
 BUILTIN_SOURCE = "builtin:glyphs"
 IMAGENET = "imagenet"  # --pretrained imagenet: paddle.vision's ImageNet weights of the backbone
+NO_PRETRAINED = "none"  # --pretrained none: train from scratch even where an ImageNet start is the default
 
 MODELS = Path("models")
 DEFAULT_EMBEDDING = MODELS / "emb_model.pdparams"
@@ -44,13 +45,14 @@ READOUT_NAMES: tuple[str, ...] = get_args(ReadoutName)
 class PretrainConfig:
     """Options of ``pdfewshot pretrain`` (the CLI documents each).
 
-    ``None`` for ``backbone``, ``loss``, ``image_size``, ``augment``, ``novel_fraction`` and
-    ``validation_fraction`` means: chosen from the data (:mod:`pdfewshot.data.profile`); ``readout`` None:
-    :func:`default_readout`; ``epochs`` None means 2 without validation, else up to ``max_epochs`` with early
-    stopping.
+    ``None`` for ``backbone``, ``loss``, ``image_size``, ``augment``, ``novel_fraction``,
+    ``validation_fraction`` and ``pretrained`` means: chosen from the data (:mod:`pdfewshot.data.profile`)
+    and the start weights; ``readout`` None: :func:`default_readout`; ``epochs`` None means 2 without
+    validation, else up to ``max_epochs`` with early stopping; ``epochs`` 0: no training, the start weights
+    as they are. ``data`` empty: the built-in set, or no data at all with ``epochs`` 0.
     """
 
-    data: list[str] = field(default_factory=lambda: [BUILTIN_SOURCE])
+    data: list[str] = field(default_factory=list)
     out: Path = DEFAULT_EMBEDDING
     backbone: str | None = None
     embedding_dim: int = 128
@@ -63,7 +65,7 @@ class PretrainConfig:
     warmup_epochs: int = 2  # chosen by measurement (README, Results)
     steps_per_epoch: int | None = None
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float | None = None  # None: 1e-3 from scratch, 1e-4 from ImageNet weights (pdfewshot.stages.pretrain)
     lr_schedule: str = "constant"
     seed: int = 0
     novel_fraction: float | None = None
@@ -73,7 +75,7 @@ class PretrainConfig:
     time_budget: str | None = None
     rotations: bool = False
     augment: str | None = None
-    pretrained: str | None = None  # a weights file, or "imagenet"
+    pretrained: str | None = None  # a weights file, "imagenet" or "none"; None: imagenet for photographs if at hand
     freeze_backbone: bool = False
     processes: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.training_processes)
     save_every: int | None = None

@@ -16,6 +16,12 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return cache
 
 
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Photographs would start from ImageNet weights fetched by Paddle: tests never ask its server."""
+    monkeypatch.setenv("PDFEWSHOT_OFFLINE", "1")
+
+
 def write_image(path: Path, value: int, size: int = 12, mode: str = "L", fmt: str | None = None) -> None:
     """A small image whose pixels encode ``value``, so images of a class can be told apart."""
     path.parent.mkdir(parents=True, exist_ok=True)

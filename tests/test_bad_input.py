@@ -121,6 +121,33 @@ def resumable_run(world: World) -> list[str]:
     return args
 
 
+def ten_way_classifier(world: World) -> list[str]:
+    """A paddle.vision ResNet18 state dict with a 10-way classifier: not an ImageNet start."""
+    import paddle
+    from paddle.vision.models import resnet18
+
+    path = world.root / "cases" / "ten-way.pdparams"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        paddle.save(resnet18(num_classes=10).state_dict(), str(path))
+    return ["pretrain", "--pretrained", str(path), "--epochs", "0", "--out", str(world.out / "m.pdparams")]
+
+
+def embedding_of_no_data(world: World) -> list[str]:
+    """`finetune` without --data of an embedding that `pretrain --epochs 0` made without data."""
+    import paddle
+    from paddle.vision.models import resnet18
+
+    weights, embedding = world.root / "cases" / "imagenet-shaped.pdparams", world.root / "cases" / "start.pdparams"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    if not embedding.exists():
+        paddle.save(resnet18().state_dict(), str(weights))
+        code, output = invoke(["pretrain", "--pretrained", str(weights), "--epochs", "0", "--image-size", "16",
+                               "--out", str(embedding)])  # fmt: skip
+        assert code == 0, output
+    return ["finetune", "--model", str(embedding), "--out", str(world.out / "p.pdparams")]
+
+
 def not_a_zip(world: World) -> list[str]:
     path = world.root / "cases" / "fake.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +254,15 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
                 "--out", str(w.out / "m.pdparams")],
      "--pretrained imagenet: paddle.vision has ImageNet weights for resnet18, resnet50, vgg16, mobilenet_v2, "
      "not conv4"),
+    ("no training without start weights", lambda w: ["pretrain", "--epochs", "0", "--out", str(w.out / "m.pdparams")],
+     "--epochs 0: no training keeps the start weights as they are, so it needs --pretrained"),
+    ("negative epochs", lambda w: ["pretrain", "--pretrained", "imagenet", "--epochs", "-1",
+                                   "--out", str(w.out / "m.pdparams")], "--epochs -1: must not be negative"),
+    ("state dict that is no ImageNet classifier", ten_way_classifier,
+     "ten-way.pdparams: not an ImageNet classifier of the resnet18 backbone: fc.weight has shape [512, 10], not "
+     "[512, 1000]"),
+    ("embedding of no data without --data", embedding_of_no_data,
+     "--model: made from no data (pretrain --epochs 0); give --data with the classes to use"),
     ("backbone readout of a frozen backbone",
      lambda w: ["pretrain", "--data", str(w.data), "--readout", "backbone", "--freeze-backbone",
                 "--out", str(w.out / "m.pdparams")],

@@ -26,6 +26,12 @@ class ImageSet:
         if not (len(self.images) == len(self.labels) == len(self.keys)):
             raise ValueError("images, labels and keys differ in length")
 
+    @classmethod
+    def empty(cls, image_size: int, channels: int) -> "ImageSet":
+        """No images, no classes: what a stage that was given no data works on."""
+        images = np.zeros((0, image_size, image_size, channels), dtype=np.uint8)
+        return cls(images=images, labels=np.zeros(0, dtype=np.int64), class_names=(), keys=())
+
     def __len__(self) -> int:
         return len(self.labels)
 

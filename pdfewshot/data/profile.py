@@ -20,6 +20,7 @@ from pdfewshot.data.sources import GREY_MODES, UNREADABLE, decode_image, iter_so
 
 GLYPH_SIZE = 28
 PHOTO_SIZE = 84  # chosen by accuracy per minute on photographs (README, Results)
+IMAGENET_SIZE = 224  # photographs from ImageNet weights, which were made at this size (README, Results)
 SAMPLE = 64  # images looked at per source
 INK_OR_PAPER = 0.85  # share of pixels within 40 levels of black or white for a line drawing
 
@@ -28,7 +29,7 @@ INK_OR_PAPER = 0.85  # share of pixels within 40 levels of black or white for a 
 class DataProfile:
     """The kind of images and the settings chosen for them."""
 
-    kind: str  # "builtin", "glyphs" or "photos"
+    kind: str  # "builtin", "glyphs", "photos", or "none" (no data: weights kept as they start)
     image_size: int
     augment: str
     user_data: bool  # False for the built-in set, which keeps its held-out alphabets
@@ -44,6 +45,8 @@ def _is_line_drawing(pixels: np.ndarray) -> bool:
 def profile_sources(sources: Sequence[str]) -> DataProfile:
     """The profile of the sources, from the first :data:`SAMPLE` images of each (in the order a source is
     read; a few classes' worth is enough to tell drawings from photographs)."""
+    if not sources:
+        return DataProfile("none", PHOTO_SIZE, "none", user_data=True, backbone="resnet18")
     if all(source == BUILTIN_SOURCE for source in sources):
         return DataProfile("builtin", GLYPH_SIZE, "none", user_data=False)
     drawings = photos = 0

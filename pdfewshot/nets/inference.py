@@ -16,8 +16,8 @@ from paddle import nn
 from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import thread_count
 
-# Below this many images the eager path finishes before a predictor would be built.
-FAST_PATH_MIN_IMAGES = 2048
+# Below this many pixels (2048 images of 28 px) the eager path finishes before a predictor would be built.
+FAST_PATH_MIN_PIXELS = 2048 * 28 * 28
 
 
 class _Frozen(nn.Layer):  # type: ignore[misc]
@@ -87,9 +87,9 @@ class InferenceEmbedder(InferenceRunner):
 def run_fast(net: nn.Layer, images: np.ndarray) -> np.ndarray:
     """Outputs of a network (an embedding, or a predictor's logits) for uint8 images, through the
     fastest path for their number (see module doc)."""
-    if len(images) < FAST_PATH_MIN_IMAGES:
+    if images.shape[0] * images.shape[1] * images.shape[2] < FAST_PATH_MIN_PIXELS:
         return np.asarray(embed(net, images).numpy())
     return InferenceEmbedder(net, images.shape[3], images.shape[1])(images)
 
 
-__all__ = ["FAST_PATH_MIN_IMAGES", "InferenceEmbedder", "InferenceRunner", "run_fast", "save_for_inference"]
+__all__ = ["FAST_PATH_MIN_PIXELS", "InferenceEmbedder", "InferenceRunner", "run_fast", "save_for_inference"]

@@ -1,18 +1,32 @@
-"""Starting a backbone from saved weights: a pdfewshot embedding, a ``paddle.vision`` state dict on disk,
-or paddle.vision's ImageNet weights (``imagenet``, for resnet18, resnet50, vgg16 and mobilenet_v2),
-fetched and cached by Paddle's own download code (``paddle.utils.download``) on a machine with a
-network."""
+"""Starting a backbone from saved weights: a pdfewshot embedding, a ``paddle.vision`` ImageNet classifier's
+state dict on disk, or paddle.vision's ImageNet weights (``imagenet``, for resnet18, resnet50, vgg16 and
+mobilenet_v2), fetched and cached by Paddle's own download code (``paddle.utils.download``) on a machine with
+a network.
 
+What a weights file is decides how the network must take its input, not the caller: an ImageNet
+classifier (Paddle's download, or the same kind of file given as a path) needs three channels and
+ImageNet's pixel normalisation; a pdfewshot embedding brings its own channels and normalisation.
+"""
+
+import os
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paddle
 
 from pdfewshot.config import IMAGENET
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.nets.backbones import FIRST_CONV, VISION_MODELS
+from pdfewshot.nets.backbones import VISION_MODELS
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.storage.checkpoint import META_KEY, check_meta, read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta
+
+IMAGENET_CLASSES = 1000
+DEFAULT_IMAGENET_BACKBONE = "resnet18"  # the tutorial's, for ``imagenet`` without a backbone
+PROBE_SECONDS = 3.0  # how long a default ImageNet start waits for the download server to answer
+OFFLINE_VARIABLE = "PDFEWSHOT_OFFLINE"  # set (to anything but 0): do not ask the download server at all
 
 
 def imagenet_url(backbone: str) -> tuple[str, str]:
@@ -29,52 +43,132 @@ def imagenet_url(backbone: str) -> tuple[str, str]:
     return str(url), str(md5)
 
 
+def cached_imagenet_path(backbone: str) -> Path:
+    """Where Paddle keeps its downloaded copy of ``backbone``'s ImageNet weights."""
+    from paddle.utils.download import WEIGHTS_HOME
+
+    return Path(WEIGHTS_HOME) / imagenet_url(backbone)[0].rsplit("/", 1)[-1]
+
+
 def imagenet_weights(backbone: str = "resnet18") -> Path:
     """paddle.vision's ImageNet weights of ``backbone``: Paddle's cached copy, downloaded first when missing."""
-    from paddle.utils.download import WEIGHTS_HOME, get_weights_path_from_url
+    from paddle.utils.download import get_weights_path_from_url
 
     url, md5 = imagenet_url(backbone)
     try:
         return Path(get_weights_path_from_url(url, md5))
     except Exception as error:  # no network, a refused or broken download: Paddle raises assorted types
-        expected = Path(WEIGHTS_HOME) / url.rsplit("/", 1)[-1]
         raise PdfewshotError(
             f"{IMAGENET}: cannot download paddle.vision's {backbone} ImageNet weights ({type(error).__name__}); "
-            f"Paddle looks for them at {expected}: put a downloaded copy of {url} there, or give "
-            "--pretrained PATH to a copy",
+            f"Paddle looks for them at {cached_imagenet_path(backbone)}: put a downloaded copy of {url} there, or "
+            "give --pretrained PATH to a copy",
             "pretrained",
         ) from None
 
 
-def load_trunk_weights(net: EmbeddingNet, source: str | Path, backbone: str, channels: int) -> None:
-    """Starts the backbone from saved weights: a pdfewshot embedding checkpoint, a bare ``paddle.vision``
-    state dict of the backbone's network, or ``imagenet``.
+def imagenet_unavailable(backbone: str) -> str | None:
+    """Why ``backbone``'s ImageNet weights cannot be had now (None when they can): not in Paddle's cache,
+    and the download server did not answer within :data:`PROBE_SECONDS`."""
+    if cached_imagenet_path(backbone).is_file():
+        return None
+    url = imagenet_url(backbone)[0]
+    if os.environ.get(OFFLINE_VARIABLE, "0") not in ("", "0"):
+        return f"not in Paddle's cache ({cached_imagenet_path(backbone)}) and {OFFLINE_VARIABLE} is set"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_SECONDS):
+            return None
+    except Exception as error:  # no network, a refused connection, a time-out: assorted types
+        cached = cached_imagenet_path(backbone)
+        return f"not in Paddle's cache ({cached}) and {url} did not answer ({type(error).__name__})"
 
-    A pdfewshot checkpoint must have been made with the same backbone and channels. A bare state dict
-    (e.g. ImageNet weights) has its classifier dropped; its three-channel first convolution is summed
-    over colour for a greyscale network.
-    """
-    path = imagenet_weights(backbone) if str(source) == IMAGENET else Path(source)
+
+@dataclass
+class StartWeights:
+    """Weights to start a backbone from, and what the network must be to take them."""
+
+    path: Path
+    backbone: str
+    state: dict[str, Any]  # keyed as the backbone's own state dict (``EmbeddingNet.backbone``)
+    channels: int | None  # None: any (the data's); 3 for an ImageNet classifier
+    normalisation: str  # how the network scales pixels (nets.embedding.PixelScaling)
+    imagenet: bool  # an ImageNet classifier's weights (Paddle's download or a file of the same kind)
+
+
+def _vision_shapes(backbone: str) -> dict[str, list[int]]:
+    """The state dict shapes of paddle.vision's ImageNet classifier ``backbone``."""
+    from paddle.vision import models
+
+    build = {"resnet18": models.resnet18, "resnet50": models.resnet50, "vgg16": models.vgg16,
+             "mobilenet_v2": models.mobilenet_v2}[backbone]  # fmt: skip
+    return {key: list(value.shape) for key, value in build(num_classes=IMAGENET_CLASSES).state_dict().items()}
+
+
+def _misfit(state: dict[str, Any], expected: dict[str, list[int]]) -> str | None:
+    """The first key of ``expected`` that ``state`` lacks or holds in another shape, or its first extra key."""
+    for key, shape in expected.items():
+        if key not in state:
+            return f"{key} is missing"
+        if list(state[key].shape) != shape:
+            return f"{key} has shape {list(state[key].shape)}, not {shape}"
+    extra = [key for key in state if key not in expected]
+    return f"{extra[0]} is not one of its keys" if extra else None
+
+
+def _bare_backbone(state: dict[str, Any], backbone: str | None) -> str:
+    """The paddle.vision network a bare state dict is an ImageNet classifier of: ``backbone`` when given
+    (an error naming the first key that does not fit otherwise), else the one whose keys it has."""
+    candidates = [backbone] if backbone else [name for name in VISION_MODELS if set(state) == set(_vision_shapes(name))]
+    if not candidates:  # none has its keys: say how it differs from the default ImageNet backbone's
+        misfit = _misfit(state, _vision_shapes(DEFAULT_IMAGENET_BACKBONE))
+        raise PdfewshotError(
+            f"not an ImageNet classifier of any paddle.vision backbone ({', '.join(VISION_MODELS)}); as "
+            f"{DEFAULT_IMAGENET_BACKBONE}: {misfit}"
+        )
+    name = candidates[0]
+    if name not in VISION_MODELS:
+        raise PdfewshotError(
+            f"a bare state dict must be a paddle.vision ImageNet classifier ({', '.join(VISION_MODELS)}), and the "
+            f"{name} backbone is not one of them"
+        )
+    misfit = _misfit(state, _vision_shapes(name))
+    if misfit:
+        raise PdfewshotError(f"not an ImageNet classifier of the {name} backbone: {misfit}")
+    return name
+
+
+def read_start_weights(source: str | Path, backbone: str | None) -> StartWeights:
+    """What ``source`` (``imagenet``, or a file) holds: a pdfewshot embedding checkpoint (of ``backbone``
+    when given), or a bare paddle.vision state dict of an ImageNet classifier (of ``backbone``, or found
+    from its keys when no backbone is given; the ``imagenet`` download is one). Errors are about the file."""
+    path = imagenet_weights(backbone or DEFAULT_IMAGENET_BACKBONE) if str(source) == IMAGENET else Path(source)
     if not path.is_file():
         raise PdfewshotError(f"{path}: no such file")
     try:
         state = paddle.load(str(path))
     except Exception as error:  # Paddle raises assorted types for a damaged file
         raise PdfewshotError(f"{path}: cannot read weights ({type(error).__name__})") from None
-    if isinstance(state, dict) and META_KEY in state:
-        state, meta = read_checkpoint(path, EmbeddingMeta)
-        check_meta(meta, path, backbone=backbone, channels=channels)
-        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
-    elif isinstance(state, dict):
-        expected_keys = set(net.backbone.state_dict())
-        state = {f"net.{k}": v for k, v in state.items() if f"net.{k}" in expected_keys}  # no classifier
-    else:
+    if not isinstance(state, dict):
         raise PdfewshotError(f"{path}: not a state dict of weights")
+    if META_KEY in state:
+        state, meta = read_checkpoint(path, EmbeddingMeta)
+        if backbone:
+            check_meta(meta, path, backbone=backbone)
+        trunk = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+        imagenet = meta.normalisation == IMAGENET
+        return StartWeights(path, meta.backbone, trunk, meta.channels, meta.normalisation, imagenet)
+    try:
+        name = _bare_backbone(state, backbone)
+    except PdfewshotError as error:
+        raise PdfewshotError(f"{path}: {error.message}") from None
+    trunk = {f"net.{key}": value for key, value in state.items()}
+    return StartWeights(path, name, trunk, 3, IMAGENET, imagenet=True)
+
+
+def load_trunk_weights(net: EmbeddingNet, start: StartWeights) -> None:
+    """Sets the backbone's weights from ``start`` (a classifier's own layers are left out)."""
     expected = net.backbone.state_dict()
-    conv = f"net.{FIRST_CONV.get(backbone, 'conv1')}.weight"
-    if conv in state and conv in expected and state[conv].shape[1] == 3 and expected[conv].shape[1] == 1:
-        state[conv] = state[conv].sum(axis=1, keepdim=True)
+    state = {key: value for key, value in start.state.items() if key in expected}
     mismatched = [k for k in expected if k not in state or list(state[k].shape) != list(expected[k].shape)]
     if mismatched:
-        raise PdfewshotError(f"{path}: does not fit the {backbone} backbone ({mismatched[0]})")
+        raise PdfewshotError(f"{start.path}: does not fit the {start.backbone} backbone ({mismatched[0]})")
     net.backbone.set_state_dict(state)

@@ -51,8 +51,8 @@ class LossProgress:
 
 @contextmanager
 def loss_progress(description: str, total: int, enabled: bool = True, label: str = "loss") -> Iterator[LossProgress]:
-    """A Rich progress bar on stderr for ``total`` steps; silent when ``enabled`` is false."""
-    if not enabled:
+    """A Rich progress bar on stderr for ``total`` steps; silent when ``enabled`` is false or there are none."""
+    if not enabled or total == 0:
         yield LossProgress(None, total, description, label)
         return
     columns = (

@@ -144,10 +144,10 @@ def create_app(service: ClassifierService, config: ServeConfig) -> FastAPI:
 
     @app.delete("/classes/{name:path}")
     def forget(name: str, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        """Drops a class (refused for the last one)."""
+        """Drops a class (the last one only from a page started from an embedding, which goes back to no classes)."""
         authorise(authorization)
         service.forget(name)
-        return {"removed": name, "classes": len(service.state.scorer.class_names)}
+        return {"removed": name, "classes": len(service.classes())}
 
     app.mount("/static", StaticFiles(directory=str(PAGE)), name="static")
     return app
@@ -162,8 +162,8 @@ def check_address(host: str, port: int) -> None:
         raise PdfewshotError(f"{port}: cannot listen on {host}:{port} ({error.strerror or error})", "port") from None
 
 
-def serve(config: ServeConfig, announce: Callable[[str], None]) -> None:
-    """Runs the server until Ctrl-C; ``announce`` is told the address once the model is loaded."""
+def serve(config: ServeConfig, announce: Callable[[str, str], None]) -> None:
+    """Runs the server until Ctrl-C; ``announce`` is told what is served and the address once it is loaded."""
     import uvicorn
 
     if config.max_upload_mb <= 0:
@@ -172,7 +172,7 @@ def serve(config: ServeConfig, announce: Callable[[str], None]) -> None:
     service = ClassifierService(config.model, config.max_batch)
     app = create_app(service, config)
     shown_host = f"[{config.host}]" if ":" in config.host else config.host
-    announce(f"http://{shown_host}:{config.port}")
+    announce(service.description(), f"http://{shown_host}:{config.port}")
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
 
 

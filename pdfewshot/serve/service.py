@@ -8,6 +8,10 @@ read, change, write atomically, then the served classifier is swapped for the ne
 prediction sees the classifier before a change or after it, never between. Before each piece of work
 the worker checks the checkpoint's file: when another process (``pdfewshot support add``, a second
 server) has written it, the worker serves that.
+
+Served an embedding checkpoint, the service starts with no classes (or with the predictor it was taught
+before, kept beside the embedding): the first class taught makes that predictor, and dropping the last
+class removes it again.
 """
 
 import io
@@ -33,8 +37,8 @@ from pdfewshot.stages.predict import UNKNOWN, Prediction, Rejection, Scorer, lab
 from pdfewshot.stages.support import Taught, example_folders, remove_class, support_counts, teach
 from pdfewshot.stages.test import manifest_path, read_manifest
 from pdfewshot.storage.atomic import atomic_write
-from pdfewshot.storage.checkpoint import read_checkpoint
-from pdfewshot.storage.metadata import PredictorMeta
+from pdfewshot.storage.checkpoint import checkpoint_kind, read_checkpoint
+from pdfewshot.storage.metadata import EmbeddingMeta, PredictorMeta
 
 T = TypeVar("T")
 
@@ -76,8 +80,8 @@ class ClassInfo:
 class Served:
     """One version of the classifier, never changed once made: a change makes a new one."""
 
-    scorer: Scorer
-    meta: PredictorMeta | None  # None for an export folder (which cannot be taught)
+    scorer: Scorer | None  # None: no classes yet (an embedding served before its first class is taught)
+    meta: PredictorMeta | None  # None for an export folder (which cannot be taught) and for no classes
     support: dict[str, int | None]
     support_keys: dict[str, list[str]]  # finetune's support images of each class (keys in meta.data)
     signature: tuple[int, int, int]
@@ -93,6 +97,11 @@ def check_class_name(name: str) -> None:
         raise ServiceError(400, f"class name {name!r}: must not contain / or \\ or control characters, or start with .")
     if name == UNKNOWN:
         raise ServiceError(400, f"class name {name!r}: reserved for images of none of the classes")
+
+
+def served_predictor(embedding: Path) -> Path:
+    """Where a server started from an embedding checkpoint keeps the classifier it is taught: beside it."""
+    return embedding.with_name(embedding.stem + ".predictor.pdparams")
 
 
 def taught_folder(model: Path) -> Path:
@@ -122,11 +131,14 @@ class _Call:
 
 
 class ClassifierService:
-    """The classifier behind ``pdfewshot serve``: a predictor checkpoint (which can be taught) or an
-    export folder (which can only predict)."""
+    """The classifier behind ``pdfewshot serve``: a predictor checkpoint (which can be taught), an embedding
+    checkpoint (taught into a predictor beside it, :func:`served_predictor`) or an export folder (which can
+    only predict)."""
 
     def __init__(self, model: Path, max_batch: int = 64) -> None:
-        self.model = model
+        self.model = model  # the predictor served (beside the embedding, when an embedding was given)
+        self.embedding: EmbeddingMeta | None = None  # the embedding a page without classes starts from
+        self.embedding_path: Path | None = None
         self.max_batch = max_batch
         self.can_teach = not model.is_dir()
         self._jobs: queue.Queue[_Predict | _Call | None] = queue.Queue()
@@ -135,7 +147,7 @@ class ClassifierService:
         self.batches: list[int] = []  # images per forward pass, for benchmarks and tests (last 1,000)
         self._worker.start()
         try:
-            self.state: Served = self._call(self._load)
+            self.state: Served = self._call(self._start)
         except BaseException:
             self.close()
             raise
@@ -157,7 +169,7 @@ class ClassifierService:
         taught = state.meta.added_classes if state.meta is not None else {}
         return [
             ClassInfo(name, state.support.get(name), name in taught, len(self._example_sources(state, name)))
-            for name in state.scorer.class_names
+            for name in _class_names(state)
         ]
 
     def teach(self, name: str, uploads: Sequence[Upload]) -> Taught:
@@ -174,7 +186,7 @@ class ClassifierService:
     def example(self, name: str, index: int) -> bytes:
         """A PNG thumbnail of the ``index``-th support image of class ``name``."""
         state = self.current()
-        if name not in state.scorer.class_names:
+        if name not in _class_names(state):
             raise ServiceError(404, f"class {name!r}: no such class")
         sources = self._example_sources(state, name)
         if not 0 <= index < len(sources):
@@ -188,18 +200,27 @@ class ClassifierService:
 
     def health(self) -> dict[str, Any]:
         state = self.current()
+        image_size, channels = self._input(state)
         return {
             "status": "ok",
             "model": str(self.model),
+            "embedding": str(self.embedding_path) if self.embedding_path else None,
             "kind": "predictor" if self.can_teach else "export",
-            "classes": len(state.scorer.class_names),
-            "image_size": state.scorer.image_size,
-            "channels": state.scorer.channels,
-            "reject_score": state.scorer.reject_score,
-            "suggested_reject_below": state.scorer.suggested_reject_below,
+            "classes": len(_class_names(state)),
+            "image_size": image_size,
+            "channels": channels,
+            "reject_score": state.scorer.reject_score if state.scorer else None,
+            "suggested_reject_below": state.scorer.suggested_reject_below if state.scorer else None,
             "can_teach": self.can_teach,
             "version": __version__,
         }
+
+    def description(self) -> str:
+        """What is served, in a few words, for the line that says the server is up."""
+        if self.embedding_path is None:
+            return str(self.model)
+        classes = len(_class_names(self.current()))
+        return f"{self.embedding_path} ({classes} classes, taught into {self.model})"
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -254,7 +275,7 @@ class ClassifierService:
                     job.future.set_exception(error)
 
     def _run_call(self, call: _Call) -> None:
-        if call.work != self._load:
+        if call.work != self._start:
             self._refresh()
         call.future.set_result(call.work())
 
@@ -269,8 +290,27 @@ class ClassifierService:
     def _watched(self) -> Path:
         return self.model if self.can_teach else self.model / "pdfewshot.json"
 
+    def _start(self) -> Served:
+        """The first state: an embedding checkpoint is served through the predictor beside it (none yet:
+        no classes); a predictor or an export folder as it is."""
+        if self.can_teach:
+            with about("model"):
+                if checkpoint_kind(self.model) == EmbeddingMeta.KIND:
+                    _, self.embedding = read_checkpoint(self.model, EmbeddingMeta)
+                    self.embedding_path, self.model = self.model, served_predictor(self.model)
+        return self._load()
+
+    def _input(self, state: Served) -> tuple[int, int]:
+        """The image size and channels the classifier takes."""
+        if state.scorer is not None:
+            return state.scorer.image_size, state.scorer.channels
+        assert self.embedding is not None, "only a page started from an embedding has no scorer"
+        return self.embedding.image_size, self.embedding.channels
+
     def _load(self) -> Served:
         signature = _signature(self._watched())
+        if self.embedding is not None and not self.model.exists():
+            return Served(None, None, {}, {}, signature)
         with about("model"):
             scorer = open_scorer(self.model)
             if not self.can_teach:
@@ -285,6 +325,10 @@ class ClassifierService:
     def _predict(self, jobs: Sequence[_Predict]) -> None:
         self._refresh()
         scorer = self.state.scorer
+        if scorer is None:
+            for job in jobs:
+                job.future.set_exception(ServiceError(409, "no classes yet: teach one first (POST /classes/NAME)"))
+            return
         decoded: list[tuple[_Predict, np.ndarray, Rejection | None]] = []
         for job in jobs:
             try:  # a request's bad option or image fails that request alone
@@ -305,11 +349,10 @@ class ClassifierService:
             job.future.set_result(label(names, logits, known, scorer.class_names, job.config.top_k, rule))
 
     def _teach(self, name: str, uploads: Sequence[Upload]) -> Taught:
-        meta = self.state.meta
-        assert meta is not None
-        arrays = _decode(uploads, meta.image_size, meta.channels)
+        known = _class_names(self.state)
+        arrays = _decode(uploads, *self._input(self.state))
         folder = taught_folder(self.model) / name
-        if name not in meta.class_names and folder.exists():
+        if name not in known and folder.exists():
             shutil.rmtree(folder)  # images of an earlier class of this name, since removed
         folder.mkdir(parents=True, exist_ok=True)
         first = len(list(folder.iterdir()))
@@ -319,7 +362,7 @@ class ClassifierService:
             atomic_write(path, partial(_write_bytes, upload.data))
             written.append(path)
         try:
-            taught = teach(self.model, name, arrays, folder)
+            taught = teach(self.model, name, arrays, folder, self.embedding_path)
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)
@@ -328,14 +371,14 @@ class ClassifierService:
         return taught
 
     def _forget(self, name: str) -> None:
-        meta = self.state.meta
-        assert meta is not None
-        if name not in meta.class_names:
+        known = _class_names(self.state)
+        if name not in known:
             raise ServiceError(404, f"class {name!r}: no such class")
-        if len(meta.class_names) == 1:
+        last_too = self.embedding is not None  # a page started from an embedding goes back to no classes
+        if len(known) == 1 and not last_too:
             raise ServiceError(409, f"class {name!r}: it is the only class; a classifier needs at least one")
         with about("name"):
-            remove_class(self.model, name)
+            remove_class(self.model, name, last_too)
         folder = taught_folder(self.model) / name
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
@@ -359,6 +402,10 @@ class ClassifierService:
                 files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
                 loaders.extend(partial(_read_if_there, path) for path in files)
         return loaders
+
+
+def _class_names(state: Served) -> list[str]:
+    return list(state.scorer.class_names) if state.scorer is not None else []
 
 
 def _read_if_there(path: Path) -> bytes | None:
@@ -401,4 +448,6 @@ def _thumbnail(name: str, index: int, load: Callable[[], bytes | np.ndarray | No
     return out.getvalue()
 
 
-__all__ = ["ClassInfo", "ClassifierService", "ServiceError", "Upload", "check_class_name", "taught_folder"]
+__all__ = [
+    "ClassInfo", "ClassifierService", "ServiceError", "Upload", "check_class_name", "served_predictor", "taught_folder",
+]  # fmt: skip

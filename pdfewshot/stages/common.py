@@ -79,6 +79,8 @@ def load_checkpoint_data(
         with about("data"):
             sources = [resolve_source(s) for s in override]
             imageset, report = load_sources(sources, meta.image_size, meta.channels, strict=strict)
+    elif not meta.data:
+        raise PdfewshotError(": made from no data (pretrain --epochs 0); give --data with the classes to use", "model")
     else:
         sources = list(meta.data)
         try:

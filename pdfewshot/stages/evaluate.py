@@ -31,6 +31,8 @@ from pdfewshot.stages.pairs import PairsResult, evaluate_pairs
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.metadata import EmbeddingMeta
 
+MAX_EPISODE_FEATURE_BYTES = 1 << 30  # query features gathered for one group of episodes, at most
+
 
 @dataclass
 class MethodResult:
@@ -268,6 +270,27 @@ def _evaluate_runs(
     return EvaluateResult("runs", list(results.values()), run_names=[r.name for r in runs])
 
 
+def _episode_scores(
+    method: FewShotClassifier,
+    chosen: ViewedFeatures,
+    support_index: np.ndarray,
+    support_labels: np.ndarray,
+    query_index: np.ndarray,
+    way: int,
+) -> np.ndarray:
+    """The method's scores of every episode's queries, taken in as few groups of episodes as keep their
+    gathered query features under :data:`MAX_EPISODE_FEATURE_BYTES` (raw pixels of large images would
+    not fit in memory all at once)."""
+    per_episode = query_index.shape[1] * chosen.original.shape[1] * chosen.original.itemsize
+    group = max(1, MAX_EPISODE_FEATURE_BYTES // max(1, per_episode))
+    scores = []
+    for start in range(0, len(query_index), group):
+        part = slice(start, start + group)
+        support, labels = chosen.support(support_index[part], support_labels[part])
+        scores.append(method.episode_scores(support, labels, way, chosen.queries(query_index[part])))
+    return np.concatenate(scores)
+
+
 def _evaluate_episodes(
     config: EvaluateConfig,
     net: EmbeddingNet | None,
@@ -300,9 +323,8 @@ def _evaluate_episodes(
             support_index = np.stack([episode.support_at(shot)[0] for episode in episodes])
             support_labels = np.stack([episode.support_at(shot)[1] for episode in episodes])
             for name, method in methods.items():
-                chosen = features[method.uses_embedding]
-                support, labels = chosen.support(support_index, support_labels)
-                scores = method.episode_scores(support, labels, config.way, chosen.queries(query_index))
+                scores = _episode_scores(method, features[method.uses_embedding], support_index, support_labels,
+                                         query_index, config.way)  # fmt: skip
                 result = MethodResult(name, config.way, shot)
                 for episode, episode_scores, truth in zip(episodes, scores, query_labels, strict=True):
                     names = [imageset.class_names[c] for c in episode.classes]

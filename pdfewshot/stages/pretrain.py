@@ -21,22 +21,30 @@ import paddle
 from pdfewshot.config import (
     AUGMENT_NAMES,
     BACKBONE_NAMES,
+    BUILTIN_SOURCE,
     IMAGENET,
     LOSS_NAMES,
+    NO_PRETRAINED,
     READOUT_NAMES,
     SCHEDULE_NAMES,
     PretrainConfig,
     default_readout,
 )
 from pdfewshot.data.imageset import ImageSet
-from pdfewshot.data.profile import DataProfile, profile_sources
+from pdfewshot.data.profile import IMAGENET_SIZE, DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
 from pdfewshot.data.splits import split_classes
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.backbones import VISION_MODELS
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.nets.inference import run_fast
-from pdfewshot.nets.pretrained import load_trunk_weights
+from pdfewshot.nets.pretrained import (
+    DEFAULT_IMAGENET_BACKBONE,
+    StartWeights,
+    imagenet_unavailable,
+    load_trunk_weights,
+    read_start_weights,
+)
 from pdfewshot.reporting.console import err_console, loss_progress
 from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
@@ -59,6 +67,11 @@ AUTO_VALIDATION_MIN_CLASSES = 10  # base classes below which validation is off u
 MAX_STEPS_BETWEEN_VALIDATIONS = 100  # so that a large data set is still checked often
 MIN_PARALLEL_IMAGES = 20_000  # planned training images below which starting processes does not pay
 MIN_BATCH_PER_PROCESS = 16  # images of every batch each training process takes, at least
+DEFAULT_LR = 1e-3
+# From ImageNet weights: every layer fine-tuned with softmax over the base classes at a tenth of the rate,
+# validated from the start (measured against the tutorial's frozen backbone and others: README, Results).
+IMAGENET_LOSS = "ce"
+IMAGENET_LR = 1e-4
 
 
 @dataclass
@@ -111,13 +124,15 @@ def _check_options(config: PretrainConfig) -> None:
     if config.readout == "backbone" and config.loss == "pair-bce":
         raise PdfewshotError("backbone: the pair head of pair-bce scores projections; use --readout projection",
                              "readout")  # fmt: skip
-    for name in ("save_every", "epochs", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every",
+    for name in ("save_every", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every",
                  "processes"):  # fmt: skip
         value = getattr(config, name)
         if value is not None and value < 1:
             raise PdfewshotError(f"{value}: must be at least 1", name)
-    if config.warmup_epochs < 0:
-        raise PdfewshotError(f"{config.warmup_epochs}: must not be negative", "warmup_epochs")
+    for name in ("epochs", "warmup_epochs"):
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise PdfewshotError(f"{value}: must not be negative", name)
     if config.validation_fraction is not None and not 0.0 <= config.validation_fraction < 1.0:
         raise PdfewshotError(f"{config.validation_fraction}: must be at least 0 and below 1", "validation_fraction")
     if config.time_budget is not None:
@@ -129,17 +144,52 @@ def _check_options(config: PretrainConfig) -> None:
         )
 
 
-def resolve(config: PretrainConfig, profile: DataProfile) -> PretrainConfig:
-    """The config with every setting left to the data filled in (explicit options always win)."""
-    imagenet = config.pretrained == IMAGENET
-    loss = config.loss or ("cosine-mse" if imagenet else profile.loss)
+def data_sources(config: PretrainConfig) -> list[str]:
+    """What ``pretrain`` reads: ``data``, else the built-in set; nothing for a run without training and data."""
+    if config.data:
+        with about("data"):
+            return [resolve_source(source) for source in config.data]
+    return [] if config.epochs == 0 else [BUILTIN_SOURCE]
+
+
+def choose_start(config: PretrainConfig, profile: DataProfile, notify: bool) -> PretrainConfig:
+    """The config with ``pretrained`` decided: photographs start from paddle.vision's ImageNet weights when
+    they can be had (Paddle's cache, or a download server that answers at once), else from scratch, said
+    in one line (with ``notify``); other data, or a backbone without ImageNet weights, from scratch."""
+    if config.pretrained is not None:
+        return config
+    backbone = config.backbone or DEFAULT_IMAGENET_BACKBONE
+    if profile.kind != "photos" or backbone not in VISION_MODELS:
+        return replace(config, pretrained=NO_PRETRAINED)
+    why = imagenet_unavailable(backbone)
+    if why is None:
+        return replace(config, pretrained=IMAGENET)
+    if notify:
+        err_console.print(
+            f"training from scratch: paddle.vision's {backbone} ImageNet weights are {why}; put a copy there or give "
+            "--pretrained PATH to start from them (--pretrained none: from scratch without this note)",
+            markup=False,
+            soft_wrap=True,
+        )
+    return replace(config, pretrained=NO_PRETRAINED)
+
+
+def resolve(config: PretrainConfig, profile: DataProfile, start: StartWeights | None = None) -> PretrainConfig:
+    """The config with every setting left to the data and the start weights filled in (explicit options
+    always win)."""
+    imagenet = start is not None and start.imagenet
+    loss = config.loss or (IMAGENET_LOSS if imagenet else profile.loss)
+    photos = profile.kind in ("photos", "none")
     return replace(
         config,
-        backbone=config.backbone or ("resnet18" if imagenet else profile.backbone),
+        lr=config.lr or (IMAGENET_LR if imagenet else DEFAULT_LR),
+        backbone=config.backbone or (start.backbone if start else profile.backbone),
         loss=loss,
-        image_size=config.image_size or (max(profile.image_size, 56) if imagenet else profile.image_size),
+        image_size=config.image_size or (
+            (IMAGENET_SIZE if photos else max(profile.image_size, 56)) if imagenet else profile.image_size),
         augment=config.augment or profile.augment,
         readout=config.readout or default_readout(loss, config.freeze_backbone),
+        warmup_epochs=0 if config.epochs == 0 else config.warmup_epochs,
         novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
             0.0 if profile.user_data else 0.2),
         validation_fraction=config.validation_fraction if config.validation_fraction is not None else (
@@ -149,8 +199,11 @@ def resolve(config: PretrainConfig, profile: DataProfile) -> PretrainConfig:
 
 def describe_settings(config: PretrainConfig) -> str:
     """The settings that the data decides unless given, as they were resolved."""
+    started = config.pretrained not in (None, NO_PRETRAINED)
+    start = f" from {Path(str(config.pretrained)).name}" if started else ""
     return (
-        f"{config.backbone}, loss {config.loss}, {config.image_size} px, augmentation {config.augment}, "
+        f"{config.backbone}{start}, loss {config.loss}, lr {config.lr:g}, {config.image_size} px, "
+        f"augmentation {config.augment}, "
         f"novel fraction {config.novel_fraction}, "
         f"validation fraction {config.validation_fraction} (options given on the command line win)"
     )
@@ -203,7 +256,9 @@ def plan_phases(
     def phase(task: Any, epochs: int) -> Phase:
         return Phase(task, epochs, ranks.share(config.steps_per_epoch or task.steps_per_epoch(config.batch_size)))
 
-    epochs = config.epochs or (config.max_epochs if validating else DEFAULT_EPOCHS)
+    epochs = config.epochs if config.epochs is not None else (config.max_epochs if validating else DEFAULT_EPOCHS)
+    if epochs == 0:
+        return []  # no training: the start weights as they are
     main = TASKS[loss](net, base, config.margin)
     if loss == "ce":
         return [phase(main, epochs)]
@@ -229,11 +284,13 @@ def training_processes(config: PretrainConfig, ranks: Ranks) -> int:
 def planned_images(config: PretrainConfig) -> int:
     """About how many images the run will train on (an epoch: its steps' batches, or a pass over the data,
     counted without decoding; up to ``max_epochs`` when the epochs are left to validation)."""
+    if config.epochs == 0:
+        return 0
     if config.steps_per_epoch is not None:
         per_epoch = config.steps_per_epoch * config.batch_size
     else:
         with about("data"):
-            per_epoch = sum(count_images(resolve_source(source)) for source in config.data)
+            per_epoch = sum(count_images(source) for source in data_sources(config))
     epochs = config.epochs or (config.max_epochs if config.validation_fraction != 0 else DEFAULT_EPOCHS)
     return per_epoch * (epochs + config.warmup_epochs)
 
@@ -280,68 +337,85 @@ def _pretrain_in_processes(config: PretrainConfig, processes: int) -> PretrainRe
     return result
 
 
-def pretrain(config: PretrainConfig) -> PretrainResult:
-    """Trains the embedding network (optional softmax warm-up, then the chosen loss); writes its checkpoint."""
-    set_paddle_threads()
-    _check_options(config)
-    with about("out"):
-        check_checkpoint_path(config.out)
-    ranks = launched_ranks()
-    processes = training_processes(config, ranks)
-    if processes > 1:
-        return _pretrain_in_processes(replace(config, processes=processes), processes)
-    start(ranks)
+@dataclass
+class Prepared:
+    """What ``pretrain`` trains: the resolved settings, the images and their split, the start weights."""
+
+    config: PretrainConfig
+    sources: list[str]
+    profile: DataProfile
+    imageset: ImageSet
+    split: Split
+    base: ImageSet  # the images trained on: the base classes (with their rotated copies under ``rotations``)
+    start: StartWeights | None
+
+
+def _prepare(config: PretrainConfig, ranks: Ranks) -> Prepared:
+    """Reads the start weights and the data; resolves the settings left to them; splits the classes."""
     validation_left_to_data = config.validation_fraction is None
+    start_weights = None
+    if config.pretrained not in (None, NO_PRETRAINED):
+        with about("pretrained"):
+            start_weights = read_start_weights(config.pretrained, config.backbone)
     with about("data"):
-        sources = [resolve_source(s) for s in config.data]
+        sources = data_sources(config)
         profile = profile_sources(sources)
-        config = resolve(config, profile)
-        image_size, novel_fraction, backbone, loss = (
-            config.image_size,
-            config.novel_fraction,
-            config.backbone,
-            config.loss,
-        )
-        assert image_size and novel_fraction is not None and backbone and loss, "resolve() fills them in"
-        channels = 3 if config.pretrained == IMAGENET else None
-        imageset, load_report = load_sources(sources, image_size, channels, strict=config.strict)
-    warn_skipped(load_report)
-    split = split_classes(imageset.class_names, novel_fraction, config.seed)
+        config = resolve(config, profile, start_weights)
+        assert config.image_size, "resolve() fills it in"
+        channels = start_weights.channels if start_weights else None
+        if sources:
+            imageset, load_report = load_sources(sources, config.image_size, channels, strict=config.strict)
+            warn_skipped(load_report)
+        else:
+            imageset = ImageSet.empty(config.image_size, channels or 3)
+    split = split_classes(imageset.class_names, config.novel_fraction or 0.0, config.seed) if sources else Split((), ())
     if validation_left_to_data and len(split.base) < AUTO_VALIDATION_MIN_CLASSES:
         config = replace(config, validation_fraction=0.0)  # too few classes to spare some
     split = hold_out_validation(split, config.validation_fraction or 0.0, config.seed)
-    if profile.user_data and ranks.writer and config.show_progress:
+    if sources and profile.user_data and ranks.writer and config.show_progress:
         err_console.print(f"settings from the data ({profile.kind}): {describe_settings(config)}", markup=False)
     base = imageset.subset_classes(split.base)
     if config.rotations:
         base = base.with_rotations()
+    return Prepared(config, sources, profile, imageset, split, base, start_weights)
 
+
+def _network(config: PretrainConfig, channels: int, start_weights: StartWeights | None) -> EmbeddingNet:
+    """The embedding network, its backbone started from ``start_weights`` (and frozen) when asked."""
+    assert config.backbone and config.loss and config.image_size and config.readout, "resolve() fills them in"
     paddle.seed(config.seed)
-    normalisation = IMAGENET if config.pretrained == IMAGENET else "symmetric"
-    readout = config.readout
-    assert readout is not None, "resolve() fills it in"
+    normalisation = start_weights.normalisation if start_weights else "symmetric"
     net = EmbeddingNet(
-        backbone, imageset.channels, config.embedding_dim, image_size, loss == "pair-bce",
-        normalisation, readout,
+        config.backbone, channels, config.embedding_dim, config.image_size, config.loss == "pair-bce",
+        normalisation, config.readout,
     )  # fmt: skip
-    if config.pretrained is not None:
+    if start_weights is not None:
         with about("pretrained"):
-            load_trunk_weights(net, config.pretrained, backbone, imageset.channels)
+            load_trunk_weights(net, start_weights)
     if config.freeze_backbone:
         net.freeze_backbone()
+    return net
+
+
+def _train(
+    config: PretrainConfig, net: EmbeddingNet, prepared: Prepared, ranks: Ranks
+) -> tuple[Record, list[float], float, int]:
+    """Runs the planned phases with validation, resume and progress: (record, losses, seconds, steps taken)."""
+    split, imageset, base = prepared.split, prepared.imageset, prepared.base
     validating = bool(split.validation)
-    phases = plan_phases(config, loss, net, base, validating, ranks)
+    assert config.loss is not None, "resolve() fills it in"
+    phases = plan_phases(config, config.loss, net, base, validating, ranks)
     validator = None
     if validating:
-        validation_images = imageset.subset_classes(split.validation)
-        validator = EpisodeValidator(validation_images, run_fast, seed=config.seed)
+        validator = EpisodeValidator(imageset.subset_classes(split.validation), run_fast, seed=config.seed)
     options = resumable_options(config)
     settings = LoopSettings(
-        config.lr, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
+        config.lr or DEFAULT_LR, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
         config.freeze_backbone, config.save_every, resume_path(config.out), options,
     )  # fmt: skip
+    last_steps = phases[-1].steps if phases else 1
     rules = StopRules(
-        validate_every=(config.validate_every or min(phases[-1].steps, MAX_STEPS_BETWEEN_VALIDATIONS))
+        validate_every=(config.validate_every or min(last_steps, MAX_STEPS_BETWEEN_VALIDATIONS))
         if validating
         else None,
         patience=config.patience if validating else None,
@@ -353,11 +427,10 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
             position, saved, training = read_resume(resume_path(config.out), net, options)
         record = Record.from_json(training)
     total = sum(phase.epochs * phase.steps for phase in phases)
-    shown = config.show_progress and ranks.writer
     started = time.perf_counter()
     taken_before = len(position.losses)
     with (
-        loss_progress("pretrain", total, shown) as progress,
+        loss_progress("pretrain", total, config.show_progress and ranks.writer) as progress,
         ScalarLog(config.visualdl if ranks.writer else None) as log,
     ):
         progress.update_completed(len(position.losses))
@@ -372,45 +445,82 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
 
         callbacks = Callbacks(on_step, on_validation)
         record = train(net, phases, settings, position, saved, record, validator, rules, callbacks, ranks)
-    seconds = time.perf_counter() - started
-    losses = position.losses
-    taken = len(losses) - taken_before
+    return record, position.losses, time.perf_counter() - started, len(position.losses) - taken_before
 
-    meta = EmbeddingMeta(
-        backbone=backbone,
-        image_size=image_size,
-        channels=imageset.channels,
+
+def _meta(prepared: Prepared, record: Record, losses: list[float]) -> EmbeddingMeta:
+    """The checkpoint's description of the trained network."""
+    config, split = prepared.config, prepared.split
+    assert config.backbone and config.loss and config.image_size and config.readout, "resolve() fills them in"
+    return EmbeddingMeta(
+        backbone=config.backbone,
+        image_size=config.image_size,
+        channels=prepared.imageset.channels,
         embedding_dim=config.embedding_dim,
-        class_names=list(base.class_names),
-        data=sources,
+        class_names=list(prepared.base.class_names),
+        data=prepared.sources,
         split=split,
         seed=config.seed,
-        loss=loss,
-        warmup_epochs=config.warmup_epochs if loss != "ce" else 0,
+        loss=config.loss,
+        warmup_epochs=config.warmup_epochs if config.loss != "ce" else 0,
         config=config_record(config),
         training=TrainingRecord(
             steps=len(losses),
-            processes=ranks.world_size,
-            final_loss=float(np.mean(losses[-10:])),
+            processes=1,
+            final_loss=float(np.mean(losses[-10:])) if losses else None,
             seconds=round(record.seconds, 1),
-            stopped_because=record.stopped_because,
+            stopped_because=record.stopped_because if losses else "no training (--epochs 0): the start weights",
             best_validation=record.best_validation,
             best_step=record.best_step,
             validations=[[step, round(accuracy, 4)] for step, accuracy in record.validations],
         ),
-        normalisation=normalisation,
-        readout=readout,
+        normalisation=prepared.start.normalisation if prepared.start else "symmetric",
+        readout=config.readout,
     )
+
+
+def _write(config: PretrainConfig, net: EmbeddingNet, meta: EmbeddingMeta, losses: list[float]) -> None:
+    """Writes the checkpoint, its split and its loss curve; removes the finished run's training state."""
+    with about("out"):
+        save_checkpoint(config.out, net, meta)
+        write_json(split_path(config.out), meta.split.to_json())
+        if losses and plots_available():
+            loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {meta.loss}")
+    resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
+    resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
+
+
+def pretrain(config: PretrainConfig) -> PretrainResult:
+    """Trains the embedding network (optional softmax warm-up, then the chosen loss) from its start weights,
+    or keeps them as they are (``epochs`` 0); writes its checkpoint."""
+    set_paddle_threads()
+    _check_options(config)
+    with about("out"):
+        check_checkpoint_path(config.out)
+    ranks = launched_ranks()
+    if config.pretrained is None and config.epochs != 0:
+        with about("data"):
+            profile = profile_sources(data_sources(config))
+        config = choose_start(config, profile, notify=ranks.writer and config.show_progress)
+    if config.epochs == 0 and config.pretrained in (None, NO_PRETRAINED):
+        raise PdfewshotError(
+            "0: no training keeps the start weights as they are, so it needs --pretrained (imagenet or a weights file)",
+            "epochs",
+        )
+    processes = training_processes(config, ranks)
+    if processes > 1:
+        return _pretrain_in_processes(replace(config, processes=processes), processes)
+    start(ranks)
+    prepared = _prepare(config, ranks)
+    config, split = prepared.config, prepared.split
+    net = _network(config, prepared.imageset.channels, prepared.start)
+    record, losses, seconds, taken = _train(config, net, prepared, ranks)
+    meta = _meta(prepared, record, losses)
+    meta.training.processes = ranks.world_size
     if ranks.writer and split.validation:
-        meta.verification = validation_threshold(net, imageset.subset_classes(split.validation), config.seed)
+        meta.verification = validation_threshold(net, prepared.imageset.subset_classes(split.validation), config.seed)
     if ranks.writer:
-        with about("out"):
-            save_checkpoint(config.out, net, meta)
-            write_json(split_path(config.out), split.to_json())
-            if plots_available():
-                loss_curve(losses, config.out.with_name(config.out.stem + ".loss.png"), f"pretrain: {loss}")
-        resume_path(config.out).unlink(missing_ok=True)  # finished: the saved state has served its purpose
-        resume_path(config.out).with_suffix(".json").unlink(missing_ok=True)
+        _write(config, net, meta, losses)
     wait_for_all(ranks)
     return PretrainResult(
         checkpoint=config.out,

@@ -7,6 +7,10 @@ values. More images of a class it has move its row and prototype towards theirs,
 images each side stands for. A pair-head predictor (pair-bce) simply stores the new images'
 embeddings. Every change is a read-modify-write under the checkpoint's lock, so the CLI and servers
 changing one predictor at the same time all keep their changes.
+
+A predictor can also start with no classes from an embedding checkpoint (``serve --model`` an
+embedding): its first class is taught into a classifier made then, and dropping its last class removes
+the predictor's files, which is the same empty state again.
 """
 
 from collections import Counter
@@ -19,16 +23,17 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from pdfewshot.config import DEFAULT_REJECT_SCORE, FinetuneConfig
 from pdfewshot.data.sources import load_image_files
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import open_predictor
+from pdfewshot.stages.common import open_embedding, open_predictor
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
 from pdfewshot.storage.atomic import write_json
-from pdfewshot.storage.checkpoint import checkpoint_lock, read_checkpoint, save_checkpoint
+from pdfewshot.storage.checkpoint import checkpoint_lock, read_checkpoint, save_checkpoint, sidecar_path
 from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
 
 
@@ -80,11 +85,35 @@ def example_folders(meta: PredictorMeta, name: str) -> list[Path]:
     return [Path(folder) for folder in folders]
 
 
-def _open_locked(model: Path, locked: ExitStack) -> tuple[paddle.nn.Layer, PredictorMeta]:
-    """Takes the checkpoint's lock (held until ``locked`` closes), then opens the predictor."""
+def _open_locked(
+    model: Path, locked: ExitStack, embedding: Path | None = None
+) -> tuple[paddle.nn.Layer, PredictorMeta]:
+    """Takes the checkpoint's lock (held until ``locked`` closes), then opens the predictor; when there is
+    none yet and ``embedding`` is given, a predictor of no classes over that embedding."""
     with about("model"):
         locked.enter_context(checkpoint_lock(model))
+        if embedding is not None and not model.exists():
+            return empty_predictor(embedding, model)
         return open_predictor(model)
+
+
+def empty_predictor(embedding: Path, model: Path) -> tuple[Predictor, PredictorMeta]:
+    """A cosine classifier of no classes over the embedding checkpoint ``embedding``, to be saved as ``model``:
+    what a page started from an embedding teaches its first class into."""
+    net, meta = open_embedding(embedding)
+    if meta.pair_head:
+        raise PdfewshotError(f"{embedding}: a pair-bce embedding classifies through stored pairs; finetune it first")
+    scale = FinetuneConfig().scale
+    classifier = CosineClassifier(0, net.output_dim, scale)
+    predictor = Predictor(net, classifier, paddle.zeros([0, net.output_dim]))
+    predictor_meta = PredictorMeta(
+        backbone=meta.backbone, image_size=meta.image_size, channels=meta.channels, embedding_dim=meta.embedding_dim,
+        readout=meta.readout, class_names=[], scale=scale, method="cosine", loss=meta.loss, support_count=0, data=[],
+        embedding_checkpoint=str(embedding.resolve()), embedding_config=meta.config, shot=0, seed=0,
+        queries_manifest=model.stem + ".queries.json", suggested_reject_below=None, config={},
+        normalisation=meta.normalisation, reject_score=DEFAULT_REJECT_SCORE,
+    )  # fmt: skip
+    return predictor, predictor_meta
 
 
 def add_class(model: Path, name: str, folder: Path) -> Taught:
@@ -97,13 +126,14 @@ def add_class(model: Path, name: str, folder: Path) -> Taught:
     return teach(model, name, images, folder)
 
 
-def teach(model: Path, name: str, images: np.ndarray, folder: Path) -> Taught:
+def teach(model: Path, name: str, images: np.ndarray, folder: Path, embedding: Path | None = None) -> Taught:
     """Teaches class ``name`` from uint8 ``images`` (of the predictor's size and channels), which were
-    read from ``folder`` (recorded in the checkpoint), under the checkpoint's lock."""
+    read from ``folder`` (recorded in the checkpoint), under the checkpoint's lock. With ``embedding``, a
+    predictor that does not exist yet is made over that embedding checkpoint."""
     if len(images) == 0:
         raise PdfewshotError(": no images to teach from", "folder")
     with ExitStack() as locked:
-        predictor, meta = _open_locked(model, locked)
+        predictor, meta = _open_locked(model, locked, embedding)
         expected = (meta.image_size, meta.image_size, meta.channels)
         if images.shape[1:] != expected:
             raise ValueError(f"images of shape {images.shape[1:]}, the predictor takes {expected}")
@@ -171,19 +201,29 @@ def _extended(predictor: paddle.nn.Layer, index: int, embeddings: paddle.Tensor,
     return Predictor(predictor.embedding, classifier, paddle.to_tensor(prototypes))
 
 
-def remove_class(model: Path, name: str) -> None:
+def remove_class(model: Path, name: str, last_too: bool = False) -> None:
     """Drops class ``name`` (its row of W, or its stored support images) and its queries, under the
-    checkpoint's lock."""
+    checkpoint's lock. The only class is refused, unless ``last_too``: then the predictor's files go
+    (a page started from an embedding is back where it began)."""
     set_paddle_threads()
     with ExitStack() as locked:
         predictor, meta = _open_locked(model, locked)
-        _remove_class(model, name, predictor, meta)
+        _remove_class(model, name, predictor, meta, last_too)
 
 
-def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: PredictorMeta) -> None:
+def _remove_files(model: Path, meta: PredictorMeta) -> None:
+    """Removes a predictor: its checkpoint first (what says it exists), then its sidecar and manifest."""
+    for path in (model, sidecar_path(model), manifest_path(model, meta)):
+        path.unlink(missing_ok=True)
+
+
+def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: PredictorMeta, last_too: bool) -> None:
     if name not in meta.class_names:
         raise PdfewshotError(f"{name}: the predictor has no such class", "name")
     if len(meta.class_names) == 1:
+        if last_too:
+            _remove_files(model, meta)
+            return
         raise PdfewshotError(f"{name}: it is the predictor's only class (a predictor needs one)", "name")
     index = meta.class_names.index(name)
     keep = [i for i in range(len(meta.class_names)) if i != index]

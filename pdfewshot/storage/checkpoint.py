@@ -24,7 +24,7 @@ from paddle import nn
 from pdfewshot import __version__
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.storage.atomic import atomic_write, atomic_write_text
-from pdfewshot.storage.metadata import from_json, to_json
+from pdfewshot.storage.metadata import PredictorMeta, from_json, to_json
 
 FORMAT = "pdfewshot-checkpoint"
 FORMAT_VERSION = 1
@@ -115,6 +115,20 @@ def read_checkpoint(path: str | Path, kind: type[Meta]) -> tuple[dict[str, Any],
     if meta.get("kind") != kind.KIND:
         raise PdfewshotError(f"{path}: is a {meta.get('kind')} checkpoint, expected a {kind.KIND} checkpoint")
     return state, from_json(kind, meta, str(path))
+
+
+def checkpoint_kind(path: str | Path) -> str:
+    """What kind of pdfewshot checkpoint ``path`` is (an embedding or a predictor); a file that is neither
+    gets :func:`read_checkpoint`'s one-line error for a predictor."""
+    path = Path(path)
+    try:
+        meta = json.loads(paddle.load(str(path))[META_KEY])
+        if meta["kind"] in ("embedding", "predictor"):
+            return str(meta["kind"])
+    except Exception:  # missing, damaged or foreign: read_checkpoint says which
+        pass
+    read_checkpoint(path, PredictorMeta)
+    raise AssertionError("read_checkpoint raises for a file that is not an embedding or a predictor")
 
 
 def check_meta(meta: object, path: str | Path, **expected: Any) -> None:

@@ -47,7 +47,7 @@ class TrainingRecord:
 
     steps: int
     processes: int
-    final_loss: float
+    final_loss: float | None  # None: no training (the start weights as they are)
     seconds: float
     stopped_because: str = "finished its epochs"
     best_validation: float | None = None  # best validation episode accuracy, when validation ran

@@ -161,6 +161,8 @@ def train(
     validating = validator is not None and ranks.writer
     deciding = ranks.world_size > 1 and (validator is not None or rules.time_budget is not None)
     stop = False
+    if validating and not position.losses and not record.validations:
+        validate(0)  # the start is scored too: from pretrained weights, the best can be no training at all
     for index, phase in enumerate(phases):
         if index < position.phase or stop:
             continue

@@ -32,7 +32,7 @@ def test_run_fast_switches_path_by_count(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(InferenceEmbedder, "__init__", spy)
     small = run_fast(net, images)
     assert built == []
-    monkeypatch.setattr(fast, "FAST_PATH_MIN_IMAGES", 10)
+    monkeypatch.setattr(fast, "FAST_PATH_MIN_PIXELS", 10 * 16 * 16)
     large = run_fast(net, images)
     assert built == [True]
     np.testing.assert_allclose(small, large, atol=1e-5)
@@ -47,7 +47,7 @@ def test_a_predictor_gives_its_eager_logits_through_the_fast_path(monkeypatch: p
     predictor = Predictor(net, CosineClassifier.from_prototypes(paddle.randn([3, 8]), 10.0))
     images = np.random.default_rng(2).integers(0, 256, size=(12, 16, 16, 1), dtype=np.uint8)
     eager = run_fast(predictor, images)
-    monkeypatch.setattr(fast, "FAST_PATH_MIN_IMAGES", 10)
+    monkeypatch.setattr(fast, "FAST_PATH_MIN_PIXELS", 10 * 16 * 16)
     np.testing.assert_allclose(run_fast(predictor, images), eager, atol=1e-4)
 
 

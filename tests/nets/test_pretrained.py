@@ -2,18 +2,18 @@
 channels and ImageNet normalisation inside the network; offline, a one-line error saying what to do."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
 import pytest
-from paddle.vision.models import mobilenet_v2, resnet18
+from paddle.vision.models import resnet18
 
 from pdfewshot.config import PretrainConfig
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.nets.embedding import EmbeddingNet
-from pdfewshot.nets.pretrained import imagenet_url, load_trunk_weights
+from pdfewshot.nets.pretrained import imagenet_url, read_start_weights
 from pdfewshot.stages.common import open_embedding
 from pdfewshot.stages.pretrain import pretrain
 from tests.conftest import make_flat
@@ -84,17 +84,101 @@ def test_each_vision_backbone_asks_paddle_for_its_own_weights(backbone: str, fil
     assert url.endswith(file) and len(md5) == 32
 
 
-def test_imagenet_start_of_another_backbone_sums_colour_for_greyscale(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights" / "mobilenet_v2_imagenet.pdparams"
+
+
+def test_a_file_of_imagenet_weights_is_taken_as_the_download_is(tmp_path: Path) -> None:
+    """The real ImageNet MobileNetV2 of ../shared (read where it lies): its backbone found from its keys,
+    three channels and ImageNet normalisation, whatever the data's channels."""
+    start = read_start_weights(SHARED_WEIGHTS, None)
+    assert (start.backbone, start.channels, start.normalisation, start.imagenet) == ("mobilenet_v2", 3, "imagenet",
+                                                                                     True)  # fmt: skip
+    data = make_flat(tmp_path / "grey", classes=3, per_class=3)  # greyscale: replicated to 3 channels
+    out = tmp_path / "m.pdparams"
+    pretrain(PretrainConfig(data=[str(data)], out=out, pretrained=str(SHARED_WEIGHTS), image_size=32, epochs=0,
+                            show_progress=False))  # fmt: skip
+    net, meta = open_embedding(out)
+    assert (meta.backbone, meta.channels, meta.normalisation, meta.training.steps) == ("mobilenet_v2", 3, "imagenet", 0)
+    saved = paddle.load(str(SHARED_WEIGHTS))
+    np.testing.assert_array_equal(net.backbone.net.features[0][0].weight.numpy(), saved["features.0.0.weight"].numpy())
+
+
+@pytest.mark.parametrize(
+    ("make", "backbone", "misfit"),
+    [
+        (lambda: resnet18().state_dict(), "mobilenet_v2", "features.0.0.weight is missing"),
+        (lambda: resnet18(num_classes=10).state_dict(), "resnet18", "fc.weight has shape [512, 10], not [512, 1000]"),
+        (lambda: resnet18(num_classes=0).state_dict(), None, "resnet18: fc.weight is missing"),
+    ],
+)
+def test_a_state_dict_that_is_no_imagenet_classifier_names_the_first_key_that_does_not_fit(
+    tmp_path: Path, make: Callable[[], dict[str, Any]], backbone: str | None, misfit: str
 ) -> None:
-    paddle.seed(2)
-    weights = tmp_path / "mobilenet_v2.pdparams"
-    paddle.save(mobilenet_v2().state_dict(), str(weights))  # with its classifier, as paddle.vision ships it
-    monkeypatch.setattr("paddle.utils.download.get_weights_path_from_url", lambda url, md5=None: str(weights))
-    net = EmbeddingNet("mobilenet_v2", 1, 8, 32)
-    load_trunk_weights(net, "imagenet", "mobilenet_v2", 1)
+    weights = tmp_path / "w.pdparams"
+    paddle.save(make(), str(weights))
+    with pytest.raises(PdfewshotError) as error:
+        read_start_weights(weights, backbone)
+    assert str(error.value).startswith(f"{weights}: not an ImageNet classifier") and misfit in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_photographs_start_from_imagenet_when_the_weights_can_be_had(
+    downloaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pdfewshot.stages.pretrain.imagenet_unavailable", lambda backbone: None)
+    photos = make_flat(tmp_path / "photos", classes=3, per_class=3, mode="RGB")
+    out = tmp_path / "m.pdparams"
+    pretrain(PretrainConfig(data=[str(photos)], out=out, image_size=32, epochs=1, steps_per_epoch=1, batch_size=2,
+                            warmup_epochs=0, embedding_dim=8, show_progress=False))  # fmt: skip
+    _, meta = open_embedding(out)
+    assert (meta.backbone, meta.channels, meta.normalisation) == ("resnet18", 3, "imagenet")
+    assert (meta.config["pretrained"], meta.loss, meta.config["lr"]) == ("imagenet", "ce", 1e-4)
+
+
+def test_photographs_without_imagenet_weights_train_from_scratch_and_say_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = make_flat(tmp_path / "photos", classes=3, per_class=3, mode="RGB")
+    out = tmp_path / "m.pdparams"
+    pretrain(PretrainConfig(data=[str(photos)], out=out, image_size=16, epochs=1, steps_per_epoch=1, batch_size=2,
+                            embedding_dim=8))  # fmt: skip
+    note = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training from scratch")]
+    assert len(note) == 1 and "PDFEWSHOT_OFFLINE is set" in note[0] and "--pretrained PATH" in note[0]
+    _, meta = open_embedding(out)
+    assert (meta.backbone, meta.normalisation, meta.config["pretrained"]) == ("conv4", "symmetric", "none")
+    silent = tmp_path / "s.pdparams"
+    pretrain(PretrainConfig(data=[str(photos)], out=silent, image_size=16, epochs=1, steps_per_epoch=1, batch_size=2,
+                            embedding_dim=8, pretrained="none"))  # fmt: skip
+    assert "training from scratch" not in capsys.readouterr().err
+
+
+def test_no_training_and_no_data_writes_the_start_weights_for_the_later_stages(tmp_path: Path) -> None:
+    """`pretrain --pretrained FILE --epochs 0` without data: the start weights as an embedding, which
+    finetune, test and evaluate take with --data."""
+    from paddle.vision.models import mobilenet_v2
+    from typer.testing import CliRunner
+
+    from pdfewshot.cli import app
+
+    weights = tmp_path / "imagenet-shaped.pdparams"
+    paddle.seed(3)
+    paddle.save(mobilenet_v2().state_dict(), str(weights))
+    out = tmp_path / "m" / "e.pdparams"
+    result = pretrain(PretrainConfig(pretrained=str(weights), epochs=0, image_size=32, out=out, show_progress=False))
+    assert result.losses == [] and result.base_classes == 0
+    net, meta = open_embedding(out)
+    assert (meta.data, meta.split.base, meta.training.steps, meta.training.final_loss) == ([], (), 0, None)
+    assert meta.backbone == "mobilenet_v2" and meta.readout == "backbone" and net.output_dim == 1280
     saved = paddle.load(str(weights))
-    first = net.backbone.net.features[0][0].weight.numpy()
-    np.testing.assert_allclose(first, saved["features.0.0.weight"].numpy().sum(axis=1, keepdims=True), rtol=1e-6)
-    np.testing.assert_array_equal(net.backbone.net.features[1].conv[0][0].weight.numpy(),
-                                  saved["features.1.conv.0.0.weight"].numpy())  # fmt: skip
+    np.testing.assert_array_equal(net.backbone.net.features[18][0].weight.numpy(),
+                                  saved["features.18.0.weight"].numpy())  # fmt: skip
+    photos = make_flat(tmp_path / "new", classes=3, per_class=4, mode="RGB")
+    runner = CliRunner()
+    predictor = tmp_path / "m" / "p.pdparams"
+    for args in (["finetune", "--model", str(out), "--data", str(photos), "--shot", "2", "--out", str(predictor)],
+                 ["test", "--model", str(predictor), "--report", str(tmp_path / "m" / "t.json")],
+                 ["evaluate", "--model", str(out), "--data", str(photos), "--way", "3", "--episodes", "5",
+                  "--query", "2", "--report", str(tmp_path / "m" / "e.json")]):  # fmt: skip
+        ran = runner.invoke(app, args)
+        assert ran.exit_code == 0, ran.output
+    assert "overall: 1.0000" in ran.output or "overall: 0." in ran.output

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from pdfewshot.cli import app as cli
 from pdfewshot.config import PredictConfig, ServeConfig
 from pdfewshot.serve.app import create_app
-from pdfewshot.serve.service import ClassifierService
+from pdfewshot.serve.service import ClassifierService, served_predictor
 from pdfewshot.stages.predict import predict
 from pdfewshot.storage.checkpoint import read_checkpoint
 from pdfewshot.storage.metadata import PredictorMeta
@@ -101,7 +101,7 @@ def test_teach_adds_a_class_that_a_restarted_server_still_has(client: TestClient
 
     restarted = ClassifierService(model)  # as after a kill: only what is on disk
     try:
-        assert "my mug" in restarted.current().scorer.class_names
+        assert "my mug" in [c.name for c in restarted.classes()]
         assert {c.name: c.support for c in restarted.classes()}["my mug"] == 4
     finally:
         restarted.close()
@@ -117,6 +117,43 @@ def test_removing_classes_down_to_the_last(client: TestClient, model: Path) -> N
     last = client.delete(f"/classes/{names[-1]}")
     assert last.status_code == 409 and "only class" in last.json()["error"]
     assert fingerprint(model) == before and read_checkpoint(model, PredictorMeta)[1].class_names == names[-1:]
+
+
+def test_an_embedding_starts_a_page_with_no_classes_and_the_last_class_can_go(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Served an embedding: no classes (predict is a 409 that changes nothing), the first class taught writes
+    the predictor beside the embedding, a restart serves it, and removing the last class empties it again."""
+    _, predictor = trained
+    embedding = tmp_path / "e.pdparams"
+    embedding.write_bytes((predictor.parent / "e.pdparams").read_bytes())
+    beside = served_predictor(embedding)
+    dark = [tmp_path / f"dark{i}.png" for i in range(2)]
+    for i, path in enumerate(dark):
+        write_image(path, 10 + i, size=16)
+    with TestClient(create_app(ClassifierService(embedding), ServeConfig(model=embedding))) as client:
+        health = client.get("/health").json()
+        assert health["classes"] == 0 and health["embedding"] == str(embedding) and health["image_size"] == 16
+        assert client.get("/classes").json() == []
+        empty = client.post("/predict", files=files_of(dark[0]))
+        assert empty.status_code == 409 and "no classes yet" in empty.json()["error"]
+        assert not beside.exists()
+        taught = client.post("/classes/dark", files=files_of(*dark))
+        assert taught.status_code == 200 and taught.json() == {"class": "dark", "new": True, "images": 2, "support": 2}
+        assert beside.is_file() and read_checkpoint(beside, PredictorMeta)[1].class_names == ["dark"]
+        assert client.post("/predict", files=files_of(dark[1])).json()[0]["label"] == "dark"
+    restarted = ClassifierService(embedding)
+    try:
+        assert [c.name for c in restarted.classes()] == ["dark"]
+    finally:
+        restarted.close()
+    with TestClient(create_app(ClassifierService(embedding), ServeConfig(model=embedding))) as client:
+        removed = client.delete("/classes/dark")
+        assert removed.status_code == 200 and removed.json() == {"removed": "dark", "classes": 0}
+        assert not beside.exists() and not beside.with_suffix(".json").exists()
+        assert client.get("/health").json()["classes"] == 0
+        assert client.post("/classes/dark again", files=files_of(dark[0])).status_code == 200
+    assert embedding.read_bytes() == (predictor.parent / "e.pdparams").read_bytes()  # the embedding is untouched
 
 
 @pytest.mark.parametrize(

@@ -125,3 +125,53 @@ def test_classify_teach_and_recognise_in_a_real_browser(browser: WebDriver, tmp_
         output = server.communicate(timeout=60)[0]
     assert server.returncode == 0 and "stopped" in output, output
     assert f"at http://127.0.0.1:{port}" in output
+
+
+def test_a_page_started_from_an_embedding_learns_from_its_first_photos(browser: WebDriver, tmp_path: Path) -> None:
+    """Served an embedding: the page says it has no classes and invites teaching; two classes taught through
+    the form classify an image; removing both goes back to the empty page."""
+    _, predictor = tiny_predictor(tmp_path)
+    embedding = predictor.with_name("e.pdparams")
+    port = free_port()
+    server = start_server(embedding, port)
+    wait = WebDriverWait(browser, 60)
+
+    def teach(name: str, values: list[int]) -> None:
+        images = []
+        for value in values:
+            images.append(tmp_path / name / f"{value}.png")
+            write_image(images[-1], value, size=40)
+        browser.find_element(By.ID, "teach-name").send_keys(name)
+        browser.find_element(By.ID, "teach-input").send_keys("\n".join(str(p) for p in images))
+        browser.find_element(By.ID, "teach-button").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#classes li[data-name="{name}"]'))
+
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda d: d.find_element(By.ID, "empty").is_displayed())
+        assert "No classes yet" in browser.find_element(By.ID, "empty").text
+        assert not browser.find_element(By.ID, "classify-drop").is_displayed()
+        browser.save_screenshot(str(tmp_path / "empty.png"))
+
+        teach("dark", [5, 10, 15])
+        wait.until(lambda d: d.find_element(By.ID, "classify-drop").is_displayed())
+        assert not browser.find_element(By.ID, "empty").is_displayed()
+        teach("light", [240, 245, 250])
+        write_image(tmp_path / "query" / "bright.png", 242, size=40)
+        browser.find_element(By.ID, "classify-input").send_keys(str(tmp_path / "query" / "bright.png"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li"))
+        assert browser.find_element(By.CSS_SELECTOR, "#results li").get_attribute("data-label") == "light"
+        assert predictor.with_name("e.predictor.pdparams").is_file()
+
+        for name in ("dark", "light"):
+            row = f'#classes li[data-name="{name}"]'
+            browser.find_element(By.CSS_SELECTOR, f"{row} button.remove").click()
+            browser.switch_to.alert.accept()
+            wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, row))  # noqa: B023 (waited for at once)
+        wait.until(lambda d: d.find_element(By.ID, "empty").is_displayed())
+        assert get_json(f"http://127.0.0.1:{port}/health")["classes"] == 0
+        assert not predictor.with_name("e.predictor.pdparams").exists()
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=60)[0]
+    assert server.returncode == 0 and "0 classes, taught into" in output, output

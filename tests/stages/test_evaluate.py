@@ -182,3 +182,20 @@ def test_open_set_bad_input(embedding: Path, tmp_path: Path, extra: list[str], m
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and result.output.strip() == f"error: {message}"
     assert not (tmp_path / "r.json").exists()
+
+
+def test_episodes_scored_in_groups_give_the_same_accuracies(
+    embedding: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raw pixels of large images do not fit in memory for every episode at once: episodes are scored in
+    groups under a memory bound, with the same numbers for the methods that fit no weights."""
+    args = ["evaluate", "--model", str(embedding), "--way", "3", "--shot", "2", "--query", "2", "--episodes", "9",
+            "--method", "prototype", "--method", "nn-pixels"]  # fmt: skip
+    whole = runner.invoke(app, [*args, "--report", str(tmp_path / "whole.json")])
+    assert whole.exit_code == 0, whole.output
+    monkeypatch.setattr("pdfewshot.stages.evaluate.MAX_EPISODE_FEATURE_BYTES", 2 * 6 * 28 * 28 * 4)  # 2 episodes
+    grouped = runner.invoke(app, [*args, "--report", str(tmp_path / "grouped.json")])
+    assert grouped.exit_code == 0, grouped.output
+    accuracies = [[r["accuracies"] for r in json.loads((tmp_path / f"{name}.json").read_text())["results"]]
+                  for name in ("whole", "grouped")]  # fmt: skip
+    assert accuracies[0] == accuracies[1] and len(accuracies[0][0]) == 9

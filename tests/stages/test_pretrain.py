@@ -106,7 +106,9 @@ def test_a_projection_readout_embeds_at_the_head_width(data: Path, tmp_path: Pat
 def test_pretrained_that_does_not_fit_and_unknown_loss(data: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.pdparams"
     paddle.save({"conv1.weight": paddle.zeros([64, 3, 3, 3])}, str(other))
-    with pytest.raises(PdfewshotError, match=r"pretrained .* does not fit"):
+    with pytest.raises(
+        PdfewshotError, match=r"pretrained .* not an ImageNet classifier of the resnet18 backbone: conv1"
+    ):
         pretrain(config(data, tmp_path / "m.pdparams", pretrained=str(other)))
     with pytest.raises(PdfewshotError, match="loss hinge: unknown"):
         pretrain(config(data, tmp_path / "m.pdparams", loss="hinge"))
@@ -225,3 +227,29 @@ def test_settings_left_to_the_data_are_resolved_and_recorded(tmp_path: Path) -> 
         [step, pytest.approx(accuracy, abs=1e-4)] for step, accuracy in validations
     ]
     assert not set(meta["split"]["validation"]) & set(meta["class_names"])  # never trained on
+
+
+def test_validation_scores_the_start_so_the_start_can_stay_best(data: Path, tmp_path: Path) -> None:
+    """From pretrained weights, training that only makes things worse keeps the start (step 0)."""
+    start = tmp_path / "start.pdparams"
+    pretrain(config(data, start, validation_fraction=0.3, novel_fraction=0.0, epochs=2))
+    out = tmp_path / "m.pdparams"
+    result = pretrain(config(data, out, validation_fraction=0.3, novel_fraction=0.0, pretrained=str(start), lr=50.0))
+    assert result.record is not None and result.record.validations[0][0] == 0
+    assert result.record.best_step == 0
+    trained, _ = read_checkpoint(out, EmbeddingMeta)
+    original, _ = read_checkpoint(start, EmbeddingMeta)
+    backbone = [key for key in trained if key.startswith("backbone.") and "weight" in key]
+    for key in backbone:
+        np.testing.assert_array_equal(trained[key].numpy(), original[key].numpy())
+
+
+def test_no_training_with_data_records_the_split_and_scores_the_start(data: Path, tmp_path: Path) -> None:
+    start = tmp_path / "start.pdparams"
+    pretrain(config(data, start, novel_fraction=0.0))
+    out = tmp_path / "m.pdparams"
+    result = pretrain(config(data, out, pretrained=str(start), epochs=0, validation_fraction=0.3, warmup_epochs=2))
+    assert result.losses == [] and result.record is not None
+    assert [step for step, _ in result.record.validations] == [0] and result.verification is not None
+    _, meta = read_checkpoint(out, EmbeddingMeta)
+    assert meta.split.validation and meta.training.steps == 0 and meta.warmup_epochs == 0

@@ -46,8 +46,13 @@ async function loadHealth() {
   health = await api("GET", "/health");
   const threshold = health.suggested_reject_below === null ? "no suggested threshold"
     : `unknown below ${health.suggested_reject_below.toFixed(3)} of ${health.reject_score}`;
-  $("model").textContent = `${health.model} · ${health.classes} classes · ${threshold}`;
+  const source = health.embedding ? `${health.embedding} (taught into ${health.model})` : health.model;
+  $("model").textContent = `${source} · ${health.classes} classes · ${threshold}`;
   $("teach-panel").hidden = !health.can_teach;
+  // With no classes there is nothing to classify yet: the page says so and points at teaching.
+  const empty = health.classes === 0;
+  $("classify-drop").hidden = empty;
+  $("empty").hidden = !empty;
 }
 
 async function loadClasses() {
@@ -73,8 +78,10 @@ async function loadClasses() {
     if (health && health.can_teach) {
       const remove = element("button", "remove", "Remove");
       remove.type = "button";
-      remove.disabled = classes.length === 1;
-      remove.title = classes.length === 1 ? "a classifier needs at least one class" : `remove ${item.name}`;
+      // A page started from an embedding may go back to no classes; a fine-tuned predictor keeps one.
+      const last = classes.length === 1 && !health.embedding;
+      remove.disabled = last;
+      remove.title = last ? "a classifier needs at least one class" : `remove ${item.name}`;
       remove.addEventListener("click", () => removeClass(item.name));
       row.append(remove);
     }
