@@ -51,25 +51,26 @@ def test_phases_run_in_order_and_report_each_step() -> None:
 
 def test_patience_stops_training_and_the_best_weights_are_kept() -> None:
     net, base = network(), base_images()
-    validator = ScriptedValidator([0.3, 0.6, 0.5, 0.55, 0.4, 0.9])
+    validator = ScriptedValidator([0.1, 0.3, 0.6, 0.5, 0.55, 0.4, 0.9])
     position = Position()
     rules = StopRules(validate_every=2, patience=3)
     record = train(net, [Phase(CosineMseTask(net, base), 10, 2)], LoopSettings(batch_size=4), position,
                    validator=validator, rules=rules)  # fmt: skip
-    # Validations at steps 2, 4, 6, 8, 10: best at 4, then three without improvement: stop after step 10.
-    assert [step for step, _ in record.validations] == [2, 4, 6, 8, 10]
+    # Validations of the start, then at steps 2, 4, 6, 8, 10: best at 4, then three without improvement: stop
+    # after step 10.
+    assert [step for step, _ in record.validations] == [0, 2, 4, 6, 8, 10]
     assert len(position.losses) == 10
     assert record.best_step == 4 and record.best_validation == 0.6
     assert record.stopped_because == "no better validation in 3 evaluations"
-    np.testing.assert_array_equal(net.head.weight.numpy(), validator.seen[1])
+    np.testing.assert_array_equal(net.head.weight.numpy(), validator.seen[2])
 
 
 def test_the_final_weights_are_validated_too() -> None:
     net, base = network(), base_images()
-    validator = ScriptedValidator([0.2, 0.9])
+    validator = ScriptedValidator([0.1, 0.2, 0.9])
     record = train(net, [Phase(CosineMseTask(net, base), 1, 3)], LoopSettings(batch_size=4), Position(),
                    validator=validator, rules=StopRules(validate_every=2, patience=5))  # fmt: skip
-    assert [step for step, _ in record.validations] == [2, 3] and record.best_step == 3
+    assert [step for step, _ in record.validations] == [0, 2, 3] and record.best_step == 3
 
 
 def test_a_time_budget_ends_training_early() -> None:
@@ -81,7 +82,7 @@ def test_a_time_budget_ends_training_early() -> None:
 
 
 def test_a_resumed_run_keeps_its_validation_record_and_best_weights(tmp_path: Path) -> None:
-    accuracies = [0.5, 0.7, 0.6, 0.65, 0.6, 0.62, 0.5, 0.4]
+    accuracies = [0.1, 0.5, 0.7, 0.6, 0.65, 0.6, 0.62, 0.5, 0.4]  # the first: the start, before any step
     rules = StopRules(validate_every=1, patience=4)
 
     def run(path: Path, cut: int | None) -> tuple[Position, dict[str, float | None], EmbeddingNet]:
@@ -102,7 +103,7 @@ def test_a_resumed_run_keeps_its_validation_record_and_best_weights(tmp_path: Pa
         position, saved, training = read_resume(path, net, {"x": 1})
         from pdfewshot.train.loop import Record
 
-        resumed = ScriptedValidator(accuracies[len(position.losses) :])
+        resumed = ScriptedValidator(accuracies[len(position.losses) + 1 :])  # a resumed run does not score its start
         phases = [Phase(CosineMseTask(net, base), 1, 8)]
         record = train(net, phases, settings, position, saved, Record.from_json(training), resumed, rules)
         return position, {"best": record.best_validation, "step": record.best_step}, net
