@@ -350,8 +350,9 @@ class Prepared:
     start: StartWeights | None
 
 
-def _prepare(config: PretrainConfig, ranks: Ranks) -> Prepared:
-    """Reads the start weights and the data; resolves the settings left to them; splits the classes."""
+def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None = None) -> Prepared:
+    """Reads the start weights and the data (profiled here unless ``profile`` is given); resolves the settings
+    left to them; splits the classes."""
     validation_left_to_data = config.validation_fraction is None
     start_weights = None
     if config.pretrained not in (None, NO_PRETRAINED):
@@ -359,7 +360,7 @@ def _prepare(config: PretrainConfig, ranks: Ranks) -> Prepared:
             start_weights = read_start_weights(config.pretrained, config.backbone)
     with about("data"):
         sources = data_sources(config)
-        profile = profile_sources(sources)
+        profile = profile or profile_sources(sources)
         config = resolve(config, profile, start_weights)
         assert config.image_size, "resolve() fills it in"
         channels = start_weights.channels if start_weights else None
@@ -498,6 +499,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     with about("out"):
         check_checkpoint_path(config.out)
     ranks = launched_ranks()
+    profile = None  # read once: choosing the start needs it before the training processes start
     if config.pretrained is None and config.epochs != 0:
         with about("data"):
             profile = profile_sources(data_sources(config))
@@ -511,7 +513,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     if processes > 1:
         return _pretrain_in_processes(replace(config, processes=processes), processes)
     start(ranks)
-    prepared = _prepare(config, ranks)
+    prepared = _prepare(config, ranks, profile)
     config, split = prepared.config, prepared.split
     net = _network(config, prepared.imageset.channels, prepared.start)
     record, losses, seconds, taken = _train(config, net, prepared, ranks)
