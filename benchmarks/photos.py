@@ -4,13 +4,17 @@
 Pretrains on the base categories with only ``--data`` (the defaults chosen from the data) or with a recipe's
 options, then scores seeded episodes on the novel ones: 5-way 1-shot, 5-way 5-shot and 10-way 2-shot (and
 20-way 1-shot where there are 20 novel classes), methods prototype, finetune and nn-pixels, with the
-pretraining time and each evaluation's time (loading, embedding, episodes). The two groups of categories are
-folders of symbolic links to the data where it lies (nothing is copied). Splits:
+pretraining time and each evaluation's time (loading, embedding, episodes); then verification of
+``--pairs`` seeded pairs of the novel categories (accuracy at a threshold chosen on half of them, ROC AUC,
+equal error rate). The two groups of categories are folders of symbolic links to the data where it lies
+(nothing is copied). Splits:
 
 - ``seeded``: 10 categories drawn with ``--seed`` (the from-scratch rows of the README);
 - ``caltech10``: brain, buddha, butterfly, chandelier, crab, electric_guitar, ewer, flamingo, kangaroo,
   starfish (the ImageNet issue's split of caltech101_dev);
-- ``people40``: lfw_dev's sorted folder names shuffled by ``random.Random(7)``, the first 40.
+- ``people40``: lfw_dev's sorted folder names shuffled by ``random.Random(7)``, the first 40;
+- ``people20``: the same 40 new people; as base only 20 of the others with 10 portraits each (the first 20 in
+  that order with at least 10, their first 10 files by name): the small face set a user brings.
 
 The ImageNet recipes start from ``--weights`` (a paddle.vision ImageNet classifier's state dict; by default
 the MobileNetV2 of ../shared/weights, the one such file this machine has).
@@ -19,6 +23,7 @@ the MobileNetV2 of ../shared/weights, the one such file this machine has).
     python benchmarks/photos.py --recipe defaults                 # one recipe
     python benchmarks/photos.py --split caltech10 --recipe imagenet-224px
     python benchmarks/photos.py --data ../shared/data/lfw_dev --split people40 --recipe imagenet-224px
+    python benchmarks/photos.py --data ../shared/data/lfw_dev --split people40 --recipe imagenet-224px --evaluate-only
     python benchmarks/photos.py --table                           # the README table from the saved rows
 """
 
@@ -62,7 +67,9 @@ def _people40(categories: list[str], seed: int) -> set[str]:
 # The novel categories of each split, from the sorted category names and --seed.
 SPLITS: dict[str, Callable[[list[str], int], set[str]]] = {
     "seeded": _seeded, "caltech10": lambda categories, seed: set(CALTECH10), "people40": _people40,
+    "people20": _people40,
 }  # fmt: skip
+SMALL_BASE = {"people20": (20, 10)}  # split: (base classes, images of each) where the base is cut down
 
 # Pretraining recipes: options of PretrainConfig beside --data. "defaults" gives none.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -105,6 +112,10 @@ def split_categories(data: Path, work: Path, split: str, seed: int) -> tuple[Pat
     folders = {"base": work / "base", "novel": work / "novel"}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
+    if split in SMALL_BASE:
+        return _small_base(data, categories, novel, folders["base"], *SMALL_BASE[split]), _link_novel(
+            data, novel, folders["novel"]
+        )
     for name in categories:
         link = folders["novel" if name in novel else "base"] / name
         if not link.exists():
@@ -112,12 +123,40 @@ def split_categories(data: Path, work: Path, split: str, seed: int) -> tuple[Pat
     return folders["base"], folders["novel"]
 
 
+def _link_novel(data: Path, novel: set[str], folder: Path) -> Path:
+    for name in sorted(novel):
+        if not (folder / name).exists():
+            (folder / name).symlink_to(data / name, target_is_directory=True)
+    return folder
+
+
+def _small_base(data: Path, categories: list[str], novel: set[str], folder: Path, classes: int, each: int) -> Path:
+    """``classes`` base categories (in ``random.Random(7)`` order) of ``each`` images linked one by one."""
+    shuffled = list(categories)
+    random.Random(7).shuffle(shuffled)
+    chosen = [name for name in shuffled if name not in novel and sum(1 for _ in (data / name).iterdir()) >= each]
+    for name in chosen[:classes]:
+        (folder / name).mkdir(exist_ok=True)
+        for image in sorted((data / name).iterdir())[:each]:
+            if not (folder / name / image.name).exists():
+                (folder / name / image.name).symlink_to(image)
+    return folder
+
+
 def recipe_options(name: str, weights: Path) -> dict[str, Any]:
     return {key: str(weights) if value == WEIGHTS else value for key, value in RECIPES[name].items()}
 
 
 def run_recipe(
-    name: str, data: Path, work: Path, split: str, episodes: int, seed: int, weights: Path
+    name: str,
+    data: Path,
+    work: Path,
+    split: str,
+    episodes: int,
+    seed: int,
+    weights: Path,
+    pairs: int,
+    evaluate_only: bool = False,
 ) -> dict[str, Any]:
     base, novel = split_categories(data, work / "data", split, seed)
     out = work / name / "emb_model.pdparams"
@@ -125,15 +164,20 @@ def run_recipe(
     for key, value in recipe_options(name, weights).items():
         setattr(config, key, value)
     started = time.perf_counter()
-    trained = pretrain(config)
+    saved = json.loads((work / name / "row.json").read_text()) if evaluate_only else None
+    steps = saved["steps"] if saved else len(pretrain(config).losses)
     meta = json.loads(out.with_suffix(".json").read_text())
+    training = meta["training"]
     row: dict[str, Any] = {
         "recipe": name, "options": RECIPES[name], "data": data.name, "split": split,
-        "train_seconds": round(time.perf_counter() - started), "steps": len(trained.losses), "threads": thread_count(),
+        "train_seconds": saved["train_seconds"] if saved else round(time.perf_counter() - started), "steps": steps,
+        "threads": thread_count(),
         "processes": meta["training"]["processes"], "image_size": meta["image_size"], "backbone": meta["backbone"],
         "loss": meta["loss"], "pretrained": meta["config"]["pretrained"], "augment": meta["config"]["augment"],
-        "stopped_because": meta["training"]["stopped_because"], "best_validation": meta["training"]["best_validation"],
-        "best_step": meta["training"]["best_step"], "tasks": {}, "evaluate_seconds": {},
+        "stopped_because": training["stopped_because"], "best_validation": training["best_validation"],
+        "best_accuracy": training.get("best_accuracy"), "validation_measure": training.get("validation_measure"),
+        "validations": training["validations"], "best_step": training["best_step"], "tasks": {},
+        "evaluate_seconds": {},
     }  # fmt: skip
     print(f"{name}: pretrained in {row['train_seconds']} s, {row['steps']} steps ({row['stopped_because']})")
     classes = sum(1 for p in novel.iterdir() if p.is_dir())
@@ -145,8 +189,28 @@ def run_recipe(
             row["tasks"].setdefault(f"{way}w{shot}s", {})[result.method] = [result.mean, result.interval]
             print(f"  {way}-way {shot}-shot {result.method}: {result.mean:.4f} +- {result.interval:.4f}")
         row["evaluate_seconds"][f"{way}w{shot}s"] = round(time.perf_counter() - started)
+    if pairs:
+        row["pairs"] = verify_pairs(out, novel, pairs, seed, work / name / f"pairs-{pairs}.json")
     (work / name / "row.json").write_text(json.dumps(row, indent=1))
     return row
+
+
+def verify_pairs(model: Path, novel: Path, pairs: int, seed: int, report: Path) -> dict[str, Any]:
+    """``evaluate --pairs`` on a copy of the checkpoint (it stores the threshold it chooses)."""
+    copy = model.with_name("pairs_" + model.name)
+    copy.write_bytes(model.read_bytes())
+    copy.with_suffix(".json").write_bytes(model.with_suffix(".json").read_bytes())
+    started = time.perf_counter()
+    result = evaluate(EvaluateConfig(model=copy, data=[str(novel)], pairs=pairs, seed=seed, report=report)).pairs
+    assert result is not None
+    shown = {
+        "pairs": result.pairs, "threshold_from": result.threshold_from, "accuracy": result.accuracy,
+        "accuracy_interval": result.accuracy_interval, "auc": result.auc, "eer": result.eer,
+        "seconds": round(time.perf_counter() - started),
+    }  # fmt: skip
+    print(f"  pairs: accuracy {result.accuracy:.4f} +- {result.accuracy_interval:.4f} ({result.threshold_from}), "
+          f"ROC AUC {result.auc:.4f}, EER {result.eer:.4f}")  # fmt: skip
+    return shown
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -180,13 +244,16 @@ def main() -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), action="append")
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pairs", type=int, default=2000, help="Verification pairs of the novel categories (0: none).")
+    parser.add_argument("--evaluate-only", action="store_true", help="Evaluate the saved embeddings again.")
     parser.add_argument("--table", action="store_true", help="Print the table of the saved rows and stop.")
     args = parser.parse_args()
     work = args.work or REPO / "models" / "photos" / f"{args.data.name}-{args.split}"
     if not args.table:
         scratch = [name for name in RECIPES if not name.startswith("imagenet")]
         for name in args.recipe or scratch:
-            run_recipe(name, args.data, work, args.split, args.episodes, args.seed, args.weights)
+            run_recipe(name, args.data, work, args.split, args.episodes, args.seed, args.weights, args.pairs,
+                       args.evaluate_only)  # fmt: skip
     rows = [json.loads(path.read_text()) for name in RECIPES if (path := work / name / "row.json").is_file()]
     print(table(rows))
 

@@ -166,7 +166,11 @@ def pretrain(
         ),
     ] = PRETRAIN.epochs,
     max_epochs: Annotated[
-        int, typer.Option(help="With validation and no --epochs: the most epochs of --loss.")
+        int | None,
+        typer.Option(
+            help="With validation and no --epochs: the most epochs of --loss (default: 30, or as many as make 300 "
+            "steps when the data is small)."
+        ),
     ] = PRETRAIN.max_epochs,
     loss: Annotated[
         str | None,
@@ -215,10 +219,10 @@ def pretrain(
     ] = PRETRAIN.validation_fraction,
     validate_every: Annotated[
         int | None,
-        typer.Option(help="Steps between validations (default: once per epoch of --loss, at least every 100 steps)."),
+        typer.Option(help="Steps between validations (default: once per epoch of --loss, every 10 to 100 steps)."),
     ] = PRETRAIN.validate_every,
     patience: Annotated[
-        int, typer.Option(help="Stop after this many validations without a better accuracy.")
+        int, typer.Option(help="Stop after this many validations without a better log-probability of the right class.")
     ] = PRETRAIN.patience,
     time_budget: Annotated[
         str | None, typer.Option(help="Stop training after this long, e.g. 90s, 15m or 1h30m (best weights kept).")
@@ -285,7 +289,8 @@ def pretrain(
     record = result.record
     if record is not None and record.best_validation is not None:
         typer.echo(
-            f"validation: best accuracy {record.best_validation:.4f} at step {record.best_step} "
+            f"validation: best log-probability of the right class {record.best_validation:.4f} (accuracy "
+            f"{record.best_accuracy:.4f}) at step {record.best_step} "
             f"({len(record.validations)} evaluations; weights of that step kept); stopped: {record.stopped_because}"
         )
     if result.verification is not None:

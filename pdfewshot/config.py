@@ -59,7 +59,7 @@ class PretrainConfig:
     readout: str | None = None  # None: "backbone", or "projection" for pair-bce and a frozen backbone
     image_size: int | None = None
     epochs: int | None = None
-    max_epochs: int = 30
+    max_epochs: int | None = None  # None: pdfewshot.stages.pretrain.max_validated_epochs
     loss: str | None = None
     margin: float | None = None  # None: the loss's own default (see pdfewshot.train.tasks)
     warmup_epochs: int = 2  # chosen by measurement (README, Results)

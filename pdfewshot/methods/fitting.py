@@ -15,7 +15,7 @@ import paddle
 import paddle.nn.functional as F
 
 from pdfewshot.methods.unknown import held_out_folds
-from pdfewshot.nets.classifier import CosineClassifier, prototypes, softmax_entropy
+from pdfewshot.nets.classifier import COSINE_SCALE, CosineClassifier, prototypes, softmax_entropy
 from pdfewshot.nets.embedding import EmbeddingNet, embed, to_input
 
 StepCallback = Callable[[float], None]
@@ -32,7 +32,7 @@ class FitSettings:
     steps: int = 100
     lr: float = 0.01
     entropy_weight: float = 0.1
-    scale: float = 10.0
+    scale: float = COSINE_SCALE
     backbone_lr: float = 1e-4  # with fit_with_backbone only
 
 

@@ -11,6 +11,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+COSINE_SCALE = 10.0  # logits = scale * cosine: enough for cross-entropy to train
+
 
 def softmax_entropy(logits: paddle.Tensor) -> paddle.Tensor:
     """Mean Shannon entropy (nats) of the softmax of each row: low when predictions are confident."""
@@ -28,14 +30,14 @@ def prototypes(embeddings: paddle.Tensor, labels: paddle.Tensor, num_classes: in
 class CosineClassifier(nn.Layer):  # type: ignore[misc]
     """Scores embeddings against one weight vector per class by cosine similarity, plus a bias."""
 
-    def __init__(self, num_classes: int, embedding_dim: int, scale: float = 10.0) -> None:
+    def __init__(self, num_classes: int, embedding_dim: int, scale: float = COSINE_SCALE) -> None:
         super().__init__()
         self.scale = scale
         self.weight = self.create_parameter([num_classes, embedding_dim])
         self.bias = self.create_parameter([num_classes], is_bias=True)
 
     @classmethod
-    def from_prototypes(cls, prototype_matrix: paddle.Tensor, scale: float = 10.0) -> "CosineClassifier":
+    def from_prototypes(cls, prototype_matrix: paddle.Tensor, scale: float = COSINE_SCALE) -> "CosineClassifier":
         """A classifier with W = the given (normalised) prototypes and b = 0."""
         classifier = cls(prototype_matrix.shape[0], prototype_matrix.shape[1], scale)
         classifier.weight.set_value(F.normalize(prototype_matrix, axis=1))

@@ -38,9 +38,9 @@ class LossProgress:
             self.running_loss = value
         self._show(advance)
 
-    def show_validation(self, accuracy: float, best: float) -> None:
-        """Adds the latest validation accuracy and the best so far to the text."""
-        self.validation = f"  val {accuracy:.4f} (best {best:.4f})"
+    def show_validation(self, log_prob: float, accuracy: float, best: float) -> None:
+        """Adds the latest validation (log-probability of the right class, accuracy) and the best so far."""
+        self.validation = f"  val log-p {log_prob:.4f} (best {best:.4f}), acc {accuracy:.4f}"
         self._show(0)
 
     def _show(self, advance: int) -> None:

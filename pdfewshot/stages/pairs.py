@@ -68,7 +68,7 @@ def choose_threshold(net: EmbeddingNet, embeddings: np.ndarray, pairs: Pairs, wh
     return Verification(threshold, similarity_kind(net), where, round(accuracy, 4))
 
 
-VALIDATION_PAIRS = 1000  # pairs of the validation classes that pretrain chooses its threshold on
+VALIDATION_PAIRS = 1000  # pairs that pretrain chooses its threshold on, at most
 
 
 def validation_threshold(net: EmbeddingNet, validation: ImageSet, seed: int) -> Verification | None:
@@ -80,6 +80,29 @@ def validation_threshold(net: EmbeddingNet, validation: ImageSet, seed: int) -> 
     pairs = sample_pairs(validation.labels, count, seed)
     where = f"{count} pairs of the {validation.num_classes} validation classes (pretrain)"
     return choose_threshold(net, run_fast(net, validation.images), pairs, where)
+
+
+def held_out_threshold(net: EmbeddingNet, held_out: ImageSet, seed: int, trained: bool) -> Verification | None:
+    """The threshold chosen on seeded pairs of base-class images kept out of the training steps (None when
+    they give no pairs of both kinds). ``trained``: the network learned their classes, so the threshold's
+    accuracy there is optimistic."""
+    labels = held_out.labels
+    count = min(VALIDATION_PAIRS, 2 * min(pair_counts(labels))) if len(labels) else 0
+    if count < 2:
+        return None
+    pairs = sample_pairs(labels, count, seed)
+    used, positions = np.unique(np.concatenate([pairs.first, pairs.second]), return_inverse=True)
+    embeddings = run_fast(net, held_out.images[used])  # only the images in pairs: the set may be large
+    pairs = replace(pairs, first=positions[: len(pairs)], second=positions[len(pairs) :])
+    classes = len(np.unique(labels[used]))
+    if not trained:
+        where = f"{count} pairs of images of {classes} classes (pretrain, no training)"
+        return choose_threshold(net, embeddings, pairs, where)
+    where = (
+        f"{count} pairs of images of {classes} base classes held out from the training steps (pretrain; optimistic: "
+        "the network learned their classes, evaluate --pairs on other classes replaces it)"
+    )
+    return replace(choose_threshold(net, embeddings, pairs, where), optimistic=True)
 
 
 def store_verification(model: Path, net: EmbeddingNet, verification: Verification) -> None:
@@ -103,6 +126,8 @@ def evaluate_pairs(
     scores = similarities(net, embeddings[pairs.first], embeddings[pairs.second])
     kind = similarity_kind(net)
     stored = meta.verification if meta.verification is not None and meta.verification.similarity == kind else None
+    if stored is not None and stored.optimistic:
+        stored = None  # chosen on classes the network learned: classes it did not learn choose better
     measured = np.arange(len(pairs))
     if stored is None:
         half = len(pairs) // 2

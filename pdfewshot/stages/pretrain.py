@@ -33,7 +33,7 @@ from pdfewshot.config import (
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.profile import IMAGENET_SIZE, DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
-from pdfewshot.data.splits import split_classes
+from pdfewshot.data.splits import hold_out_images, split_classes
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.backbones import VISION_MODELS
 from pdfewshot.nets.embedding import EmbeddingNet
@@ -50,7 +50,7 @@ from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
 from pdfewshot.runtime import set_paddle_threads, thread_count
 from pdfewshot.stages.common import warn_skipped
-from pdfewshot.stages.pairs import validation_threshold
+from pdfewshot.stages.pairs import held_out_threshold, validation_threshold
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, Split, TrainingRecord, Verification
@@ -58,13 +58,17 @@ from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, launched_ranks, r
 from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, Record, StopRules, train
 from pdfewshot.train.resume import Position, read_resume, resume_path
 from pdfewshot.train.tasks import TASKS, SoftmaxTask
-from pdfewshot.train.validation import EpisodeValidator
+from pdfewshot.train.validation import MEASURE, EpisodeValidator, ValidationScore
 
 DEFAULT_EPOCHS = 2  # of the main loss, without validation (measured on the built-in set)
 VALIDATION_FRACTION = 0.1  # of the base classes, for user data
-MIN_VALIDATION_CLASSES = 2
-AUTO_VALIDATION_MIN_CLASSES = 10  # base classes below which validation is off unless asked for
+MIN_VALIDATION_CLASSES = 4  # fewer make episodes of 2-3 classes that say little about new ones
+AUTO_VALIDATION_MIN_CLASSES = 12  # base classes below which validation is off unless asked for (8 left to train)
 MAX_STEPS_BETWEEN_VALIDATIONS = 100  # so that a large data set is still checked often
+# So that on a small set (an epoch of a step or two) patience spans more than a few noisy steps
+MIN_STEPS_BETWEEN_VALIDATIONS = 10
+MAX_EPOCHS = 30  # of the main loss with validation, unless that is fewer than MIN_VALIDATED_STEPS
+MIN_VALIDATED_STEPS = 300  # a small set trains this long at most too; early stopping decides where it ends
 MIN_PARALLEL_IMAGES = 20_000  # planned training images below which starting processes does not pay
 MIN_BATCH_PER_PROCESS = 16  # images of every batch each training process takes, at least
 DEFAULT_LR = 1e-3
@@ -225,7 +229,7 @@ def resumable_options(config: PretrainConfig) -> dict[str, object]:
 
 
 def hold_out_validation(split: Split, fraction: float, seed: int) -> Split:
-    """``fraction`` of the base classes (seeded, at least 2 when any) moved to ``validation``."""
+    """``fraction`` of the base classes (seeded, at least :data:`MIN_VALIDATION_CLASSES`) moved to ``validation``."""
     if not fraction:
         return split
     count = max(MIN_VALIDATION_CLASSES, round(fraction * len(split.base)))
@@ -256,14 +260,23 @@ def plan_phases(
     def phase(task: Any, epochs: int) -> Phase:
         return Phase(task, epochs, ranks.share(config.steps_per_epoch or task.steps_per_epoch(config.batch_size)))
 
-    epochs = config.epochs if config.epochs is not None else (config.max_epochs if validating else DEFAULT_EPOCHS)
-    if epochs == 0:
+    if config.epochs == 0:
         return []  # no training: the start weights as they are
     main = TASKS[loss](net, base, config.margin)
+    steps = config.steps_per_epoch or main.steps_per_epoch(config.batch_size)
+    epochs = config.epochs if config.epochs is not None else (
+        max_validated_epochs(config, steps) if validating else DEFAULT_EPOCHS)  # fmt: skip
     if loss == "ce":
         return [phase(main, epochs)]
     warmup = [phase(SoftmaxTask(net, base), config.warmup_epochs)] if config.warmup_epochs else []
     return [*warmup, phase(main, epochs)]
+
+
+def max_validated_epochs(config: PretrainConfig, steps_per_epoch: int) -> int:
+    """``max_epochs``, else :data:`MAX_EPOCHS` or as many epochs as make :data:`MIN_VALIDATED_STEPS` steps."""
+    if config.max_epochs is not None:
+        return config.max_epochs
+    return max(MAX_EPOCHS, -(-MIN_VALIDATED_STEPS // steps_per_epoch))
 
 
 def training_processes(config: PretrainConfig, ranks: Ranks) -> int:
@@ -291,7 +304,7 @@ def planned_images(config: PretrainConfig) -> int:
     else:
         with about("data"):
             per_epoch = sum(count_images(source) for source in data_sources(config))
-    epochs = config.epochs or (config.max_epochs if config.validation_fraction != 0 else DEFAULT_EPOCHS)
+    epochs = config.epochs or ((config.max_epochs or MAX_EPOCHS) if config.validation_fraction != 0 else DEFAULT_EPOCHS)
     return per_epoch * (epochs + config.warmup_epochs)
 
 
@@ -348,6 +361,7 @@ class Prepared:
     split: Split
     base: ImageSet  # the images trained on: the base classes (with their rotated copies under ``rotations``)
     start: StartWeights | None
+    held_out: ImageSet | None = None  # base images kept out of the steps, for the pair threshold (no validation)
 
 
 def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None = None) -> Prepared:
@@ -369,16 +383,32 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
             warn_skipped(load_report)
         else:
             imageset = ImageSet.empty(config.image_size, channels or 3)
-    split = split_classes(imageset.class_names, config.novel_fraction or 0.0, config.seed) if sources else Split((), ())
+    with about("data"):
+        split = (
+            split_classes(imageset.class_names, config.novel_fraction or 0.0, config.seed) if sources else Split((), ())
+        )
     if validation_left_to_data and len(split.base) < AUTO_VALIDATION_MIN_CLASSES:
         config = replace(config, validation_fraction=0.0)  # too few classes to spare some
+        if sources and profile.user_data and ranks.writer and config.show_progress and config.epochs != 0:
+            err_console.print(_no_validation_note(config, len(split.base)), markup=False, soft_wrap=True)
     split = hold_out_validation(split, config.validation_fraction or 0.0, config.seed)
     if sources and profile.user_data and ranks.writer and config.show_progress:
         err_console.print(f"settings from the data ({profile.kind}): {describe_settings(config)}", markup=False)
-    base = imageset.subset_classes(split.base)
+    base, held_out = imageset.subset_classes(split.base), None
+    if not split.validation and config.epochs != 0:
+        base, held_out = hold_out_images(base, config.seed)
     if config.rotations:
         base = base.with_rotations()
-    return Prepared(config, sources, profile, imageset, split, base, start_weights)
+    return Prepared(config, sources, profile, imageset, split, base, start_weights, held_out)
+
+
+def _no_validation_note(config: PretrainConfig, base_classes: int) -> str:
+    epochs = config.epochs if config.epochs is not None else DEFAULT_EPOCHS
+    return (
+        f"validation: off, {base_classes} classes are too few to keep {MIN_VALIDATION_CLASSES} aside "
+        f"({AUTO_VALIDATION_MIN_CLASSES} or more turn it on); training runs {epochs} epochs (--epochs) and keeps "
+        "the last weights"
+    )
 
 
 def _network(config: PretrainConfig, channels: int, start_weights: StartWeights | None) -> EmbeddingNet:
@@ -416,7 +446,9 @@ def _train(
     )  # fmt: skip
     last_steps = phases[-1].steps if phases else 1
     rules = StopRules(
-        validate_every=(config.validate_every or min(last_steps, MAX_STEPS_BETWEEN_VALIDATIONS))
+        validate_every=(
+            config.validate_every or min(max(last_steps, MIN_STEPS_BETWEEN_VALIDATIONS), MAX_STEPS_BETWEEN_VALIDATIONS)
+        )
         if validating
         else None,
         patience=config.patience if validating else None,
@@ -440,9 +472,10 @@ def _train(
             log.add(f"pretrain/{kind}_loss", loss, step)
             progress.update(loss)
 
-        def on_validation(accuracy: float, step: int, best: bool) -> None:
-            log.add("pretrain/validation_accuracy", accuracy, step)
-            progress.show_validation(accuracy, record.best_validation or accuracy)
+        def on_validation(score: ValidationScore, step: int, best: bool) -> None:
+            log.add("pretrain/validation_accuracy", score.accuracy, step)
+            log.add("pretrain/validation_log_prob", score.log_prob, step)
+            progress.show_validation(score.log_prob, score.accuracy, record.best_validation or score.log_prob)
 
         callbacks = Callbacks(on_step, on_validation)
         record = train(net, phases, settings, position, saved, record, validator, rules, callbacks, ranks)
@@ -473,11 +506,24 @@ def _meta(prepared: Prepared, record: Record, losses: list[float]) -> EmbeddingM
             stopped_because=record.stopped_because if losses else "no training (--epochs 0): the start weights",
             best_validation=record.best_validation,
             best_step=record.best_step,
-            validations=[[step, round(accuracy, 4)] for step, accuracy in record.validations],
+            validations=[[step, round(score, 4), round(accuracy, 4)] for step, score, accuracy in record.validations],
+            best_accuracy=record.best_accuracy,
+            validation_measure=MEASURE,
         ),
         normalisation=prepared.start.normalisation if prepared.start else "symmetric",
         readout=config.readout,
     )
+
+
+def _pair_threshold(net: EmbeddingNet, prepared: Prepared) -> Verification | None:
+    """The threshold ``compare`` answers "same?" at: chosen on the validation classes; else on the base images
+    held out from the steps; else (no training) on the base images."""
+    split, seed = prepared.split, prepared.config.seed
+    if split.validation:
+        return validation_threshold(net, prepared.imageset.subset_classes(split.validation), seed)
+    if prepared.held_out is not None:
+        return held_out_threshold(net, prepared.held_out, seed, trained=True)
+    return held_out_threshold(net, prepared.base, seed, trained=False)
 
 
 def _write(config: PretrainConfig, net: EmbeddingNet, meta: EmbeddingMeta, losses: list[float]) -> None:
@@ -519,8 +565,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     record, losses, seconds, taken = _train(config, net, prepared, ranks)
     meta = _meta(prepared, record, losses)
     meta.training.processes = ranks.world_size
-    if ranks.writer and split.validation:
-        meta.verification = validation_threshold(net, prepared.imageset.subset_classes(split.validation), config.seed)
+    if ranks.writer:
+        meta.verification = _pair_threshold(net, prepared)
     if ranks.writer:
         _write(config, net, meta, losses)
     wait_for_all(ranks)

@@ -50,9 +50,12 @@ class TrainingRecord:
     final_loss: float | None  # None: no training (the start weights as they are)
     seconds: float
     stopped_because: str = "finished its epochs"
-    best_validation: float | None = None  # best validation episode accuracy, when validation ran
+    best_validation: float | None = None  # the best score by ``validation_measure``, when validation ran
     best_step: int | None = None  # the step whose weights were kept
-    validations: list[list[float]] = field(default_factory=list)  # [step, accuracy] of each validation
+    # [step, score, accuracy] of each validation ([step, accuracy] before the measure was the log-probability)
+    validations: list[list[float]] = field(default_factory=list)
+    best_accuracy: float | None = None  # the validation accuracy of the kept weights
+    validation_measure: str = "accuracy"  # what best_validation measures
 
 
 def _check_readout(readout: str) -> None:
@@ -68,6 +71,9 @@ class Verification:
     similarity: str  # "cosine" or "pair-probability" (pdfewshot.methods.verification)
     chosen_on: str  # e.g. "1000 pairs of the 4 validation classes"
     accuracy: float  # verification accuracy of the threshold on the pairs it was chosen on
+    # Chosen on images of classes the network was trained on: its accuracy there flatters it, and
+    # ``evaluate --pairs`` on other classes replaces it.
+    optimistic: bool = False
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 The loop runs each phase's task over its batches with Adam, saves the training state every
 ``save_every`` steps (:mod:`pdfewshot.train.resume`), and, given a validator, scores validation
-episodes every ``validate_every`` steps, keeps the best weights, and stops when they have not improved
-for ``patience`` evaluations or when the time budget is spent. It reports through callbacks, so it
-knows nothing of how progress is shown.
+episodes every ``validate_every`` steps, keeps the best weights (by the validation's ``log_prob``), and
+stops when they have not improved for ``patience`` evaluations or when the time budget is spent. It
+reports through callbacks, so it knows nothing of how progress is shown.
 """
 
 import time
@@ -22,6 +22,7 @@ from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, agree, data_paral
 from pdfewshot.train.resume import Position, restore_extra, restore_optimizer, save_resume
 from pdfewshot.train.schedule import scheduled_lr
 from pdfewshot.train.tasks import TrainingTask
+from pdfewshot.train.validation import ValidationScore
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,16 @@ class Record:
     """What the loop keeps across steps, saved with the training state so a resumed run goes on as one."""
 
     seconds: float = 0.0
-    best_validation: float | None = None
+    best_validation: float | None = None  # the best validation's log_prob
     best_step: int | None = None
     evaluations_since_best: int = 0
-    validations: list[tuple[int, float]] = field(default_factory=list)
+    validations: list[tuple[int, float, float]] = field(default_factory=list)  # (step, log_prob, accuracy)
     stopped_because: str = "finished its epochs"
+
+    @property
+    def best_accuracy(self) -> float | None:
+        """The validation accuracy of the kept weights."""
+        return next((accuracy for step, _, accuracy in self.validations if step == self.best_step), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,7 +81,9 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Record":
-        validations = [(int(step), float(score)) for step, score in data.get("validations", [])]
+        validations = [
+            (int(step), float(score), float(accuracy)) for step, score, accuracy in data.get("validations", [])
+        ]
         return cls(
             float(data.get("seconds", 0.0)), data.get("best_validation"), data.get("best_step"),
             int(data.get("evaluations_since_best", 0)), validations,
@@ -85,10 +93,10 @@ class Record:
 @dataclass
 class Callbacks:
     """How the loop reports: each step's loss (the task's kind of batch, loss, steps done) and each validation
-    (accuracy, steps done, whether it is the best so far)."""
+    (its score, steps done, whether it is the best so far)."""
 
     on_step: Callable[[str, float, int], None] = lambda name, loss, step: None
-    on_validation: Callable[[float, int, bool], None] = lambda accuracy, step, best: None
+    on_validation: Callable[[ValidationScore, int, bool], None] = lambda score, step, best: None
 
 
 class _Objective(paddle.nn.Layer):  # type: ignore[misc]
@@ -118,7 +126,7 @@ def train(
     position: Position,
     saved: dict[str, Any] | None = None,
     record: Record | None = None,
-    validator: Callable[[EmbeddingNet], float] | None = None,
+    validator: Callable[[EmbeddingNet], ValidationScore] | None = None,
     rules: StopRules = StopRules(),
     callbacks: Callbacks | None = None,
     ranks: Ranks = SINGLE_PROCESS,
@@ -146,15 +154,15 @@ def train(
         """Scores the network; keeps its weights when best; True when patience has run out."""
         nonlocal best_weights
         assert validator is not None
-        accuracy = validator(net)
-        record.validations.append((step, accuracy))
-        improved = record.best_validation is None or accuracy > record.best_validation
+        score = validator(net)
+        record.validations.append((step, score.log_prob, score.accuracy))
+        improved = record.best_validation is None or score.log_prob > record.best_validation
         if improved:
-            record.best_validation, record.best_step, record.evaluations_since_best = accuracy, step, 0
+            record.best_validation, record.best_step, record.evaluations_since_best = score.log_prob, step, 0
             best_weights = _copy_weights(net)
         else:
             record.evaluations_since_best += 1
-        callbacks.on_validation(accuracy, step, improved)
+        callbacks.on_validation(score, step, improved)
         return rules.patience is not None and record.evaluations_since_best >= rules.patience
 
     # Rank 0 validates (each process has its own batch-norm statistics) and decides when to stop.

@@ -16,9 +16,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """Data, an embedding with validation classes (so with a threshold) and one without."""
+    """Data, an embedding with validation classes and one without (its threshold from held-out base images)."""
     root = tmp_path_factory.mktemp("compare")
-    data = make_nested(root / "data", alphabets=3, characters=4, per_class=4)
+    data = make_nested(root / "data", alphabets=3, characters=4, per_class=6)
     validated, plain = root / "validated.pdparams", root / "plain.pdparams"
     for out, extra in ((validated, ["--validation-fraction", "0.3"]), (plain, [])):
         result = runner.invoke(app, tiny_pretrain(data, out, 2, *extra))
@@ -27,11 +27,22 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
 
 
 def test_pretrain_with_validation_classes_stores_a_pair_threshold(embedded: tuple[Path, Path, Path]) -> None:
-    _, validated, plain = embedded
+    _, validated, _ = embedded
     _, meta = read_checkpoint(validated, EmbeddingMeta)
     assert meta.verification is not None and meta.verification.similarity == "cosine"
     assert "validation classes (pretrain)" in meta.verification.chosen_on and 0.5 <= meta.verification.accuracy <= 1
-    assert read_checkpoint(plain, EmbeddingMeta)[1].verification is None
+    assert not meta.verification.optimistic
+
+
+def test_pretrain_without_validation_classes_chooses_a_threshold_on_held_out_base_images(
+    embedded: tuple[Path, Path, Path],
+) -> None:
+    _, _, plain = embedded
+    _, meta = read_checkpoint(plain, EmbeddingMeta)
+    assert meta.verification is not None and meta.verification.optimistic
+    # 8 base classes of 6 images: 2 of each held out, one same-class pair each, so 16 pairs
+    assert meta.verification.chosen_on.startswith("16 pairs of images of 8 base classes held out from the training")
+    assert "optimistic" in meta.verification.chosen_on and 0.5 <= meta.verification.accuracy <= 1
 
 
 def test_compare_images_at_the_stored_threshold(embedded: tuple[Path, Path, Path]) -> None:
@@ -89,7 +100,9 @@ def test_compare_bad_input(embedded: tuple[Path, Path, Path], arguments: list[st
     assert "Traceback" not in result.output
 
 
-def test_evaluate_pairs_chooses_stores_then_uses_a_threshold(embedded: tuple[Path, Path, Path], tmp_path: Path) -> None:
+def test_evaluate_pairs_replaces_an_optimistic_threshold_then_uses_its_own(
+    embedded: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     _, _, plain = embedded
     model = tmp_path / "e.pdparams"
     model.write_bytes(plain.read_bytes())

@@ -8,7 +8,7 @@ import pytest
 from pdfewshot.config import PretrainConfig
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.reporting.console import LossProgress
-from pdfewshot.stages.pretrain import pretrain
+from pdfewshot.stages.pretrain import MAX_EPOCHS, MIN_VALIDATED_STEPS, max_validated_epochs, pretrain
 from pdfewshot.storage.checkpoint import read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta
 from pdfewshot.train.resume import resume_path
@@ -33,7 +33,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_softmax_warmup_then_triples_counts_both_phases(data: Path, tmp_path: Path) -> None:
     result = pretrain(config(data, tmp_path / "m.pdparams", warmup_epochs=2, epochs=1))
-    base_images = result.base_classes * 4
+    base_images = result.base_classes * 4  # classes of 4 images keep them all (none held out for the threshold)
     softmax_steps = -(-base_images // 12)
     triple_steps = -(-base_images // 4)
     assert len(result.losses) == 2 * softmax_steps + triple_steps
@@ -220,12 +220,19 @@ def test_settings_left_to_the_data_are_resolved_and_recorded(tmp_path: Path) -> 
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["config"]["augment"] == "photo" and meta["backbone"] == "conv4" and meta["loss"] == "ce"
     assert meta["config"]["novel_fraction"] == 0.0 and meta["split"]["novel"] == []
-    assert len(meta["split"]["validation"]) == 2 and result.validation_classes == 2  # 10% of 12, at least 2
-    assert meta["training"]["best_validation"] is not None and meta["training"]["best_step"] >= 1
-    validations = meta["training"]["validations"]
-    assert validations and [meta["training"]["best_step"], meta["training"]["best_validation"]] in [
-        [step, pytest.approx(accuracy, abs=1e-4)] for step, accuracy in validations
+    assert len(meta["split"]["validation"]) == 4 and result.validation_classes == 4  # 10% of 12, at least 4
+    assert meta["training"]["best_validation"] is not None and meta["training"]["steps"] >= 1
+    training = meta["training"]
+    assert training["validation_measure"] == "mean log-probability of the right class"
+    # [step, log-probability, accuracy]: the kept step is the one with the best log-probability
+    validations = training["validations"]
+    best = max(validations, key=lambda row: row[1])
+    assert [training["best_step"], training["best_validation"], training["best_accuracy"]] == [
+        best[0],
+        pytest.approx(best[1], abs=1e-4),
+        pytest.approx(best[2], abs=1e-4),
     ]
+    assert all(row[1] <= 0 and 0 <= row[2] <= 1 for row in validations)
     assert not set(meta["split"]["validation"]) & set(meta["class_names"])  # never trained on
 
 
@@ -250,6 +257,12 @@ def test_no_training_with_data_records_the_split_and_scores_the_start(data: Path
     out = tmp_path / "m.pdparams"
     result = pretrain(config(data, out, pretrained=str(start), epochs=0, validation_fraction=0.3, warmup_epochs=2))
     assert result.losses == [] and result.record is not None
-    assert [step for step, _ in result.record.validations] == [0] and result.verification is not None
+    assert [step for step, *_ in result.record.validations] == [0] and result.verification is not None
     _, meta = read_checkpoint(out, EmbeddingMeta)
     assert meta.split.validation and meta.training.steps == 0 and meta.warmup_epochs == 0
+
+
+def test_a_small_set_with_validation_may_train_for_more_epochs_than_a_large_one() -> None:
+    assert max_validated_epochs(PretrainConfig(), steps_per_epoch=1) == MIN_VALIDATED_STEPS
+    assert max_validated_epochs(PretrainConfig(), steps_per_epoch=100) == MAX_EPOCHS
+    assert max_validated_epochs(PretrainConfig(max_epochs=5), steps_per_epoch=1) == 5

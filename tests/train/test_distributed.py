@@ -111,7 +111,7 @@ def test_pretrain_in_its_own_processes_is_seeded_validated_and_reports_errors(tm
         assert result.writer and len(result.losses) == 6  # every step, each process half of every batch
         meta = json.loads((tmp_path / run / "m.json").read_text())
         assert meta["training"]["processes"] == 2 and meta["config"]["processes"] == 2
-        assert [step for step, _ in meta["training"]["validations"]] == [0, 2, 4, 6]
+        assert [step for step, *_ in meta["training"]["validations"]] == [0, 2, 4, 6]
         weights.append(paddle.load(str(tmp_path / run / "m.pdparams")))
     for name, value in weights[0].items():
         if hasattr(value, "numpy"):

@@ -13,6 +13,7 @@ from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, StopRules, train
 from pdfewshot.train.resume import Position, read_resume
 from pdfewshot.train.tasks import CosineMseTask, SoftmaxTask
+from pdfewshot.train.validation import ValidationScore
 from tests.train.test_tasks import base_images as tasks_base_images
 
 
@@ -26,15 +27,17 @@ def network() -> EmbeddingNet:
 
 
 class ScriptedValidator:
-    """Returns the given accuracies in turn and remembers the weights it saw at each call."""
+    """Returns the given scores in turn (as log-probabilities, with accuracy 1 - score) and remembers the
+    weights it saw at each call."""
 
     def __init__(self, accuracies: list[float]) -> None:
         self.scores: Iterator[float] = iter(accuracies)
         self.seen: list[np.ndarray] = []
 
-    def __call__(self, net: EmbeddingNet) -> float:
+    def __call__(self, net: EmbeddingNet) -> ValidationScore:
         self.seen.append(net.head.weight.numpy().copy())
-        return next(self.scores)
+        score = next(self.scores)
+        return ValidationScore(score, 1.0 - score)
 
 
 def test_phases_run_in_order_and_report_each_step() -> None:
@@ -58,7 +61,7 @@ def test_patience_stops_training_and_the_best_weights_are_kept() -> None:
                    validator=validator, rules=rules)  # fmt: skip
     # Validations of the start, then at steps 2, 4, 6, 8, 10: best at 4, then three without improvement: stop
     # after step 10.
-    assert [step for step, _ in record.validations] == [0, 2, 4, 6, 8, 10]
+    assert [step for step, *_ in record.validations] == [0, 2, 4, 6, 8, 10]
     assert len(position.losses) == 10
     assert record.best_step == 4 and record.best_validation == 0.6
     assert record.stopped_because == "no better validation in 3 evaluations"
@@ -70,7 +73,7 @@ def test_the_final_weights_are_validated_too() -> None:
     validator = ScriptedValidator([0.1, 0.2, 0.9])
     record = train(net, [Phase(CosineMseTask(net, base), 1, 3)], LoopSettings(batch_size=4), Position(),
                    validator=validator, rules=StopRules(validate_every=2, patience=5))  # fmt: skip
-    assert [step for step, _ in record.validations] == [0, 2, 3] and record.best_step == 3
+    assert [step for step, *_ in record.validations] == [0, 2, 3] and record.best_step == 3
 
 
 def test_a_time_budget_ends_training_early() -> None:
