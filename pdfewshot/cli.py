@@ -8,6 +8,7 @@ first imported. Errors name the settings they are about; :func:`user_errors` sho
 
 import dataclasses
 import inspect
+import os
 import typing
 from collections.abc import Callable
 from functools import wraps
@@ -33,6 +34,7 @@ from pdfewshot.config import (
     QueryTestConfig,
     ServeConfig,
 )
+from pdfewshot.data.cache import CACHE_VARIABLE
 from pdfewshot.data.profile import GLYPH_SIZE, IMAGENET_SIZE, PHOTO_SIZE
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.runtime import configure_runtime
@@ -120,12 +122,21 @@ def main(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for Paddle (default: every core this process may use).")
     ] = None,
+    cache_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Where decoded images and drawn glyphs are kept for later runs, or 'off' (default: "
+            "$PDFEWSHOT_CACHE, else ~/.cache/pdfewshot).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Few-shot image classification with PaddlePaddle."""
     configure_runtime(threads)
+    if cache_dir is not None:
+        os.environ[CACHE_VARIABLE] = cache_dir
 
 
 @app.command()
@@ -257,6 +268,13 @@ def pretrain(
             "in this process alone. Under paddle.distributed.launch, the launcher's processes."
         ),
     ] = PRETRAIN.processes,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes that assemble and distort training batches (the same batches, made beside training). "
+            "Default: up to 4 beside a GPU; none on a CPU, where training takes every core."
+        ),
+    ] = PRETRAIN.workers,
     save_every: Annotated[
         int | None,
         typer.Option(min=1, help="Save the training state every N steps (<out>.resume.pdparams) for --resume."),

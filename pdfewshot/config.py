@@ -78,6 +78,7 @@ class PretrainConfig:
     pretrained: str | None = None  # a weights file, "imagenet" or "none"; None: imagenet for photographs if at hand
     freeze_backbone: bool = False
     processes: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.training_processes)
+    workers: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.loader_workers)
     save_every: int | None = None
     resume: bool = False
     strict: bool = False

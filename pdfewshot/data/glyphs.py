@@ -11,13 +11,14 @@ Every drawing is seeded by (seed, alphabet, character, drawer) alone, so any one
 regenerated without the others and the set does not depend on the order of generation.
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from pdfewshot.data.cache import cache_root
 
 CANVAS = 105
 # Bump when the drawing code changes, so that cached sets drawn by older code are not reused.
@@ -126,21 +127,15 @@ def iter_glyphs(spec: GlyphSpec) -> Iterator[tuple[str, np.ndarray]]:
                 yield f"alphabet{a:02d}/character{c:02d}/drawer{d:02d}.png", image
 
 
-def cache_dir() -> Path:
-    """Where drawn glyph sets are cached: ``$PDFEWSHOT_CACHE``, else ``$XDG_CACHE_HOME/pdfewshot``."""
-    if "PDFEWSHOT_CACHE" in os.environ:
-        return Path(os.environ["PDFEWSHOT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pdfewshot"
-
-
 def glyph_images(spec: GlyphSpec) -> tuple[list[str], np.ndarray]:
     """Relative paths and images ``[n, 105, 105]`` of the whole set, from the cache when there.
 
     Drawing the default set takes ~5 s on one core; reading it back from its ~1 MB cache, ~0.5 s.
     A cache that cannot be read or written is ignored: the set is drawn again.
     """
-    cached = cache_dir() / ("glyphs-v{}-{}x{}x{}-seed{}.npz".format(GENERATOR_VERSION, *astuple(spec)))
-    if cached.is_file():
+    root = cache_root()
+    cached = (root or Path(".")) / ("glyphs-v{}-{}x{}x{}-seed{}.npz".format(GENERATOR_VERSION, *astuple(spec)))
+    if root is not None and cached.is_file():
         try:
             with np.load(cached) as stored:
                 return [str(p) for p in stored["paths"]], stored["images"]
@@ -151,6 +146,8 @@ def glyph_images(spec: GlyphSpec) -> tuple[list[str], np.ndarray]:
         paths.append(relative)
         images.append(image)
     stacked = np.stack(images)
+    if root is None:
+        return paths, stacked
     try:
         from pdfewshot.storage.atomic import atomic_write
 

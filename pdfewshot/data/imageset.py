@@ -1,9 +1,12 @@
-"""ImageSet: labelled images decoded once and held in memory as uint8 arrays."""
+"""ImageSet: labelled images decoded once, as uint8 arrays in memory or rows of a decoded file
+(:mod:`pdfewshot.storage.pixels`) read when indexed."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from pdfewshot.storage.pixels import Pixels, take_rows
 
 
 @dataclass(frozen=True)
@@ -15,7 +18,7 @@ class ImageSet:
     keys can pick the same images again in a later stage.
     """
 
-    images: np.ndarray
+    images: Pixels
     labels: np.ndarray
     class_names: tuple[str, ...]
     keys: tuple[str, ...]
@@ -69,7 +72,7 @@ class ImageSet:
         mapped = new_label[self.labels]
         keep = np.flatnonzero(mapped >= 0)
         return ImageSet(
-            images=self.images[keep],
+            images=take_rows(self.images, keep),
             labels=mapped[keep],
             class_names=tuple(class_names),
             keys=tuple(self.keys[i] for i in keep),
@@ -79,7 +82,7 @@ class ImageSet:
         """The given images, keeping every class name (some classes may end up empty)."""
         index = np.asarray(indices, dtype=np.int64)
         return ImageSet(
-            images=self.images[index],
+            images=take_rows(self.images, index),
             labels=self.labels[index],
             class_names=self.class_names,
             keys=tuple(self.keys[i] for i in index),
@@ -91,12 +94,13 @@ class ImageSet:
         The standard Omniglot augmentation (Santoro et al. 2016; Vinyals et al. 2016): a rotated
         character is a different character, so it widens the set of classes to learn from.
         """
-        images = [self.images]
+        pixels = np.asarray(self.images)  # rotated copies are made in memory (Omniglot-sized sets)
+        images = [pixels]
         labels = [self.labels]
         names = list(self.class_names)
         keys = list(self.keys)
         for quarter in (1, 2, 3):
-            images.append(np.rot90(self.images, k=quarter, axes=(1, 2)))
+            images.append(np.rot90(pixels, k=quarter, axes=(1, 2)))
             labels.append(self.labels + quarter * self.num_classes)
             names.extend(f"{name}@rot{90 * quarter}" for name in self.class_names)
             keys.extend(f"{key}@rot{90 * quarter}" for key in self.keys)

@@ -7,6 +7,7 @@ import paddle
 
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.storage.pixels import Pixels
 
 Triple = tuple[int, int, int]
 
@@ -69,7 +70,7 @@ class TripleBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
 class TripleDataset(paddle.io.Dataset):  # type: ignore[misc]
     """Maps an (anchor, positive, negative) index triple to its three uint8 images."""
 
-    def __init__(self, images: np.ndarray) -> None:
+    def __init__(self, images: Pixels) -> None:
         self.images = images
 
     def __getitem__(self, triple: Triple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,7 +132,7 @@ class ShuffledBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
 class LabelledImages(paddle.io.Dataset):  # type: ignore[misc]
     """(uint8 image, class id) pairs for supervised batches."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, images: Pixels, labels: np.ndarray) -> None:
         self.images, self.labels = images, labels
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +160,7 @@ class PairBatchSampler(TripleBatchSampler):
 class PairDataset(paddle.io.Dataset):  # type: ignore[misc]
     """Maps a (first, second, same) pair to its two uint8 images and the label."""
 
-    def __init__(self, images: np.ndarray) -> None:
+    def __init__(self, images: Pixels) -> None:
         self.images = images
 
     def __getitem__(self, pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

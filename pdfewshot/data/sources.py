@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pdfewshot.config import BUILTIN_SOURCE
+from pdfewshot.data.cache import PlannedImage, build_cache, cache_folder, cache_key, read_cached
 from pdfewshot.data.glyphs import GlyphSpec, glyph_images
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.errors import PdfewshotError
@@ -41,6 +42,7 @@ class LoadReport:
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     duplicates: int = 0
+    notes: list[str] = field(default_factory=list)  # about the decoded cache: rebuilt, or not writable
 
 
 def resolve_source(source: str) -> str:
@@ -75,18 +77,25 @@ def _iter_folder(root: Path) -> Iterator[RawItem]:
             yield path.relative_to(root).as_posix(), path.read_bytes
 
 
-def _iter_zip(path: Path) -> Iterator[RawItem]:
+def _zip_entries(archive: zipfile.ZipFile) -> list[tuple[str, str]]:
+    """(relative path, member name) of the images in a zip, in a fixed order."""
+    names = sorted(n for n in archive.namelist() if not n.endswith("/") and _is_image(n))
+    tops = {n.split("/", 1)[0] for n in names}
+    # A single wrapping folder is the archive's root unless images sit directly in it.
+    strip = len(tops) == 1 and all(n.count("/") >= 2 for n in names)
+    return [(name.split("/", 1)[1] if strip else name, name) for name in names]
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        archive = zipfile.ZipFile(path)
+        return zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         raise PdfewshotError(f"{path}: not a zip archive") from None
-    with archive:
-        names = sorted(n for n in archive.namelist() if not n.endswith("/") and _is_image(n))
-        tops = {n.split("/", 1)[0] for n in names}
-        # A single wrapping folder is the archive's root unless images sit directly in it.
-        strip = len(tops) == 1 and all(n.count("/") >= 2 for n in names)
-        for name in names:
-            relative = name.split("/", 1)[1] if strip else name
+
+
+def _iter_zip(path: Path) -> Iterator[RawItem]:
+    with _open_zip(path) as archive:
+        for relative, name in _zip_entries(archive):
             yield relative, partial(archive.read, name)
 
 
@@ -179,7 +188,9 @@ def load_sources(
     channels: int | None = None,
     strict: bool = False,
 ) -> tuple[ImageSet, LoadReport]:
-    """Decodes every image of the sources once, resized to ``image_size`` square.
+    """Every image of the sources, resized to ``image_size`` square: decoded once into the cache
+    (:mod:`pdfewshot.data.cache`) and read from it, or decoded into memory (the built-in set, or the cache
+    off or not writable).
 
     ``channels`` 1 or 3; ``None`` picks 1 when every image is greyscale, else 3. Unreadable images
     are skipped and listed in the report, or raise under ``strict``.
@@ -190,7 +201,73 @@ def load_sources(
         raise PdfewshotError(": no data source given", "data")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3, not {channels}")
+    folder = cache_folder()
+    if folder is None or BUILTIN_SOURCE in sources:
+        return _decode_in_memory(sources, image_size, channels, strict, LoadReport())
     report = LoadReport()
+    planned = _plan(sources, report)
+    key = cache_key(planned, image_size, channels)
+    decoded, note = read_cached(folder, key, len(planned), image_size)
+    if note:
+        report.notes.append(note)
+    if decoded is None:
+        try:
+            decoded = build_cache(folder, key, planned, image_size, channels)
+        except OSError as error:
+            report.notes.append(f"warning: cannot write the decoded cache in {folder} ({error}); decoding into memory")
+            memory_report = LoadReport(notes=report.notes)
+            return _decode_in_memory(sources, image_size, channels, strict, memory_report)
+    for position, why in decoded.failed:
+        image = planned[position]
+        if strict:
+            raise PdfewshotError(f"{image.source}: {image.relative}: unreadable image ({why})")
+        report.skipped.append((f"{image.source}:{image.relative}", f"unreadable image: {why}"))
+    kept = [planned[position] for position in decoded.rows]
+    for source in sources:
+        if not any(image.source == source for image in kept) and not report.duplicates:
+            raise PdfewshotError(f"{source}: no images found in class folders{_looked_in(source)}")
+    class_names = tuple(sorted({image.class_name for image in kept}))
+    label_of = {name: i for i, name in enumerate(class_names)}
+    labels = np.array([label_of[image.class_name] for image in kept], dtype=np.int64)
+    keys = tuple(image.relative for image in kept)
+    return ImageSet(decoded.pixels.take(decoded.rows), labels, class_names, keys), report
+
+
+def _plan(sources: Sequence[str], report: LoadReport) -> list[PlannedImage]:
+    """The images to decode, each once (the first source that has a relative path wins), with what a
+    decoding process needs to read it; images outside class folders are skipped into the report."""
+    seen: set[str] = set()
+    planned: list[PlannedImage] = []
+    for source in sources:
+        path = Path(source)
+        relatives = [relative for relative, _ in iter_source(source)]  # says what is wrong with a source
+        members = {}
+        if path.is_file():
+            with _open_zip(path) as archive:
+                members = dict(_zip_entries(archive))
+        before = len(planned)
+        for relative in relatives:
+            if relative in seen:
+                report.duplicates += 1
+                continue
+            class_name = PurePosixPath(relative).parent.as_posix()
+            if class_name == ".":
+                report.skipped.append((f"{source}:{relative}", "not inside a class folder"))
+                continue
+            seen.add(relative)
+            if members:
+                planned.append(PlannedImage(source, relative, class_name, str(path), members[relative]))
+            else:
+                planned.append(PlannedImage(source, relative, class_name, str(path / relative)))
+        if len(planned) == before and not report.duplicates:
+            raise PdfewshotError(f"{source}: no images found in class folders{_looked_in(source)}")
+    return planned
+
+
+def _decode_in_memory(
+    sources: Sequence[str], image_size: int, channels: int | None, strict: bool, report: LoadReport
+) -> tuple[ImageSet, LoadReport]:
+    """Every image decoded in this process and held in memory."""
     seen: set[str] = set()
     # Each image is shrunk as soon as it is decoded (a photograph's full-size pixels would otherwise all be
     # held until the last one is read): to ``channels``, or, while they are still to be decided, to one

@@ -15,6 +15,7 @@ from paddle import nn
 
 from pdfewshot.nets.embedding import embed
 from pdfewshot.runtime import thread_count
+from pdfewshot.storage.pixels import Pixels
 
 # Below this many pixels (2048 images of 28 px) the eager path finishes before a predictor would be built.
 FAST_PATH_MIN_PIXELS = 2048 * 28 * 28
@@ -62,7 +63,7 @@ class InferenceRunner:
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def __call__(self, images: Pixels, batch_size: int = 256) -> np.ndarray:
         """Outputs for uint8 images ``[n, h, w, c]``."""
         outputs = []
         for start in range(0, len(images), batch_size):
@@ -84,11 +85,11 @@ class InferenceEmbedder(InferenceRunner):
             super().__init__(prefix, threads)
 
 
-def run_fast(net: nn.Layer, images: np.ndarray) -> np.ndarray:
+def run_fast(net: nn.Layer, images: Pixels) -> np.ndarray:
     """Outputs of a network (an embedding, or a predictor's logits) for uint8 images, through the
-    fastest path for their number (see module doc)."""
+    fastest path for their number (see module doc); rows of a file are read a batch at a time."""
     if images.shape[0] * images.shape[1] * images.shape[2] < FAST_PATH_MIN_PIXELS:
-        return np.asarray(embed(net, images).numpy())
+        return np.asarray(embed(net, np.asarray(images)).numpy())
     return InferenceEmbedder(net, images.shape[3], images.shape[1])(images)
 
 

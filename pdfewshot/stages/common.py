@@ -60,7 +60,9 @@ def open_predictor(path: Path) -> tuple[nn.Layer, PredictorMeta]:
 
 
 def warn_skipped(report: LoadReport) -> None:
-    """One line on stderr when unreadable images were skipped."""
+    """One line on stderr for each note about the decoded cache, and when unreadable images were skipped."""
+    for note in report.notes:
+        err_console.print(note, markup=False, soft_wrap=True)
     if report.skipped:
         path, reason = report.skipped[0]
         err_console.print(

@@ -30,6 +30,7 @@ from pdfewshot.stages.open_set import OpenSetResult, evaluate_open_set
 from pdfewshot.stages.pairs import PairsResult, evaluate_pairs
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.metadata import EmbeddingMeta
+from pdfewshot.storage.pixels import Pixels
 
 MAX_EPISODE_FEATURE_BYTES = 1 << 30  # query features gathered for one group of episodes, at most
 
@@ -123,9 +124,10 @@ def _pixels(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-def _features(net: EmbeddingNet | None, images: np.ndarray, views: int, seed: int) -> dict[bool, ViewedFeatures]:
+def _features(net: EmbeddingNet | None, rows: Pixels, views: int, seed: int) -> dict[bool, ViewedFeatures]:
     """Features keyed by ``uses_embedding``: embeddings with ``views`` distorted copies of each image
     (when there is a network) and raw pixels (never distorted: nn-pixels stays the classic baseline)."""
+    images = np.asarray(rows)  # nn-pixels compares every image's pixels: the evaluated classes are in memory
     features = {False: ViewedFeatures.without_views(_pixels(images))}
     if net is not None:
         features[True] = view_features(lambda batch: run_fast(net, batch), images, views, seed)

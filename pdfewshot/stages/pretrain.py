@@ -48,7 +48,7 @@ from pdfewshot.nets.pretrained import (
 from pdfewshot.reporting.console import err_console, loss_progress
 from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
-from pdfewshot.runtime import set_paddle_threads, thread_count
+from pdfewshot.runtime import available_cores, set_paddle_threads, thread_count
 from pdfewshot.stages.common import warn_skipped
 from pdfewshot.stages.pairs import held_out_threshold, validation_threshold
 from pdfewshot.storage.atomic import write_json
@@ -71,6 +71,7 @@ MAX_EPOCHS = 30  # of the main loss with validation, unless that is fewer than M
 MIN_VALIDATED_STEPS = 300  # a small set trains this long at most too; early stopping decides where it ends
 MIN_PARALLEL_IMAGES = 20_000  # planned training images below which starting processes does not pay
 MIN_BATCH_PER_PROCESS = 16  # images of every batch each training process takes, at least
+MAX_LOADER_WORKERS = 4  # batch-making processes beside a GPU, at most
 DEFAULT_LR = 1e-3
 # From ImageNet weights: every layer fine-tuned with softmax over the base classes at a tenth of the rate,
 # validated from the start (measured against the tutorial's frozen backbone and others: README, Results).
@@ -133,7 +134,7 @@ def _check_options(config: PretrainConfig) -> None:
         value = getattr(config, name)
         if value is not None and value < 1:
             raise PdfewshotError(f"{value}: must be at least 1", name)
-    for name in ("epochs", "warmup_epochs"):
+    for name in ("epochs", "warmup_epochs", "workers"):
         value = getattr(config, name)
         if value is not None and value < 0:
             raise PdfewshotError(f"{value}: must not be negative", name)
@@ -223,7 +224,7 @@ def config_record(config: PretrainConfig) -> dict[str, object]:
 def resumable_options(config: PretrainConfig) -> dict[str, object]:
     """Options a resumed run must share with the run it continues."""
     record = config_record(config)
-    for key in ("resume", "save_every", "strict", "visualdl", "time_budget"):
+    for key in ("resume", "save_every", "strict", "visualdl", "time_budget", "workers"):
         record.pop(key)
     return record
 
@@ -277,6 +278,16 @@ def max_validated_epochs(config: PretrainConfig, steps_per_epoch: int) -> int:
     if config.max_epochs is not None:
         return config.max_epochs
     return max(MAX_EPOCHS, -(-MIN_VALIDATED_STEPS // steps_per_epoch))
+
+
+def loader_workers(config: PretrainConfig) -> int:
+    """Processes that assemble and distort batches: ``workers`` when given; with a GPU, up to
+    :data:`MAX_LOADER_WORKERS` of the cores; on a CPU none, since training there takes every core."""
+    if config.workers is not None:
+        return config.workers
+    if paddle.device.cuda.device_count() > 0:
+        return max(1, min(MAX_LOADER_WORKERS, available_cores() - 1))
+    return 0
 
 
 def training_processes(config: PretrainConfig, ranks: Ranks) -> int:
@@ -442,7 +453,7 @@ def _train(
     options = resumable_options(config)
     settings = LoopSettings(
         config.lr or DEFAULT_LR, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
-        config.freeze_backbone, config.save_every, resume_path(config.out), options,
+        config.freeze_backbone, loader_workers(config), config.save_every, resume_path(config.out), options,
     )  # fmt: skip
     last_steps = phases[-1].steps if phases else 1
     rules = StopRules(

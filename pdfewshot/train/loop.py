@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import paddle
 
-from pdfewshot.data.augment import augment_batch
+from pdfewshot.data.batches import DistortingCollate
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, agree, data_parallel
 from pdfewshot.train.resume import Position, restore_extra, restore_optimizer, save_resume
@@ -42,6 +41,7 @@ class LoopSettings:
     seed: int = 0
     augment: str = "none"
     freeze_backbone: bool = False
+    workers: int = 0  # processes that assemble and distort batches (0: this one)
     save_every: int | None = None
     resume_path: Path | None = None  # where save_every writes
     resume_options: dict[str, Any] = field(default_factory=dict)  # what a resumed run must share
@@ -141,15 +141,6 @@ def train(
     best_weights = {k[len(BEST_PREFIX) :]: v for k, v in saved.items() if k.startswith(BEST_PREFIX)} or None
     started, seconds_before = time.perf_counter(), record.seconds
 
-    def prepare_with(rng: np.random.Generator) -> Callable[[paddle.Tensor], paddle.Tensor]:
-        # Distortions are drawn from a generator seeded by the step, so a resumed run redraws them.
-        def prepare(images: paddle.Tensor) -> paddle.Tensor:
-            if settings.augment == "none":
-                return to_input(images)
-            return to_input(augment_batch(images.numpy(), settings.augment, rng))
-
-        return prepare
-
     def validate(step: int) -> bool:
         """Scores the network; keeps its weights when best; True when patience has run out."""
         nonlocal best_weights
@@ -188,7 +179,10 @@ def train(
         first_epoch = position.epoch if index == position.phase else 0
         phase_steps = phase.epochs * phase.steps  # each phase anneals over its own length
         sampler = phase.task.sampler(ranks.batch(settings.batch_size), phase.steps, settings.seed + index, ranks)
-        loader = phase.task.loader(sampler)
+        # Batches are distorted where they are made, by generators seeded by their step: a resumed run
+        # redraws the same distortions, with any number of workers.
+        collate = DistortingCollate(settings.augment, phase.task.image_fields, settings.seed, index, ranks.rank)
+        loader = phase.task.loader(sampler, collate, settings.workers)
         for epoch in range(first_epoch, phase.epochs):
             if stop:
                 break
@@ -197,8 +191,7 @@ def train(
             for step, batch in enumerate(loader, first_step):
                 lr = scheduled_lr(settings.lr, settings.lr_schedule, epoch * phase.steps + step, phase_steps)
                 optimizer.set_lr(lr)
-                stream = [settings.seed, index, epoch, step, 3] + ([ranks.rank] if ranks.rank else [])
-                loss = trainer(index, batch, prepare_with(np.random.default_rng(stream)))
+                loss = trainer(index, batch, to_input)
                 loss.backward()
                 # Adam names its accumulators <param>_moment1_<n> with a process-wide counter n; a
                 # fresh name scope makes n = 0 in every run, so a saved state can be restored by name.

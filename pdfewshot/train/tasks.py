@@ -14,6 +14,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from pdfewshot.config import LOSS_NAMES
+from pdfewshot.data.batches import DistortingCollate, StepDataset, StepSampler
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sampling import (
     LabelledImages,
@@ -27,7 +28,7 @@ from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.train.distributed import Ranks
 from pdfewshot.train.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
 
-# uint8 images [N, H, W, C] as a tensor -> the network's input (distorted, for augmentation)
+# uint8 images [N, H, W, C] as a tensor (already distorted by the loader) -> the network's input
 Prepare = Callable[[paddle.Tensor], paddle.Tensor]
 Sampler = TripleBatchSampler | ShuffledBatchSampler
 
@@ -43,6 +44,7 @@ class TrainingTask(nn.Layer):  # type: ignore[misc]
     name: ClassVar[str]
     kind: ClassVar[str]  # the batches it takes: "softmax", "triples" or "pairs" (names its logged loss)
     batch_scale: ClassVar[int] = 1  # items a batch holds per --batch-size
+    image_fields: ClassVar[int] = 1  # leading fields of a batch that are images, fed to the network together
 
     def __init__(self, net: EmbeddingNet, base: ImageSet, margin: float | None = None) -> None:
         super().__init__()
@@ -63,8 +65,13 @@ class TrainingTask(nn.Layer):  # type: ignore[misc]
     def dataset(self) -> paddle.io.Dataset:
         raise NotImplementedError
 
-    def loader(self, sampler: Sampler) -> paddle.io.DataLoader:
-        return paddle.io.DataLoader(self.dataset(), batch_sampler=sampler)
+    def loader(self, sampler: Sampler, collate: DistortingCollate, workers: int = 0) -> paddle.io.DataLoader:
+        """Batches of the sampler's items, stacked and distorted by ``collate`` in ``workers`` processes
+        (none: in this one)."""
+        return paddle.io.DataLoader(
+            StepDataset(self.dataset()), batch_sampler=StepSampler(sampler), collate_fn=collate,
+            num_workers=workers, persistent_workers=workers > 0,
+        )  # fmt: skip
 
     def forward(self, batch: list[paddle.Tensor], prepare: Prepare) -> paddle.Tensor:
         raise NotImplementedError
@@ -100,6 +107,7 @@ class TripleTask(TrainingTask):
     """Batches of (anchor, positive, negative) triples; subclasses give the loss of their embeddings."""
 
     kind = "triples"
+    image_fields = 3
 
     def sampler(self, batch_size: int, steps: int, seed: int, ranks: Ranks) -> Sampler:
         return TripleBatchSampler(self.base.labels, batch_size, steps, seed, ranks.rank)
@@ -141,6 +149,7 @@ class PairTask(TrainingTask):
     """Batches of (first, second, same) pairs, half of them of one class."""
 
     kind = "pairs"
+    image_fields = 2
 
     def sampler(self, batch_size: int, steps: int, seed: int, ranks: Ranks) -> Sampler:
         return PairBatchSampler(self.base.labels, batch_size, steps, seed, ranks.rank)

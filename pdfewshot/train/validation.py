@@ -21,10 +21,11 @@ from pdfewshot.data.episodes import sample_episodes
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.methods.prototype import PrototypeClassifier
 from pdfewshot.nets.classifier import COSINE_SCALE
+from pdfewshot.storage.pixels import Pixels
 
 MEASURE = "mean log-probability of the right class"
 
-Embedder = Callable[[nn.Layer, np.ndarray], np.ndarray]  # (network, uint8 images) -> embeddings
+Embedder = Callable[[nn.Layer, Pixels], np.ndarray]  # (network, uint8 images) -> embeddings
 
 
 @dataclass(frozen=True)

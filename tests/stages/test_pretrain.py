@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
+from PIL import Image
 
 from pdfewshot.config import PretrainConfig
 from pdfewshot.errors import PdfewshotError
@@ -266,3 +267,22 @@ def test_a_small_set_with_validation_may_train_for_more_epochs_than_a_large_one(
     assert max_validated_epochs(PretrainConfig(), steps_per_epoch=1) == MIN_VALIDATED_STEPS
     assert max_validated_epochs(PretrainConfig(), steps_per_epoch=100) == MAX_EPOCHS
     assert max_validated_epochs(PretrainConfig(max_epochs=5), steps_per_epoch=1) == 5
+
+
+def test_batches_made_by_loader_workers_are_the_batches_made_here(tmp_path: Path) -> None:
+    """Distortions are seeded by each batch's step, so workers change where batches are made, not what they are."""
+    data = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for c in range(4):
+        for i in range(5):
+            path = data / f"class{c}" / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(path)
+    losses = []
+    for workers in (0, 2):
+        run = PretrainConfig(data=[str(data)], out=tmp_path / f"w{workers}.pdparams", image_size=16, embedding_dim=8,
+                             batch_size=4, epochs=2, warmup_epochs=1, loss="cosine-mse", backbone="conv4",
+                             augment="photo", validation_fraction=0.0, show_progress=False,
+                             workers=workers)  # fmt: skip
+        losses.append(pretrain(run).losses)
+    assert losses[0] == losses[1] and len(losses[0]) > 4

@@ -5,6 +5,7 @@ import paddle
 import pytest
 
 from pdfewshot.config import LOSS_NAMES
+from pdfewshot.data.batches import DistortingCollate
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.train.distributed import SINGLE_PROCESS
@@ -32,7 +33,7 @@ def test_every_task_gives_a_finite_loss_whose_gradient_reaches_the_network(loss:
     task = TASKS[loss](net, base)
     sampler = task.sampler(batch_size=4, steps=2, seed=0, ranks=SINGLE_PROCESS)
     sampler.set_epoch(0)
-    batch = next(iter(task.loader(sampler)))
+    batch = next(iter(task.loader(sampler, DistortingCollate("none", task.image_fields, 0, 0))))
     value = task(batch, to_input)
     assert value.shape == [] and np.isfinite(value.item())
     value.backward()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pdfewshot.data.imageset import ImageSet
+from pdfewshot.storage.pixels import Pixels
 from pdfewshot.train.validation import EpisodeValidator, right_class_log_prob
 
 
@@ -25,8 +26,8 @@ def _separated(spread: float) -> ImageSet:
 
 
 def test_both_embeddings_score_all_right_but_the_better_separated_has_the_higher_log_prob() -> None:
-    def flat(net: object, images: np.ndarray) -> np.ndarray:
-        return images.reshape(len(images), -1).astype(np.float32) - 99.0
+    def flat(net: object, images: Pixels) -> np.ndarray:
+        return np.asarray(images).reshape(len(images), -1).astype(np.float32) - 99.0
 
     close = EpisodeValidator(_separated(20), flat, way=2, episodes=20)(None)
     far = EpisodeValidator(_separated(120), flat, way=2, episodes=20)(None)

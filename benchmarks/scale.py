@@ -1,0 +1,170 @@
+"""How the cost of a base set grows with its size: decoding, starting again from the cache, memory, speed.
+
+Makes a synthetic photograph-like base set of N images (256 px JPEG files of smooth colour fields with
+shapes and grain, 100 per class folder; generated here, nothing downloaded) for each N, and prints:
+
+- first-run decode seconds into an empty cache (``--threads`` processes), and with one process (for the
+  speed-up; only up to ``--single-up-to`` images, since it takes as long again);
+- cached start: seconds of a ``pretrain`` process whose images are cached, from its launch to its first
+  training step (importing Paddle, reading the cache's description, splitting, building the network);
+- peak resident memory of that ``pretrain`` (224 px, MobileNetV2, softmax, 3 steps of 8 images, no
+  validation), measured by the kernel for its process;
+- training images/s of the same run for 10 steps of 16 images with ``--augment photo`` and ``none``.
+
+    python benchmarks/scale.py                      # N = 5,000, 20,000 and 80,000
+    python benchmarks/scale.py --sizes 5000 --work /tmp/scale
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from pdfewshot.runtime import cpu_info, thread_count
+
+PER_CLASS = 100
+SOURCE_SIZE = 256
+
+
+def _make_images(job: tuple[str, int, int]) -> None:
+    """Images ``start .. start + count`` of the set under ``root``: class ``i // PER_CLASS``."""
+    root, start, count = job
+    for index in range(start, start + count):
+        folder = Path(root) / f"class{index // PER_CLASS:05d}"
+        path = folder / f"{index:07d}.jpg"
+        if path.exists():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(index)
+        field = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)  # a smooth colour field, as light falls
+        image = Image.fromarray(field).resize((SOURCE_SIZE, SOURCE_SIZE), Image.Resampling.BICUBIC)
+        draw = ImageDraw.Draw(image)
+        for _ in range(int(rng.integers(2, 6))):  # things in the picture
+            x, y, w, h = (int(v) for v in rng.integers(0, SOURCE_SIZE, 4))
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            draw.ellipse((x, y, x + w // 2, y + h // 2), fill=colour)
+        grain = rng.normal(0, 6, (SOURCE_SIZE, SOURCE_SIZE, 3))
+        pixels = np.clip(np.asarray(image.filter(ImageFilter.GaussianBlur(1.5)), dtype=np.float32) + grain, 0, 255)
+        Image.fromarray(pixels.astype(np.uint8)).save(path, quality=90)
+
+
+def make_set(root: Path, count: int) -> float:
+    """Seconds to write the set's missing files (in one process per core)."""
+    started = time.perf_counter()
+    jobs = [(str(root), start, min(1000, count - start)) for start in range(0, count, 1000)]
+    with ProcessPoolExecutor(thread_count()) as pool:
+        list(pool.map(_make_images, jobs))
+    return time.perf_counter() - started
+
+
+def decode_seconds(root: Path, cache: Path, threads: int) -> float:
+    """Seconds to decode the set at 224 px into the empty cache ``cache`` with ``threads`` processes."""
+    code = (
+        "import time; from pdfewshot.data.sources import load_sources; t = time.perf_counter(); "
+        f"load_sources([{str(root)!r}], 224); print(time.perf_counter() - t)"
+    )
+    environment = {**os.environ, "PDFEWSHOT_CACHE": str(cache), "PDFEWSHOT_THREADS": str(threads)}
+    output = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    return float(output.stdout.strip().splitlines()[-1])
+
+
+PRETRAIN_CODE = """
+import json, sys, time
+from pathlib import Path
+from pdfewshot.runtime import configure_runtime
+configure_runtime()
+from pdfewshot.config import PretrainConfig
+import pdfewshot.stages.pretrain as stage
+started = {}
+train = stage.train
+def timed(*args, **kwargs):
+    started["first_step"] = time.time()
+    return train(*args, **kwargs)
+stage.train = timed
+options = json.loads(sys.argv[1])
+result = stage.pretrain(PretrainConfig(**{**options, "out": Path(options["out"])}))
+print(json.dumps({"first_step": started["first_step"], "train_seconds": result.seconds}))
+"""
+
+
+def pretrain_run(root: Path, cache: Path, out: Path, steps: int, batch: int, augment: str) -> dict[str, float]:
+    """A ``pretrain`` process on the set: seconds from its start to its first training step, images/s of its
+    steps, and its peak resident memory (GiB, as the kernel counted it)."""
+    options = {
+        "data": [str(root)], "out": str(out), "image_size": 224, "backbone": "mobilenet_v2", "loss": "ce",
+        "warmup_epochs": 0, "epochs": 1, "steps_per_epoch": steps, "batch_size": batch, "validation_fraction": 0.0,
+        "processes": 1, "augment": augment, "pretrained": "none", "show_progress": False,
+    }  # fmt: skip
+    environment = {**os.environ, "PDFEWSHOT_CACHE": str(cache), "PDFEWSHOT_OFFLINE": "1"}
+    command = [sys.executable, "-c", PRETRAIN_CODE, json.dumps(options)]
+    launched = time.time()
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"pretrain failed:\n{output}")
+    timing = json.loads(output.strip().splitlines()[-1])
+    return {
+        "start_seconds": timing["first_step"] - launched, "peak_gib": usage.ru_maxrss / 2**20,
+        "images_per_second": steps * batch / timing["train_seconds"],
+    }  # fmt: skip
+
+
+def measure(work: Path, count: int, single_up_to: int) -> dict[str, float]:
+    root = work / f"set-{count}"
+    made = make_set(root, count)
+    cache = work / f"cache-{count}"
+    subprocess.run(["rm", "-rf", str(cache)], check=True)
+    row: dict[str, float] = {"images": count, "generate_seconds": made}
+    row["decode_seconds"] = decode_seconds(root, cache, thread_count())
+    if count <= single_up_to:
+        single = work / f"cache-{count}-single"
+        subprocess.run(["rm", "-rf", str(single)], check=True)
+        row["decode_one_process_seconds"] = decode_seconds(root, single, 1)
+        subprocess.run(["rm", "-rf", str(single)], check=True)
+    cached = pretrain_run(root, cache, work / "emb.pdparams", 3, 8, "none")
+    row["cached_start_seconds"] = cached["start_seconds"]
+    row["peak_resident_gib"] = cached["peak_gib"]
+    for augment in ("none", "photo"):
+        row[f"images_per_second_{augment}"] = pretrain_run(root, cache, work / "emb.pdparams", 10, 16, augment)[
+            "images_per_second"
+        ]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 80000])
+    parser.add_argument("--work", type=Path, default=Path("models/scale"))
+    parser.add_argument("--single-up-to", type=int, default=20000, help="Largest N also decoded in one process.")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(f"CPU: {cpu_info().get('model name', '?')}, {thread_count()} processes for decoding")
+    rows = []
+    for count in args.sizes:
+        row = measure(args.work, count, args.single_up_to)
+        rows.append(row)
+        print(json.dumps({key: round(value, 3) for key, value in row.items()}), flush=True)
+    columns = ["images", "first decode", "one process", "cached start", "start / decode", "peak memory",
+               "img/s none", "img/s photo"]  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        single = row.get("decode_one_process_seconds")
+        print(
+            f"| {row['images']:,} | {row['decode_seconds']:.1f} s | {f'{single:.1f} s' if single else '-'} | "
+            f"{row['cached_start_seconds']:.1f} s | {row['cached_start_seconds'] / row['decode_seconds']:.1%} | "
+            f"{row['peak_resident_gib']:.2f} GiB | {row['images_per_second_none']:.1f} | "
+            f"{row['images_per_second_photo']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
