@@ -28,7 +28,8 @@ def central(path: Path, fraction: float, size: int) -> np.ndarray:
     image = Image.open(path).convert("RGB")
     side = round(min(image.size) * fraction)
     left, top = (image.width - side) // 2, (image.height - side) // 2
-    return np.asarray(ImageOps.fit(image.crop((left, top, left + side, top + side)), (size, size)))
+    square = image.crop((left, top, left + side, top + side))
+    return np.asarray(ImageOps.fit(square, (size, size), Image.Resampling.LANCZOS))  # as pdfewshot resizes
 
 
 def main() -> None:

@@ -216,11 +216,13 @@ def verify_pairs(model: Path, novel: Path, pairs: int, seed: int, report: Path) 
 
 def table(rows: list[dict[str, Any]]) -> str:
     tasks = [(w, s) for w, s in TASKS if any(f"{w}w{s}s" in row["tasks"] for row in rows)]
+    pairs = any("pairs" in row for row in rows)
     lines = [
         "| recipe | network, size, loss, augmentation | pretraining | evaluation | method | "
         + " | ".join(f"{w}-way {s}-shot" for w, s in tasks)
+        + (" | pairs: accuracy, ROC AUC, EER" if pairs else "")
         + " |",
-        "| --- " * (5 + len(tasks)) + "|",
+        "| --- " * (5 + len(tasks) + pairs) + "|",
     ]
     for row in rows:
         minutes = f"{row['train_seconds'] / 60:.1f} min, {row['steps']} steps"
@@ -231,6 +233,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         for method in METHODS:
             cells = [row["tasks"].get(f"{w}w{s}s", {}).get(method) for w, s in tasks]
             shown = " | ".join(f"{100 * cell[0]:.1f} +- {100 * cell[1]:.1f}" if cell else "" for cell in cells)
+            if pairs:
+                verified = row.get("pairs")
+                shown += " | " + (
+                    f"{100 * verified['accuracy']:.1f} +- {100 * verified['accuracy_interval']:.1f}, "
+                    f"{verified['auc']:.3f}, {100 * verified['eer']:.1f}"
+                    if verified and method == METHODS[0] else ""
+                )  # fmt: skip
             lines.append(f"| {row['recipe']} | {setting} | {minutes} | {evaluation} | {method} | {shown} |")
     return "\n".join(lines)
 
