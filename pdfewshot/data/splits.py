@@ -43,20 +43,26 @@ def split_classes(class_names: Sequence[str], novel_fraction: float, seed: int) 
     return Split(base=base, novel=novel, unit="alphabet" if by_alphabet else "class")
 
 
-HELD_OUT_CLASSES = 100  # base classes that give images for the pair threshold, at most
+HELD_OUT_SAME_PAIRS = 200  # same-class pairs the held-out images give, about: enough to choose a threshold on
 
 
 def hold_out_images(images: ImageSet, seed: int) -> tuple[ImageSet, ImageSet]:
-    """(kept, held out): a few seeded images of up to :data:`HELD_OUT_CLASSES` base classes kept out of the
-    training steps, to choose a pair threshold on when there are no validation classes: 3 of each class of
-    10 or more images, 2 of a class of 6 to 9, none of smaller ones (which keep what they have to train on)."""
+    """(kept, held out): a few seeded images of some base classes kept out of the training steps, to choose a
+    pair threshold on when there are no validation classes. A class of ``n >= 6`` images gives ``min(5, n // 3)``
+    (so it keeps two thirds at least; smaller classes keep all theirs), and classes are taken in a seeded order
+    until they give :data:`HELD_OUT_SAME_PAIRS` same-class pairs: few images leave training, as many pairs as
+    can be made from them."""
     rng = np.random.default_rng([seed, 31])
     counts = np.bincount(images.labels, minlength=images.num_classes)
-    classes = [c for c in rng.permutation(images.num_classes) if counts[c] >= 6][:HELD_OUT_CLASSES]
-    held = [
-        index
-        for c in sorted(classes)
-        for index in rng.choice(np.flatnonzero(images.labels == c), 3 if counts[c] >= 10 else 2, replace=False)
-    ]
+    held: list[int] = []
+    pairs = 0
+    for c in rng.permutation(images.num_classes):
+        if counts[c] < 6:
+            continue
+        taken = min(5, int(counts[c]) // 3)
+        held.extend(rng.choice(np.flatnonzero(images.labels == c), taken, replace=False).tolist())
+        pairs += taken * (taken - 1) // 2
+        if pairs >= HELD_OUT_SAME_PAIRS:
+            break
     keep = np.setdiff1d(np.arange(len(images.labels)), held)
     return images.subset_indices(keep), images.subset_indices(np.sort(np.asarray(held, dtype=np.int64)))

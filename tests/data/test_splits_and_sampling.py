@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sampling import ShuffledBatchSampler, TripleBatchSampler, split_support_query
-from pdfewshot.data.splits import HELD_OUT_CLASSES, Split, hold_out_images, split_classes
+from pdfewshot.data.splits import HELD_OUT_SAME_PAIRS, Split, hold_out_images, split_classes
 from pdfewshot.errors import PdfewshotError
 
 
@@ -134,14 +134,15 @@ def test_shuffled_batches_cover_every_index_each_epoch(count: int, batch_size: i
 
 
 def test_held_out_images_come_from_classes_that_can_spare_them_and_are_seeded() -> None:
-    images = imageset_with_counts([5, 6, 9, 10, 20])
+    images = imageset_with_counts([5, 6, 9, 12, 20])
     kept, held = hold_out_images(images, seed=0)
-    assert np.bincount(held.labels, minlength=5).tolist() == [0, 2, 2, 3, 3]
+    assert np.bincount(held.labels, minlength=5).tolist() == [0, 2, 3, 4, 5]  # min(5, n // 3), none below 6
     assert sorted(kept.keys + held.keys) == sorted(images.keys) and not set(kept.keys) & set(held.keys)
     assert hold_out_images(images, seed=0)[1].keys == held.keys
     assert hold_out_images(images, seed=1)[1].keys != held.keys
 
 
-def test_held_out_images_come_from_a_bounded_number_of_classes() -> None:
-    _, held = hold_out_images(imageset_with_counts([10] * (HELD_OUT_CLASSES + 20)), seed=0)
-    assert len(np.unique(held.labels)) == HELD_OUT_CLASSES and len(held.labels) == 3 * HELD_OUT_CLASSES
+def test_held_out_images_stop_when_they_give_enough_pairs() -> None:
+    _, held = hold_out_images(imageset_with_counts([20] * 100), seed=0)
+    # 5 of each class: 10 same-class pairs a class, so 20 classes give the pairs wanted
+    assert HELD_OUT_SAME_PAIRS == 200 and len(np.unique(held.labels)) == 20 and len(held.labels) == 100
