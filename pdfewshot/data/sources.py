@@ -233,6 +233,19 @@ def load_sources(
     return ImageSet(decoded.pixels.take(decoded.rows), labels, class_names, keys), report
 
 
+def _class_to_read(source: str, relative: str, seen: set[str], report: LoadReport) -> str | None:
+    """The class of an image to read; None for one already read from an earlier source (counted) or one
+    outside any class folder (skipped into the report)."""
+    if relative in seen:
+        report.duplicates += 1
+        return None
+    class_name = PurePosixPath(relative).parent.as_posix()
+    if class_name == ".":
+        report.skipped.append((f"{source}:{relative}", "not inside a class folder"))
+        return None
+    return class_name
+
+
 def _plan(sources: Sequence[str], report: LoadReport) -> list[PlannedImage]:
     """The images to decode, each once (the first source that has a relative path wins), with what a
     decoding process needs to read it; images outside class folders are skipped into the report."""
@@ -247,12 +260,8 @@ def _plan(sources: Sequence[str], report: LoadReport) -> list[PlannedImage]:
                 members = dict(_zip_entries(archive))
         before = len(planned)
         for relative in relatives:
-            if relative in seen:
-                report.duplicates += 1
-                continue
-            class_name = PurePosixPath(relative).parent.as_posix()
-            if class_name == ".":
-                report.skipped.append((f"{source}:{relative}", "not inside a class folder"))
+            class_name = _class_to_read(source, relative, seen, report)
+            if class_name is None:
                 continue
             seen.add(relative)
             if members:
@@ -276,12 +285,8 @@ def _decode_in_memory(
     for source in sources:
         before = len(decoded)
         for relative, read in iter_source(source):
-            if relative in seen:
-                report.duplicates += 1
-                continue
-            class_name = PurePosixPath(relative).parent.as_posix()
-            if class_name == ".":
-                report.skipped.append((f"{source}:{relative}", "not inside a class folder"))
+            class_name = _class_to_read(source, relative, seen, report)
+            if class_name is None:
                 continue
             try:
                 image = decode_image(read())
