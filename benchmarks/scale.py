@@ -9,7 +9,9 @@ shapes and grain, 100 per class folder; generated here, nothing downloaded) for 
   training step (importing Paddle, reading the cache's description, splitting, building the network);
 - peak resident memory of that ``pretrain`` (224 px, MobileNetV2, softmax, 3 steps of 8 images, no
   validation), measured by the kernel for its process;
-- training images/s of the same run for 10 steps of 16 images with ``--augment photo`` and ``none``.
+- training images/s of the same run for 10 steps of 16 images with ``--augment photo`` and ``none`` (two
+  runs each, in the order none, photo, photo, none), and the share of training time spent stacking and
+  distorting batches: with ``--workers 0``, as on a CPU, that is what augmentation can cost.
 
     python benchmarks/scale.py                      # N = 5,000, 20,000 and 80,000
     python benchmarks/scale.py --sizes 5000 --work /tmp/scale
@@ -81,6 +83,7 @@ from pathlib import Path
 from pdfewshot.runtime import configure_runtime
 configure_runtime()
 from pdfewshot.config import PretrainConfig
+import pdfewshot.data.batches as batches
 import pdfewshot.stages.pretrain as stage
 started = {}
 train = stage.train
@@ -88,15 +91,29 @@ def timed(*args, **kwargs):
     started["first_step"] = time.time()
     return train(*args, **kwargs)
 stage.train = timed
+collating = {"seconds": 0.0}
+collate = batches.DistortingCollate.__call__
+def timed_collate(self, samples):
+    begun = time.perf_counter()
+    try:
+        return collate(self, samples)
+    finally:
+        collating["seconds"] += time.perf_counter() - begun
+batches.DistortingCollate.__call__ = timed_collate
 options = json.loads(sys.argv[1])
 result = stage.pretrain(PretrainConfig(**{**options, "out": Path(options["out"])}))
-print(json.dumps({"first_step": started["first_step"], "train_seconds": result.seconds}))
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"first_step": started["first_step"], "train_seconds": result.seconds,
+                  "collate_seconds": collating["seconds"], "peak_kib": peak}))
 """
 
 
 def pretrain_run(root: Path, cache: Path, out: Path, steps: int, batch: int, augment: str) -> dict[str, float]:
     """A ``pretrain`` process on the set: seconds from its start to its first training step, images/s of its
-    steps, and its peak resident memory (GiB, as the kernel counted it)."""
+    steps, the share of its training time spent stacking and distorting batches, and its peak resident
+    memory. The peak is the process's own high-water mark (``VmHWM``), read before it exits: the kernel's
+    ``ru_maxrss`` of a child started by ``vfork`` + ``exec`` (as ``subprocess`` starts it) begins at the
+    parent's peak, so it counted this script's own memory."""
     options = {
         "data": [str(root)], "out": str(out), "image_size": 224, "backbone": "mobilenet_v2", "loss": "ce",
         "warmup_epochs": 0, "epochs": 1, "steps_per_epoch": steps, "batch_size": batch, "validation_fraction": 0.0,
@@ -105,15 +122,14 @@ def pretrain_run(root: Path, cache: Path, out: Path, steps: int, batch: int, aug
     environment = {**os.environ, "PDFEWSHOT_CACHE": str(cache), "PDFEWSHOT_OFFLINE": "1"}
     command = [sys.executable, "-c", PRETRAIN_CODE, json.dumps(options)]
     launched = time.time()
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read() if process.stdout else ""
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"pretrain failed:\n{output}")
-    timing = json.loads(output.strip().splitlines()[-1])
+    output = subprocess.run(command, env=environment, capture_output=True, text=True)
+    if output.returncode != 0:
+        raise RuntimeError(f"pretrain failed:\n{output.stdout}{output.stderr}")
+    timing = json.loads(output.stdout.strip().splitlines()[-1])
     return {
-        "start_seconds": timing["first_step"] - launched, "peak_gib": usage.ru_maxrss / 2**20,
+        "start_seconds": timing["first_step"] - launched, "peak_gib": timing["peak_kib"] / 2**20,
         "images_per_second": steps * batch / timing["train_seconds"],
+        "collate_share": timing["collate_seconds"] / timing["train_seconds"],
     }  # fmt: skip
 
 
@@ -132,10 +148,13 @@ def measure(work: Path, count: int, single_up_to: int) -> dict[str, float]:
     cached = pretrain_run(root, cache, work / "emb.pdparams", 3, 8, "none")
     row["cached_start_seconds"] = cached["start_seconds"]
     row["peak_resident_gib"] = cached["peak_gib"]
-    for augment in ("none", "photo"):
-        row[f"images_per_second_{augment}"] = pretrain_run(root, cache, work / "emb.pdparams", 10, 16, augment)[
-            "images_per_second"
-        ]
+    # none, photo, photo, none: a drift of the machine's speed over the four runs weighs on both alike
+    runs: dict[str, list[dict[str, float]]] = {"none": [], "photo": []}
+    for augment in ("none", "photo", "photo", "none"):
+        runs[augment].append(pretrain_run(root, cache, work / "emb.pdparams", 10, 16, augment))
+    for augment, measured in runs.items():
+        row[f"images_per_second_{augment}"] = float(np.mean([run["images_per_second"] for run in measured]))
+        row[f"batch_share_{augment}"] = float(np.mean([run["collate_share"] for run in measured]))
     return row
 
 
@@ -153,16 +172,17 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({key: round(value, 3) for key, value in row.items()}), flush=True)
     columns = ["images", "first decode", "one process", "cached start", "start / decode", "peak memory",
-               "img/s none", "img/s photo"]  # fmt: skip
+               "img/s none", "img/s photo", "photo / none", "batches' share of training (photo)"]  # fmt: skip
     print("| " + " | ".join(columns) + " |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("|" + " --- |" * len(columns))
     for row in rows:
         single = row.get("decode_one_process_seconds")
         print(
             f"| {row['images']:,} | {row['decode_seconds']:.1f} s | {f'{single:.1f} s' if single else '-'} | "
             f"{row['cached_start_seconds']:.1f} s | {row['cached_start_seconds'] / row['decode_seconds']:.1%} | "
-            f"{row['peak_resident_gib']:.2f} GiB | {row['images_per_second_none']:.1f} | "
-            f"{row['images_per_second_photo']:.1f} |"
+            f"{row['peak_resident_gib']:.2f} GiB | {row['images_per_second_none']:.2f} | "
+            f"{row['images_per_second_photo']:.2f} | "
+            f"{row['images_per_second_photo'] / row['images_per_second_none']:.0%} | {row['batch_share_photo']:.1%} |"
         )
 
 

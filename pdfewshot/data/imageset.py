@@ -3,10 +3,27 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from pdfewshot.storage.pixels import Pixels, take_rows
+
+
+class LabelledRows(Protocol):
+    """What training batches and validation episodes are drawn from: rows the network takes (an
+    :class:`ImageSet`'s images, or a frozen backbone's features of them) with a class id each."""
+
+    @property
+    def images(self) -> Pixels | np.ndarray: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True)

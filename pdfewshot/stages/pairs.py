@@ -71,38 +71,21 @@ def choose_threshold(net: EmbeddingNet, embeddings: np.ndarray, pairs: Pairs, wh
 VALIDATION_PAIRS = 1000  # pairs that pretrain chooses its threshold on, at most
 
 
-def validation_threshold(net: EmbeddingNet, validation: ImageSet, seed: int) -> Verification | None:
-    """The threshold chosen on up to :data:`VALIDATION_PAIRS` seeded pairs of pretraining's validation
-    classes (None when they give no pairs of both kinds)."""
-    count = min(VALIDATION_PAIRS, 2 * min(pair_counts(validation.labels)))
-    if count < 2:
-        return None
-    pairs = sample_pairs(validation.labels, count, seed)
-    where = f"{count} pairs of the {validation.num_classes} validation classes (pretrain)"
-    return choose_threshold(net, run_fast(net, validation.images), pairs, where)
-
-
-def held_out_threshold(net: EmbeddingNet, held_out: ImageSet, seed: int, trained: bool) -> Verification | None:
-    """The threshold chosen on seeded pairs of base-class images kept out of the training steps (None when
-    they give no pairs of both kinds). ``trained``: the network learned their classes, so the threshold's
-    accuracy there is optimistic."""
-    labels = held_out.labels
+def threshold_on(net: EmbeddingNet, images: ImageSet, seed: int, where: str, optimistic: bool) -> Verification | None:
+    """The threshold chosen on up to :data:`VALIDATION_PAIRS` seeded pairs of ``images`` (None when they give no
+    pairs of both kinds); ``where`` says what the images are, after "N pairs of images of M ".
+    ``optimistic``: its accuracy there flatters it (see :class:`Verification`)."""
+    labels = images.labels
     count = min(VALIDATION_PAIRS, 2 * min(pair_counts(labels))) if len(labels) else 0
     if count < 2:
         return None
     pairs = sample_pairs(labels, count, seed)
     used, positions = np.unique(np.concatenate([pairs.first, pairs.second]), return_inverse=True)
-    embeddings = run_fast(net, held_out.images[used])  # only the images in pairs: the set may be large
+    embeddings = run_fast(net, images.images[used])  # only the images in pairs: the set may be large
     pairs = replace(pairs, first=positions[: len(pairs)], second=positions[len(pairs) :])
     classes = len(np.unique(labels[used]))
-    if not trained:
-        where = f"{count} pairs of images of {classes} classes (pretrain, no training)"
-        return choose_threshold(net, embeddings, pairs, where)
-    where = (
-        f"{count} pairs of images of {classes} base classes held out from the training steps (pretrain; optimistic: "
-        "the network learned their classes, evaluate --pairs on other classes replaces it)"
-    )
-    return replace(choose_threshold(net, embeddings, pairs, where), optimistic=True)
+    verification = choose_threshold(net, embeddings, pairs, f"{count} pairs of images of {classes} {where}")
+    return replace(verification, optimistic=optimistic)
 
 
 def store_verification(model: Path, net: EmbeddingNet, verification: Verification) -> None:

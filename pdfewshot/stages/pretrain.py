@@ -30,13 +30,13 @@ from pdfewshot.config import (
     PretrainConfig,
     default_readout,
 )
-from pdfewshot.data.imageset import ImageSet
+from pdfewshot.data.imageset import ImageSet, LabelledRows
 from pdfewshot.data.profile import IMAGENET_SIZE, DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
 from pdfewshot.data.splits import hold_out_images, split_classes
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.backbones import VISION_MODELS
-from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.nets.pretrained import (
     DEFAULT_IMAGENET_BACKBONE,
@@ -50,15 +50,16 @@ from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
 from pdfewshot.runtime import available_cores, set_paddle_threads, thread_count
 from pdfewshot.stages.common import warn_skipped
-from pdfewshot.stages.pairs import held_out_threshold, validation_threshold
+from pdfewshot.stages.pairs import threshold_on
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, Split, TrainingRecord, Verification
 from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, launched_ranks, run_processes, start, wait_for_all
+from pdfewshot.train.frozen_trunk import FeatureSet, HeadOverFeatures, TrainedNet, as_features, embed_features
 from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, Record, StopRules, train
 from pdfewshot.train.resume import Position, read_resume, resume_path
-from pdfewshot.train.tasks import TASKS, SoftmaxTask
-from pdfewshot.train.validation import MEASURE, EpisodeValidator, ValidationScore
+from pdfewshot.train.tasks import TASKS, Prepare, SoftmaxTask
+from pdfewshot.train.validation import MEASURE, Embedder, EpisodeValidator, ValidationScore
 
 DEFAULT_EPOCHS = 2  # of the main loss, without validation (measured on the built-in set)
 VALIDATION_FRACTION = 0.1  # of the base classes, for user data
@@ -192,7 +193,8 @@ def resolve(config: PretrainConfig, profile: DataProfile, start: StartWeights | 
         loss=loss,
         image_size=config.image_size or (
             (IMAGENET_SIZE if photos else max(profile.image_size, 56)) if imagenet else profile.image_size),
-        augment=config.augment or profile.augment,
+        # A frozen backbone's features of undistorted images are computed once (train.frozen_trunk)
+        augment=config.augment or ("none" if config.freeze_backbone else profile.augment),
         readout=config.readout or default_readout(loss, config.freeze_backbone),
         warmup_epochs=0 if config.epochs == 0 else config.warmup_epochs,
         novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
@@ -249,8 +251,8 @@ def hold_out_validation(split: Split, fraction: float, seed: int) -> Split:
 def plan_phases(
     config: PretrainConfig,
     loss: str,
-    net: EmbeddingNet,
-    base: ImageSet,
+    net: TrainedNet,
+    base: LabelledRows,
     validating: bool,
     ranks: Ranks = SINGLE_PROCESS,
 ) -> list[Phase]:
@@ -406,8 +408,8 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
     if sources and profile.user_data and ranks.writer and config.show_progress:
         err_console.print(f"settings from the data ({profile.kind}): {describe_settings(config)}", markup=False)
     base, held_out = imageset.subset_classes(split.base), None
-    if not split.validation and config.epochs != 0:
-        base, held_out = hold_out_images(base, config.seed)
+    if not split.validation and not split.novel and config.epochs != 0:
+        base, held_out = hold_out_images(base, config.seed)  # images to choose the pair threshold on
     if config.rotations:
         base = base.with_rotations()
     return Prepared(config, sources, profile, imageset, split, base, start_weights, held_out)
@@ -443,13 +445,15 @@ def _train(
     config: PretrainConfig, net: EmbeddingNet, prepared: Prepared, ranks: Ranks
 ) -> tuple[Record, list[float], float, int]:
     """Runs the planned phases with validation, resume and progress: (record, losses, seconds, steps taken)."""
-    split, imageset, base = prepared.split, prepared.imageset, prepared.base
+    split = prepared.split
     validating = bool(split.validation)
     assert config.loss is not None, "resolve() fills it in"
-    phases = plan_phases(config, config.loss, net, base, validating, ranks)
+    validation = prepared.imageset.subset_classes(split.validation) if validating else None
+    trained = _what_trains(config, net, prepared.base, validation)
+    phases = plan_phases(config, config.loss, trained.net, trained.base, validating, ranks)
     validator = None
-    if validating:
-        validator = EpisodeValidator(imageset.subset_classes(split.validation), run_fast, seed=config.seed)
+    if trained.validation is not None:
+        validator = EpisodeValidator(trained.validation, trained.embedder, seed=config.seed)
     options = resumable_options(config)
     settings = LoopSettings(
         config.lr or DEFAULT_LR, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
@@ -468,7 +472,7 @@ def _train(
     position, saved, record = Position(), dict[str, Any](), Record()
     if config.resume:
         with about("resume"):
-            position, saved, training = read_resume(resume_path(config.out), net, options)
+            position, saved, training = read_resume(resume_path(config.out), trained.net, options)
         record = Record.from_json(training)
     total = sum(phase.epochs * phase.steps for phase in phases)
     started = time.perf_counter()
@@ -489,8 +493,31 @@ def _train(
             progress.show_validation(score.log_prob, score.accuracy, record.best_validation or score.log_prob)
 
         callbacks = Callbacks(on_step, on_validation)
-        record = train(net, phases, settings, position, saved, record, validator, rules, callbacks, ranks)
+        record = train(
+            trained.net, phases, settings, position, saved, record, validator, rules, callbacks, ranks, trained.prepare
+        )
     return record, position.losses, time.perf_counter() - started, len(position.losses) - taken_before
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What the steps train and draw from, and how validation embeds its rows."""
+
+    net: TrainedNet
+    base: LabelledRows
+    validation: LabelledRows | None
+    prepare: Prepare
+    embedder: Embedder
+
+
+def _what_trains(config: PretrainConfig, net: EmbeddingNet, base: ImageSet, validation: ImageSet | None) -> Trained:
+    """The network on the images; or, with a frozen backbone and undistorted images, its head on the
+    backbone's features, computed once (:mod:`pdfewshot.train.frozen_trunk`)."""
+    if not (config.freeze_backbone and config.augment == "none" and config.epochs != 0):
+        return Trained(net, base, validation, to_input, run_fast)
+    features = FeatureSet.of(net, base)
+    validation_features = FeatureSet.of(net, validation) if validation is not None else None
+    return Trained(HeadOverFeatures(net), features, validation_features, as_features, embed_features)
 
 
 def _meta(prepared: Prepared, record: Record, losses: list[float]) -> EmbeddingMeta:
@@ -527,14 +554,25 @@ def _meta(prepared: Prepared, record: Record, losses: list[float]) -> EmbeddingM
 
 
 def _pair_threshold(net: EmbeddingNet, prepared: Prepared) -> Verification | None:
-    """The threshold ``compare`` answers "same?" at: chosen on the validation classes; else on the base images
-    held out from the steps; else (no training) on the base images."""
+    """The threshold ``compare`` answers "same?" at, chosen on the classes held out of training: the
+    validation classes; else the novel classes (which ``evaluate --pairs`` scores, so it chooses again);
+    else on base images held out from the steps (classes the network learned: optimistic); else (no
+    training) on the data's images."""
     split, seed = prepared.split, prepared.config.seed
     if split.validation:
-        return validation_threshold(net, prepared.imageset.subset_classes(split.validation), seed)
+        validation = prepared.imageset.subset_classes(split.validation)
+        return threshold_on(net, validation, seed, "validation classes (pretrain)", optimistic=False)
+    if split.novel and prepared.held_out is None:
+        novel = prepared.imageset.subset_classes(split.novel)
+        where = "classes held out as novel (pretrain: not trained on; evaluate --pairs chooses on other pairs)"
+        return threshold_on(net, novel, seed, where, optimistic=True)
     if prepared.held_out is not None:
-        return held_out_threshold(net, prepared.held_out, seed, trained=True)
-    return held_out_threshold(net, prepared.base, seed, trained=False)
+        where = (
+            "base classes held out from the training steps (pretrain; optimistic: the network learned their "
+            "classes, evaluate --pairs on other classes replaces it)"
+        )
+        return threshold_on(net, prepared.held_out, seed, where, optimistic=True)
+    return threshold_on(net, prepared.base, seed, "classes (pretrain, no training)", optimistic=False)
 
 
 def _write(config: PretrainConfig, net: EmbeddingNet, meta: EmbeddingMeta, losses: list[float]) -> None:

@@ -71,8 +71,8 @@ class Verification:
     similarity: str  # "cosine" or "pair-probability" (pdfewshot.methods.verification)
     chosen_on: str  # e.g. "1000 pairs of the 4 validation classes"
     accuracy: float  # verification accuracy of the threshold on the pairs it was chosen on
-    # Chosen on images of classes the network was trained on: its accuracy there flatters it, and
-    # ``evaluate --pairs`` on other classes replaces it.
+    # Its accuracy flatters it for ``evaluate --pairs``, which chooses again: chosen on images of classes the
+    # network was trained on, or on the novel classes that evaluate scores.
     optimistic: bool = False
 
 

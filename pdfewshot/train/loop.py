@@ -16,11 +16,12 @@ from typing import Any
 import paddle
 
 from pdfewshot.data.batches import DistortingCollate
-from pdfewshot.nets.embedding import EmbeddingNet, to_input
+from pdfewshot.nets.embedding import to_input
 from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, agree, data_parallel
+from pdfewshot.train.frozen_trunk import TrainedNet
 from pdfewshot.train.resume import Position, restore_extra, restore_optimizer, save_resume
 from pdfewshot.train.schedule import scheduled_lr
-from pdfewshot.train.tasks import TrainingTask
+from pdfewshot.train.tasks import Prepare, TrainingTask
 from pdfewshot.train.validation import ValidationScore
 
 
@@ -115,25 +116,26 @@ class _Objective(paddle.nn.Layer):  # type: ignore[misc]
 BEST_PREFIX = "best/"  # the best validated weights, in a saved training state
 
 
-def _copy_weights(net: EmbeddingNet) -> dict[str, paddle.Tensor]:
+def _copy_weights(net: TrainedNet) -> dict[str, paddle.Tensor]:
     return {name: value.detach().clone() for name, value in net.state_dict().items()}
 
 
 def train(
-    net: EmbeddingNet,
+    net: TrainedNet,
     phases: list[Phase],
     settings: LoopSettings,
     position: Position,
     saved: dict[str, Any] | None = None,
     record: Record | None = None,
-    validator: Callable[[EmbeddingNet], ValidationScore] | None = None,
+    validator: Callable[[TrainedNet], ValidationScore] | None = None,
     rules: StopRules = StopRules(),
     callbacks: Callbacks | None = None,
     ranks: Ranks = SINGLE_PROCESS,
+    prepare: Prepare = to_input,
 ) -> Record:
     """Runs the phases from ``position`` on (``saved``: optimiser and extra layers of a resumed run),
-    appending each step's loss to ``position.losses``. With a validator, the network ends with the best
-    validated weights. Returns the run's record."""
+    appending each step's loss to ``position.losses``. ``prepare`` makes a batch's rows the network's
+    input. With a validator, the network ends with the best validated weights. Returns the run's record."""
     record = record or Record()
     saved = saved or {}
     callbacks = callbacks or Callbacks()
@@ -191,7 +193,7 @@ def train(
             for step, batch in enumerate(loader, first_step):
                 lr = scheduled_lr(settings.lr, settings.lr_schedule, epoch * phase.steps + step, phase_steps)
                 optimizer.set_lr(lr)
-                loss = trainer(index, batch, to_input)
+                loss = trainer(index, batch, prepare)
                 loss.backward()
                 # Adam names its accumulators <param>_moment1_<n> with a process-wide counter n; a
                 # fresh name scope makes n = 0 in every run, so a saved state can be restored by name.

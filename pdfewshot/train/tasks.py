@@ -15,7 +15,7 @@ from paddle import nn
 
 from pdfewshot.config import LOSS_NAMES
 from pdfewshot.data.batches import DistortingCollate, StepDataset, StepSampler
-from pdfewshot.data.imageset import ImageSet
+from pdfewshot.data.imageset import LabelledRows
 from pdfewshot.data.sampling import (
     LabelledImages,
     PairBatchSampler,
@@ -24,11 +24,11 @@ from pdfewshot.data.sampling import (
     TripleBatchSampler,
     TripleDataset,
 )
-from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.train.distributed import Ranks
+from pdfewshot.train.frozen_trunk import TrainedNet
 from pdfewshot.train.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
 
-# uint8 images [N, H, W, C] as a tensor (already distorted by the loader) -> the network's input
+# a batch's rows as a tensor (uint8 images, already distorted by the loader; or features) -> the network's input
 Prepare = Callable[[paddle.Tensor], paddle.Tensor]
 Sampler = TripleBatchSampler | ShuffledBatchSampler
 
@@ -46,7 +46,7 @@ class TrainingTask(nn.Layer):  # type: ignore[misc]
     batch_scale: ClassVar[int] = 1  # items a batch holds per --batch-size
     image_fields: ClassVar[int] = 1  # leading fields of a batch that are images, fed to the network together
 
-    def __init__(self, net: EmbeddingNet, base: ImageSet, margin: float | None = None) -> None:
+    def __init__(self, net: TrainedNet, base: LabelledRows, margin: float | None = None) -> None:
         super().__init__()
         self.net = net
         self.base = base
@@ -85,7 +85,7 @@ class SoftmaxTask(TrainingTask):
     kind = "softmax"
     batch_scale = 3
 
-    def __init__(self, net: EmbeddingNet, base: ImageSet, margin: float | None = None) -> None:
+    def __init__(self, net: TrainedNet, base: LabelledRows, margin: float | None = None) -> None:
         super().__init__(net, base)
         self.head = nn.Linear(net.head.weight.shape[1], base.num_classes)
 
@@ -137,7 +137,7 @@ class TripletTask(TripleTask):
 
     name = "triplet"
 
-    def __init__(self, net: EmbeddingNet, base: ImageSet, margin: float | None = None) -> None:
+    def __init__(self, net: TrainedNet, base: LabelledRows, margin: float | None = None) -> None:
         super().__init__(net, base)
         self.margin = 0.2 if margin is None else margin
 
@@ -171,7 +171,7 @@ class ContrastiveTask(PairTask):
 
     name = "contrastive"
 
-    def __init__(self, net: EmbeddingNet, base: ImageSet, margin: float | None = None) -> None:
+    def __init__(self, net: TrainedNet, base: LabelledRows, margin: float | None = None) -> None:
         super().__init__(net, base)
         self.margin = 1.0 if margin is None else margin
 

@@ -13,19 +13,19 @@ worse one, while the right class's probability keeps moving. The accuracy is rep
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from paddle import nn
 
 from pdfewshot.data.episodes import sample_episodes
-from pdfewshot.data.imageset import ImageSet
+from pdfewshot.data.imageset import LabelledRows
 from pdfewshot.methods.prototype import PrototypeClassifier
 from pdfewshot.nets.classifier import COSINE_SCALE
-from pdfewshot.storage.pixels import Pixels
 
 MEASURE = "mean log-probability of the right class"
 
-Embedder = Callable[[nn.Layer, Pixels], np.ndarray]  # (network, uint8 images) -> embeddings
+Embedder = Callable[[nn.Layer, Any], np.ndarray]  # (network, its input rows: images or features) -> embeddings
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class EpisodeValidator:
     """The prototype method on fixed episodes of ``images``' classes: mean log-probability of the right
     class and accuracy."""
 
-    images: ImageSet
+    images: LabelledRows
     embedder: Embedder
     way: int = 5
     shot: int = 1

@@ -16,7 +16,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """Data, an embedding with validation classes and one without (its threshold from held-out base images)."""
+    """Data, an embedding with validation classes and one without (its threshold from its novel classes)."""
     root = tmp_path_factory.mktemp("compare")
     data = make_nested(root / "data", alphabets=3, characters=4, per_class=6)
     validated, plain = root / "validated.pdparams", root / "plain.pdparams"
@@ -34,14 +34,28 @@ def test_pretrain_with_validation_classes_stores_a_pair_threshold(embedded: tupl
     assert not meta.verification.optimistic
 
 
-def test_pretrain_without_validation_classes_chooses_a_threshold_on_held_out_base_images(
+def test_pretrain_without_validation_classes_chooses_a_threshold_on_its_novel_classes(
     embedded: tuple[Path, Path, Path],
 ) -> None:
     _, _, plain = embedded
     _, meta = read_checkpoint(plain, EmbeddingMeta)
+    # 4 novel classes of 6 images: 60 same-class pairs, so 120 pairs; evaluate --pairs scores these classes
     assert meta.verification is not None and meta.verification.optimistic
-    # 8 base classes of 6 images: 2 of each held out, one same-class pair each, so 16 pairs
-    assert meta.verification.chosen_on.startswith("16 pairs of images of 8 base classes held out from the training")
+    assert meta.verification.chosen_on.startswith("120 pairs of images of 4 classes held out as novel (pretrain")
+    assert 0.5 <= meta.verification.accuracy <= 1
+
+
+def test_pretrain_without_validation_or_novel_classes_chooses_a_threshold_on_held_out_base_images(
+    embedded: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    data, _, _ = embedded
+    out = tmp_path / "all_base.pdparams"
+    result = runner.invoke(app, tiny_pretrain(data, out, 2, "--novel-fraction", "0", "--validation-fraction", "0"))
+    assert result.exit_code == 0, result.output
+    _, meta = read_checkpoint(out, EmbeddingMeta)
+    assert meta.verification is not None and meta.verification.optimistic
+    # 12 base classes of 6 images: 2 of each held out, one same-class pair each, so 24 pairs
+    assert meta.verification.chosen_on.startswith("24 pairs of images of 12 base classes held out from the training")
     assert "optimistic" in meta.verification.chosen_on and 0.5 <= meta.verification.accuracy <= 1
 
 

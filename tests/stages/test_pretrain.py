@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +8,14 @@ import pytest
 from PIL import Image
 
 from pdfewshot.config import PretrainConfig
+from pdfewshot.data.imageset import ImageSet
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.reporting.console import LossProgress
 from pdfewshot.stages.pretrain import MAX_EPOCHS, MIN_VALIDATED_STEPS, max_validated_epochs, pretrain
 from pdfewshot.storage.checkpoint import read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta
+from pdfewshot.train.frozen_trunk import FeatureSet
 from pdfewshot.train.resume import resume_path
 from tests.conftest import make_nested, write_image
 
@@ -80,6 +84,30 @@ def test_freeze_backbone_changes_only_the_head(data: Path, tmp_path: Path) -> No
         same = np.array_equal(before[key].numpy(), after[key].numpy())
         assert same != key.startswith("head."), key
     assert read_checkpoint(second, EmbeddingMeta)[1].readout == "projection"  # else training changes nothing
+
+
+def test_a_frozen_backbone_sees_the_images_once_unless_they_are_distorted(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tmp_path / "first.pdparams"
+    pretrain(config(data, first, steps_per_epoch=1))
+    computed: list[int] = []
+    features_of = FeatureSet.of
+
+    def spy(net: EmbeddingNet, images: ImageSet) -> FeatureSet:
+        computed.append(len(images))
+        return features_of(net, images)
+
+    monkeypatch.setattr(FeatureSet, "of", spy)
+    frozen = config(data, tmp_path / "f.pdparams", steps_per_epoch=3, pretrained=str(first), freeze_backbone=True)
+    result = pretrain(replace(frozen, validation_fraction=0.3))
+    meta = json.loads((tmp_path / "f.json").read_text())
+    assert meta["config"]["augment"] == "none"  # the default with a frozen backbone
+    base, validation = len(meta["split"]["base"]), len(meta["split"]["validation"])
+    assert computed == [4 * base, 4 * validation] and len(result.losses) == 3
+    computed.clear()
+    pretrain(replace(frozen, augment="affine", out=tmp_path / "a.pdparams"))
+    assert computed == []  # distorted images differ at every step: the backbone runs at every step
 
 
 def test_readout_options_are_checked_before_anything_is_written(data: Path, tmp_path: Path) -> None:
