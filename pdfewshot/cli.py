@@ -246,7 +246,7 @@ def pretrain(
         typer.Option(
             help="none, affine (Koch et al.'s random rotation, shear, scale and shift) or photo (random resized "
             "crop, flip, colour jitter) (default: from the data: affine for line drawings, photo for photographs, "
-            "none for the built-in set)."
+            "none for the built-in set and with --freeze-backbone)."
         ),
     ] = PRETRAIN.augment,
     pretrained: Annotated[
@@ -259,7 +259,17 @@ def pretrain(
             "weights can be had, else from scratch (said in one line)."
         ),
     ] = PRETRAIN.pretrained,
-    freeze_backbone: Annotated[bool, typer.Option(help="Train only the embedding head.")] = PRETRAIN.freeze_backbone,
+    freeze_backbone: Annotated[
+        bool,
+        typer.Option(
+            help="Train only the embedding head, on the backbone's features of each image computed once (unless "
+            "--augment distorts the images; it defaults to none here)."
+        ),
+    ] = PRETRAIN.freeze_backbone,
+    freeze_batch_norm: Annotated[
+        bool,
+        typer.Option(help="Fine-tune the backbone with its batch-norm statistics kept as the start weights have them."),
+    ] = PRETRAIN.freeze_batch_norm,
     processes: Annotated[
         int | None,
         typer.Option(

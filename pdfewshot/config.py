@@ -77,6 +77,7 @@ class PretrainConfig:
     augment: str | None = None
     pretrained: str | None = None  # a weights file, "imagenet" or "none"; None: imagenet for photographs if at hand
     freeze_backbone: bool = False
+    freeze_batch_norm: bool = False  # fine-tune with the start's batch-norm statistics kept as they are
     processes: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.training_processes)
     workers: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.loader_workers)
     save_every: int | None = None

@@ -457,7 +457,8 @@ def _train(
     options = resumable_options(config)
     settings = LoopSettings(
         config.lr or DEFAULT_LR, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
-        config.freeze_backbone, loader_workers(config), config.save_every, resume_path(config.out), options,
+        config.freeze_backbone, config.freeze_batch_norm, loader_workers(config), config.save_every,
+        resume_path(config.out), options,
     )  # fmt: skip
     last_steps = phases[-1].steps if phases else 1
     rules = StopRules(
@@ -473,7 +474,7 @@ def _train(
     if config.resume:
         with about("resume"):
             position, saved, training = read_resume(resume_path(config.out), trained.net, options)
-        record = Record.from_json(training)
+            record = Record.from_json(training)
     total = sum(phase.epochs * phase.steps for phase in phases)
     started = time.perf_counter()
     taken_before = len(position.losses)

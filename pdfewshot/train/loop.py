@@ -16,6 +16,7 @@ from typing import Any
 import paddle
 
 from pdfewshot.data.batches import DistortingCollate
+from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.embedding import to_input
 from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, agree, data_parallel
 from pdfewshot.train.frozen_trunk import TrainedNet
@@ -42,6 +43,7 @@ class LoopSettings:
     seed: int = 0
     augment: str = "none"
     freeze_backbone: bool = False
+    freeze_batch_norm: bool = False  # the backbone's batch-norm statistics stay as they started
     workers: int = 0  # processes that assemble and distort batches (0: this one)
     save_every: int | None = None
     resume_path: Path | None = None  # where save_every writes
@@ -82,6 +84,12 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Record":
+        if any(len(row) != 3 for row in data.get("validations", [])):
+            raise PdfewshotError(
+                ": the training state was saved by an older pdfewshot, whose validation scored accuracy alone; "
+                "start again without --resume",
+                "resume",
+            )
         validations = [
             (int(step), float(score), float(accuracy)) for step, score, accuracy in data.get("validations", [])
         ]
@@ -113,7 +121,20 @@ class _Objective(paddle.nn.Layer):  # type: ignore[misc]
         return self.tasks[index](batch, prepare)
 
 
+BATCH_NORMS = (paddle.nn.BatchNorm1D, paddle.nn.BatchNorm2D, paddle.nn.BatchNorm3D, paddle.nn.BatchNorm)
+
 BEST_PREFIX = "best/"  # the best validated weights, in a saved training state
+
+
+def _training_mode(net: TrainedNet, settings: LoopSettings) -> None:
+    """Training mode, except for what stays as it started: a frozen backbone, or its batch-norm statistics."""
+    net.train()
+    if settings.freeze_backbone:
+        net.backbone.eval()
+    elif settings.freeze_batch_norm:
+        for layer in net.backbone.sublayers():
+            if isinstance(layer, BATCH_NORMS):
+                layer.eval()
 
 
 def _copy_weights(net: TrainedNet) -> dict[str, paddle.Tensor]:
@@ -175,9 +196,7 @@ def train(
             restore_optimizer(optimizer, {"net": net, **task_extras}, saved)
             for owner, layer in task_extras.items():
                 restore_extra(layer, owner, saved)
-        net.train()
-        if settings.freeze_backbone:
-            net.backbone.eval()
+        _training_mode(net, settings)
         first_epoch = position.epoch if index == position.phase else 0
         phase_steps = phase.epochs * phase.steps  # each phase anneals over its own length
         sampler = phase.task.sampler(ranks.batch(settings.batch_size), phase.steps, settings.seed + index, ranks)
@@ -208,9 +227,7 @@ def train(
                     stop = validate(done) and index == len(phases) - 1
                     if stop:
                         record.stopped_because = f"no better validation in {rules.patience} evaluations"
-                    net.train()
-                    if settings.freeze_backbone:
-                        net.backbone.eval()
+                    _training_mode(net, settings)
                 if not stop and rules.time_budget is not None and record.seconds >= rules.time_budget:
                     stop = True
                     record.stopped_because = f"time budget of {rules.time_budget:.0f} s spent"

@@ -9,8 +9,9 @@ import paddle
 import pytest
 
 from pdfewshot.data.imageset import ImageSet
+from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.embedding import EmbeddingNet
-from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, StopRules, train
+from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, Record, StopRules, train
 from pdfewshot.train.resume import Position, read_resume
 from pdfewshot.train.tasks import CosineMseTask, SoftmaxTask
 from pdfewshot.train.validation import ValidationScore
@@ -122,3 +123,23 @@ def test_a_resumed_run_keeps_its_validation_record_and_best_weights(tmp_path: Pa
     np.testing.assert_allclose(position.losses, whole.losses, rtol=1e-6)
     for name, value in whole_net.state_dict().items():  # the same best weights, kept across the interruption
         np.testing.assert_array_equal(net.state_dict()[name].numpy(), value.numpy(), err_msg=name)
+
+
+def test_a_record_saved_before_validation_scored_log_probabilities_is_a_clear_error() -> None:
+    with pytest.raises(PdfewshotError, match="saved by an older pdfewshot, whose validation scored accuracy alone"):
+        Record.from_json({"seconds": 1.0, "validations": [[10, 0.9]]})
+    assert Record.from_json({"validations": [[10, -0.5, 0.9]]}).best_accuracy is None  # no best step yet
+
+
+def test_frozen_batch_norm_statistics_stay_while_the_weights_learn() -> None:
+    net, base = network(), base_images()
+    before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    train(net, [Phase(SoftmaxTask(net, base), 1, 2)], LoopSettings(batch_size=4, freeze_batch_norm=True), Position())
+    after = {k: v.numpy() for k, v in net.state_dict().items()}
+    statistics = [k for k in before if k.endswith(("_mean", "_variance"))]
+    assert statistics and all(np.array_equal(before[k], after[k]) for k in statistics)
+    assert not np.array_equal(before["head.weight"], after["head.weight"])
+    assert any(
+        not np.array_equal(before[k], after[k]) for k in before if k.startswith("backbone.") and k.endswith("weight")
+    )
+    assert net.training  # the rest of the network trained in training mode
