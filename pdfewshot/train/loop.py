@@ -170,7 +170,11 @@ def train(
         assert validator is not None
         score = validator(net)
         record.validations.append((step, score.log_prob, score.accuracy))
-        improved = record.best_validation is None or score.log_prob > record.best_validation
+        # Better: a higher log-probability at no lower accuracy. The log-probability keeps moving where accuracy
+        # saturates, but alone it also rewards an embedding that grows more confident while it errs more.
+        improved = record.best_validation is None or (
+            score.log_prob > record.best_validation and score.accuracy >= (record.best_accuracy or 0.0)
+        )
         if improved:
             record.best_validation, record.best_step, record.evaluations_since_best = score.log_prob, step, 0
             best_weights = _copy_weights(net)

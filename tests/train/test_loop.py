@@ -28,17 +28,16 @@ def network() -> EmbeddingNet:
 
 
 class ScriptedValidator:
-    """Returns the given scores in turn (as log-probabilities, with accuracy 1 - score) and remembers the
-    weights it saw at each call."""
+    """Returns the given scores in turn (as log-probabilities; the accuracy the same unless ``accuracies``
+    are given) and remembers the weights it saw at each call."""
 
-    def __init__(self, accuracies: list[float]) -> None:
-        self.scores: Iterator[float] = iter(accuracies)
+    def __init__(self, scores: list[float], accuracies: list[float] | None = None) -> None:
+        self.scores: Iterator[tuple[float, float]] = iter(zip(scores, accuracies or scores, strict=True))
         self.seen: list[np.ndarray] = []
 
     def __call__(self, net: EmbeddingNet) -> ValidationScore:
         self.seen.append(net.head.weight.numpy().copy())
-        score = next(self.scores)
-        return ValidationScore(score, 1.0 - score)
+        return ValidationScore(*next(self.scores))
 
 
 def test_phases_run_in_order_and_report_each_step() -> None:
@@ -67,6 +66,17 @@ def test_patience_stops_training_and_the_best_weights_are_kept() -> None:
     assert record.best_step == 4 and record.best_validation == 0.6
     assert record.stopped_because == "no better validation in 3 evaluations"
     np.testing.assert_array_equal(net.head.weight.numpy(), validator.seen[2])
+
+
+def test_a_higher_log_probability_at_a_lower_accuracy_is_not_better() -> None:
+    net, base = network(), base_images()
+    # the start, then the most confident embedding, which errs more, then one as accurate as the start
+    # (saturated) and more confident than it: that one is the best
+    validator = ScriptedValidator([-0.35, -0.28, -0.30, -0.40], [1.0, 0.94, 1.0, 1.0])
+    record = train(net, [Phase(CosineMseTask(net, base), 1, 3)], LoopSettings(batch_size=4), Position(),
+                   validator=validator, rules=StopRules(validate_every=1, patience=5))  # fmt: skip
+    assert [step for step, *_ in record.validations] == [0, 1, 2, 3]
+    assert record.best_step == 2 and record.best_validation == -0.30 and record.best_accuracy == 1.0
 
 
 def test_the_final_weights_are_validated_too() -> None:
