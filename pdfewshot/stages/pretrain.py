@@ -563,7 +563,7 @@ def _pair_threshold(net: EmbeddingNet, prepared: Prepared) -> Verification | Non
     if split.validation:
         validation = prepared.imageset.subset_classes(split.validation)
         return threshold_on(net, validation, seed, "validation classes (pretrain)", optimistic=False)
-    if split.novel and prepared.held_out is None:
+    if split.novel:  # _prepare holds images out only without novel classes
         novel = prepared.imageset.subset_classes(split.novel)
         where = "classes held out as novel (pretrain: not trained on; evaluate --pairs chooses on other pairs)"
         return threshold_on(net, novel, seed, where, optimistic=True)
