@@ -114,7 +114,7 @@ def drive(address: str, images: list[bytes], clients: int, seconds: float, cap: 
 
 
 def in_process(model: Path, images: list[bytes], seconds: float, cap: int) -> tuple[float, list[float]]:
-    from pdfewshot.data.sources import decode_image, image_to_array
+    from pdfewshot.data.decoding import decode_image, image_to_array
     from pdfewshot.runtime import set_paddle_threads
     from pdfewshot.stages.predict import open_scorer
 

@@ -206,7 +206,9 @@ def pretrain(
     lr: Annotated[
         float | None,
         typer.Option(
-            min=0.0, help="Adam learning rate (default: 1e-3; 1e-4 from ImageNet weights, which it must not undo)."
+            min=0.0,
+            help="Adam learning rate (default: 1e-3; 1e-4 from ImageNet weights and 1e-5 from face weights, which "
+            "it must not undo).",
         ),
     ] = PRETRAIN.lr,
     lr_schedule: Annotated[
@@ -254,9 +256,12 @@ def pretrain(
         typer.Option(
             help="Start the backbone from these weights: imagenet (paddle.vision's ImageNet weights of the backbone, "
             "downloaded by Paddle or its cached copy), a file of the same kind (a paddle.vision ImageNet classifier's "
-            "state dict; its backbone is found from its keys), or a pdfewshot embedding; none: from scratch. An "
-            "ImageNet start takes 3 channels and ImageNet normalisation. Default: imagenet for photographs when the "
-            "weights can be had, else from scratch (said in one line)."
+            "state dict; its backbone is found from its keys), faces (face-api's face detector, landmarks and "
+            "descriptor, downloaded once and checksummed; every image then enters as the aligned 150 px chip of its "
+            "largest face), a folder holding face-api's weights (or its face_recognition_model manifest), or a "
+            "pdfewshot embedding; none: from scratch. An ImageNet start takes 3 channels and ImageNet normalisation. "
+            "Default: faces for photographs of faces (a face found in nearly all of a sample) and imagenet for "
+            "other photographs when the weights can be had, else from scratch (said in one line)."
         ),
     ] = PRETRAIN.pretrained,
     freeze_backbone: Annotated[
@@ -618,6 +623,9 @@ def predict_command(
         err_console.print(rule.describe(), markup=False)
     table = Table(title=f"{model.name}: predictions")
     table.add_column("image")
+    faces = any(r.box is not None for r in results)
+    if faces:
+        table.add_column("face (left, top, right, bottom)")
     table.add_column("prediction")
     table.add_column("probability", justify="right")
     if rule is not None:
@@ -625,7 +633,8 @@ def predict_command(
     if top_k > 1:
         table.add_column("next", justify="left")
     for r in results:
-        row = [r.image, r.label, f"{r.ranked[0][1]:.4f}"]
+        box = [", ".join(f"{value:.0f}" for value in r.box) if r.box else ""] if faces else []
+        row = [r.image, *box, r.label, f"{r.ranked[0][1]:.4f}" if r.ranked else ""]
         if r.known_score is not None:
             row.append(f"{r.known_score:.4f}")
         if top_k > 1:

@@ -11,6 +11,7 @@ from typing import Literal, get_args
 
 BUILTIN_SOURCE = "builtin:glyphs"
 IMAGENET = "imagenet"  # --pretrained imagenet: paddle.vision's ImageNet weights of the backbone
+FACES = "faces"  # --pretrained faces: face-api's face detector, landmarks and descriptor (the face route)
 NO_PRETRAINED = "none"  # --pretrained none: train from scratch even where an ImageNet start is the default
 
 MODELS = Path("models")
@@ -22,7 +23,7 @@ DEFAULT_EXPORT = MODELS / "export"
 
 LossName = Literal["cosine-mse", "triplet", "contrastive", "pair-bce", "ce"]
 MethodName = Literal["prototype", "finetune", "transductive", "nn-pixels", "pair"]
-BackboneName = Literal["resnet18", "resnet50", "vgg16", "mobilenet_v2", "conv4", "koch"]
+BackboneName = Literal["resnet18", "resnet50", "vgg16", "mobilenet_v2", "conv4", "koch", "face_resnet"]
 ScheduleName = Literal["constant", "cosine"]
 AugmentName = Literal["none", "affine", "photo"]
 ReadoutName = Literal["backbone", "projection"]
@@ -65,7 +66,7 @@ class PretrainConfig:
     warmup_epochs: int = 2  # chosen by measurement (README, Results)
     steps_per_epoch: int | None = None
     batch_size: int = 64
-    lr: float | None = None  # None: 1e-3 from scratch, 1e-4 from ImageNet weights (pdfewshot.stages.pretrain)
+    lr: float | None = None  # None: 1e-3 from scratch, 1e-4 from ImageNet, 1e-5 from face weights (stages.pretrain)
     lr_schedule: str = "constant"
     seed: int = 0
     novel_fraction: float | None = None

@@ -26,6 +26,11 @@ class PdfewshotError(Exception):
         return f"{option}{'' if self.message.startswith(':') else ' '}{self.message}"
 
 
+class UnusableImage(Exception):
+    """An image that decodes but that a step of reading cannot use (the face route: no face found in it);
+    skipped and counted as an unreadable image is, with its own reason (the message)."""
+
+
 @contextmanager
 def about(parameter: str) -> Iterator[None]:
     """Errors raised inside the block that name no parameter are about ``parameter``."""

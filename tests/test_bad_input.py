@@ -90,6 +90,37 @@ def strict_case(kind: str) -> Callable[[World], list[str]]:
     return args
 
 
+FACE_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "face-api" / "model"
+
+
+def face_weights_case(kind: str) -> Callable[[World], list[str]]:
+    """``pretrain --pretrained FOLDER`` with face-api's files spoiled: another network's manifest under the
+    descriptor's name, the descriptor's binary missing, or cut short."""
+
+    def args(world: World) -> list[str]:
+        if not FACE_WEIGHTS.is_dir():
+            pytest.skip("needs ../shared/weights/face-api")
+        folder = world.root / "cases" / f"faces-{kind}"
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            for file in FACE_WEIGHTS.iterdir():
+                (folder / file.name).symlink_to(file)
+            descriptor = folder / "face_recognition_model.bin"
+            manifest = folder / "face_recognition_model-weights_manifest.json"
+            if kind == "other":
+                manifest.unlink()
+                text = (FACE_WEIGHTS / "face_landmark_68_model-weights_manifest.json").read_text()
+                manifest.write_text(text.replace("face_landmark_68_model.bin", "face_recognition_model.bin"))
+            descriptor.unlink()
+            if kind == "short":
+                descriptor.write_bytes((FACE_WEIGHTS / "face_recognition_model.bin").read_bytes()[:1000])
+            elif kind == "other":
+                descriptor.symlink_to(FACE_WEIGHTS / "face_landmark_68_model.bin")
+        return ["pretrain", "--pretrained", str(folder), "--epochs", "0", "--out", str(world.out / "m.pdparams")]
+
+    return args
+
+
 def empty_folder(world: World) -> Path:
     folder = world.root / "cases" / "void"
     folder.mkdir(parents=True, exist_ok=True)
@@ -284,6 +315,12 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("pipeline with a wrong type", pipeline('[[stage]]\ncommand = "finetune"\nshot = "two"\n'),
      "stage 1 (finetune): Invalid value for '--shot'"),
     ("pipeline that is not TOML", pipeline("[[stage]\n"), "not valid TOML"),
+    ("face weights of another network", face_weights_case("other"),
+     "--pretrained {root}/cases/faces-other/face_recognition_model-weights_manifest.json: tensor "
+     "conv32_down/conv/filters is missing"),
+    ("face weights without their binary", face_weights_case("missing"),
+     "its weights file {root}/cases/faces-missing/face_recognition_model.bin is missing"),
+    ("face weights cut short", face_weights_case("short"), "face_recognition_model.bin holds 1000 bytes"),
 ]  # fmt: skip
 
 

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from pdfewshot.data.decoding import GREY_MODES, SKIPPED, Shaper, decode_image, shape_picture, why_skipped
 from pdfewshot.runtime import thread_count
 from pdfewshot.storage.pixels import ImageRows
 
 CACHE_VARIABLE = "PDFEWSHOT_CACHE"
 OFF = "off"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a skipped image's reason is stored whole (unreadable, or no face found)
 CHUNK = 256  # images a decoding process takes at a time
 MIN_PARALLEL_IMAGES = 512  # below this, starting processes costs more than it saves
 
@@ -77,9 +78,10 @@ class Decoded:
     failed: list[tuple[int, str]]  # planned position and the decoder's error, of those that did not
 
 
-def cache_key(planned: Sequence[PlannedImage], image_size: int, channels: int | None) -> str:
-    """A hash of what decides the decoded content."""
-    identity: list[Any] = [FORMAT_VERSION, image_size, channels or "auto"]
+def cache_key(planned: Sequence[PlannedImage], image_size: int, channels: int | None, shaper: str | None = None) -> str:
+    """A hash of what decides the decoded content (``shaper``: the identity of what makes the rows, if not
+    centre crop and resize)."""
+    identity: list[Any] = [FORMAT_VERSION, image_size, channels or "auto"] + ([shaper] if shaper else [])
     zips: set[str] = set()
     for image in planned:
         if image.member is None:
@@ -119,10 +121,16 @@ def read_cached(folder: Path, key: str, count: int, image_size: int) -> tuple[De
 
 
 def build_cache(
-    folder: Path, key: str, planned: Sequence[PlannedImage], image_size: int, channels: int | None
+    folder: Path,
+    key: str,
+    planned: Sequence[PlannedImage],
+    image_size: int,
+    channels: int | None,
+    shaper: Shaper | None = None,
 ) -> Decoded:
-    """Decodes the planned images into ``folder/key.pixels`` (in processes when there are many) and
-    describes them in ``folder/key.json``; raises OSError when the folder cannot be written."""
+    """Decodes the planned images into ``folder/key.pixels`` (in processes when there are many, unless a
+    ``shaper`` makes the rows: it runs networks, in this process) and describes them in ``folder/key.json``;
+    raises OSError when the folder cannot be written."""
     folder.mkdir(parents=True, exist_ok=True)
     stored = channels or 3  # channels left to the data: colour rows, cut to one if every image is grey
     row_bytes = image_size * image_size * stored
@@ -133,10 +141,12 @@ def build_cache(
         with open(temporary, "wb") as file:
             file.truncate(len(planned) * row_bytes)
         jobs = [
-            (str(temporary), image_size, channels, stored, start, planned[start : start + CHUNK])
+            (str(temporary), image_size, channels, stored, start, planned[start : start + CHUNK], shaper)
             for start in range(0, len(planned), CHUNK)
         ]
-        processes = min(thread_count(), len(jobs)) if len(planned) >= MIN_PARALLEL_IMAGES else 1
+        # A shaper runs networks, whose kernels use every core already (two processes were no faster)
+        many = len(planned) >= MIN_PARALLEL_IMAGES and shaper is None
+        processes = min(thread_count(), len(jobs)) if many else 1
         if processes > 1:
             # Forked, as paddle.io.DataLoader's workers are: a spawned process would import the caller's
             # script again. The decoding processes touch nothing but files, Pillow and numpy.
@@ -163,12 +173,10 @@ def build_cache(
 
 
 def _decode_chunk(
-    job: tuple[str, int, int | None, int, int, Sequence[PlannedImage]],
+    job: tuple[str, int, int | None, int, int, Sequence[PlannedImage], Shaper | None],
 ) -> list[tuple[str | None, bool]]:
-    """Decodes a run of planned images into their rows of the file: (error or None, greyscale) of each."""
-    from pdfewshot.data.sources import GREY_MODES, UNREADABLE, decode_image, image_to_array
-
-    path, image_size, channels, stored, start, images = job
+    """Decodes a run of planned images into their rows of the file: (why skipped or None, greyscale) of each."""
+    path, image_size, channels, stored, start, images, shaper = job
     row_bytes = image_size * image_size * stored
     outcomes: list[tuple[str | None, bool]] = []
     archives: dict[str, zipfile.ZipFile] = {}
@@ -183,13 +191,13 @@ def _decode_chunk(
                     raw = archive.read(image.member)
                 picture = decode_image(raw)
                 grey = picture.mode in GREY_MODES
-                pixels = image_to_array(picture, image_size, channels or (1 if grey else 3))
+                pixels = shape_picture(picture, image_size, channels or (1 if grey else 3), shaper)
                 if pixels.shape[2] != stored:
                     pixels = np.repeat(pixels, stored, axis=2)  # a grey image among colour rows
                 os.pwrite(descriptor, pixels.tobytes(), (start + offset) * row_bytes)
                 outcomes.append((None, grey))
-            except UNREADABLE as error:
-                outcomes.append((str(error), False))
+            except SKIPPED as error:
+                outcomes.append((why_skipped(error), False))
     finally:
         os.close(descriptor)
         for archive in archives.values():

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from pdfewshot.data.sources import UNREADABLE, decode_image, image_to_array
+from pdfewshot.data.decoding import UNREADABLE, decode_image, image_to_array
 from pdfewshot.errors import PdfewshotError
 
 

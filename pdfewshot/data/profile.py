@@ -16,7 +16,8 @@ from itertools import islice
 import numpy as np
 
 from pdfewshot.config import BUILTIN_SOURCE
-from pdfewshot.data.sources import GREY_MODES, UNREADABLE, decode_image, iter_source
+from pdfewshot.data.decoding import GREY_MODES, UNREADABLE, decode_image
+from pdfewshot.data.sources import iter_source
 
 GLYPH_SIZE = 28
 PHOTO_SIZE = 84  # chosen by accuracy per minute on photographs (README, Results)

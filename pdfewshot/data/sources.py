@@ -7,7 +7,6 @@ as its root, as if it had been unpacked. Several sources are merged: the same re
 the same class, and the same relative file path is the same image, counted once.
 """
 
-import io
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -16,10 +15,17 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pdfewshot.config import BUILTIN_SOURCE
 from pdfewshot.data.cache import PlannedImage, build_cache, cache_folder, cache_key, read_cached
+from pdfewshot.data.decoding import (
+    GREY_MODES,
+    SKIPPED,
+    Shaper,
+    decode_image,
+    shape_picture,
+    why_skipped,
+)
 from pdfewshot.data.glyphs import GlyphSpec, glyph_images
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.errors import PdfewshotError
@@ -27,9 +33,6 @@ from pdfewshot.errors import PdfewshotError
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"}
 )
-GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
-# What Pillow raises for a file that is not an image, is empty or is cut short.
-UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
 
 # (relative path, a function returning the raw bytes or an already decoded greyscale array)
@@ -149,27 +152,6 @@ def read_by_key(sources: Sequence[str], key: str) -> bytes | np.ndarray | None:
     return None
 
 
-def decode_image(raw: bytes | np.ndarray) -> Image.Image:
-    """A Pillow image from encoded bytes (or an array), fully decoded so damage shows here."""
-    if isinstance(raw, np.ndarray):
-        return Image.fromarray(raw)
-    image = Image.open(io.BytesIO(raw))
-    image.load()  # decode now, so that truncated files fail here and not later
-    return image
-
-
-def image_to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
-    """uint8 ``[size, size, channels]``: centre-cropped to square, resized, transparency on white."""
-    mode = "L" if channels == 1 else "RGB"
-    if image.mode in ("RGBA", "LA", "P"):
-        # Transparent pixels become white rather than black, as a viewer shows them.
-        backdrop = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(backdrop, image.convert("RGBA"))
-    image = ImageOps.fit(image.convert(mode), (size, size), Image.Resampling.LANCZOS)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[:, :, None] if channels == 1 else array
-
-
 def _looked_in(source: str) -> str:
     """For a folder source: the folders that were searched, for the "no images" message."""
     path = Path(source)
@@ -187,13 +169,14 @@ def load_sources(
     image_size: int,
     channels: int | None = None,
     strict: bool = False,
+    shaper: Shaper | None = None,
 ) -> tuple[ImageSet, LoadReport]:
-    """Every image of the sources, resized to ``image_size`` square: decoded once into the cache
-    (:mod:`pdfewshot.data.cache`) and read from it, or decoded into memory (the built-in set, or the cache
-    off or not writable).
+    """Every image of the sources, resized to ``image_size`` square (or made into a row by ``shaper``, with
+    three channels): decoded once into the cache (:mod:`pdfewshot.data.cache`) and read from it, or decoded
+    into memory (the built-in set, or the cache off or not writable).
 
-    ``channels`` 1 or 3; ``None`` picks 1 when every image is greyscale, else 3. Unreadable images
-    are skipped and listed in the report, or raise under ``strict``.
+    ``channels`` 1 or 3; ``None`` picks 1 when every image is greyscale, else 3. Unreadable images (and
+    those the shaper cannot use) are skipped and listed in the report, or raise under ``strict``.
     """
     if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
         raise PdfewshotError(f"{image_size}: must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}", "image_size")
@@ -201,27 +184,28 @@ def load_sources(
         raise PdfewshotError(": no data source given", "data")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3, not {channels}")
+    channels = 3 if shaper is not None else channels
     folder = cache_folder()
     if folder is None or BUILTIN_SOURCE in sources:
-        return _decode_in_memory(sources, image_size, channels, strict, LoadReport())
+        return _decode_in_memory(sources, image_size, channels, strict, LoadReport(), shaper)
     report = LoadReport()
     planned = _plan(sources, report)
-    key = cache_key(planned, image_size, channels)
+    key = cache_key(planned, image_size, channels, shaper.identity if shaper else None)
     decoded, note = read_cached(folder, key, len(planned), image_size)
     if note:
         report.notes.append(note)
     if decoded is None:
         try:
-            decoded = build_cache(folder, key, planned, image_size, channels)
+            decoded = build_cache(folder, key, planned, image_size, channels, shaper)
         except OSError as error:
             report.notes.append(f"warning: cannot write the decoded cache in {folder} ({error}); decoding into memory")
             memory_report = LoadReport(notes=report.notes)
-            return _decode_in_memory(sources, image_size, channels, strict, memory_report)
+            return _decode_in_memory(sources, image_size, channels, strict, memory_report, shaper)
     for position, why in decoded.failed:
         image = planned[position]
         if strict:
-            raise PdfewshotError(f"{image.source}: {image.relative}: unreadable image ({why})")
-        report.skipped.append((f"{image.source}:{image.relative}", f"unreadable image: {why}"))
+            raise PdfewshotError(f"{image.source}: {image.relative}: {why}")
+        report.skipped.append((f"{image.source}:{image.relative}", why))
     kept = [planned[position] for position in decoded.rows]
     for source in sources:
         if not any(image.source == source for image in kept) and not report.duplicates:
@@ -274,7 +258,12 @@ def _plan(sources: Sequence[str], report: LoadReport) -> list[PlannedImage]:
 
 
 def _decode_in_memory(
-    sources: Sequence[str], image_size: int, channels: int | None, strict: bool, report: LoadReport
+    sources: Sequence[str],
+    image_size: int,
+    channels: int | None,
+    strict: bool,
+    report: LoadReport,
+    shaper: Shaper | None = None,
 ) -> tuple[ImageSet, LoadReport]:
     """Every image decoded in this process and held in memory."""
     seen: set[str] = set()
@@ -291,11 +280,11 @@ def _decode_in_memory(
             try:
                 image = decode_image(read())
                 own_channels = channels or (1 if image.mode in GREY_MODES else 3)
-                pixels = image_to_array(image, image_size, own_channels)
-            except UNREADABLE as error:
+                pixels = shape_picture(image, image_size, own_channels, shaper)
+            except SKIPPED as error:
                 if strict:
-                    raise PdfewshotError(f"{source}: {relative}: unreadable image ({error})") from None
-                report.skipped.append((f"{source}:{relative}", f"unreadable image: {error}"))
+                    raise PdfewshotError(f"{source}: {relative}: {why_skipped(error)}") from None
+                report.skipped.append((f"{source}:{relative}", why_skipped(error)))
                 continue
             seen.add(relative)
             decoded.append((relative, class_name, pixels))
@@ -314,20 +303,20 @@ def _decode_in_memory(
 
 
 def load_image_files(
-    paths: Sequence[Path], image_size: int, channels: int, strict: bool = False
+    paths: Sequence[Path], image_size: int, channels: int, strict: bool = False, shaper: Shaper | None = None
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Images of single files, as the networks take them, with the paths read and those skipped.
 
-    An unreadable file is skipped, or raises under ``strict``.
+    An unreadable file (or one ``shaper`` cannot use) is skipped, or raises under ``strict``.
     """
     arrays, read, skipped = [], [], []
     for path in paths:
         try:
-            arrays.append(image_to_array(decode_image(path.read_bytes()), image_size, channels))
+            arrays.append(shape_picture(decode_image(path.read_bytes()), image_size, channels, shaper))
             read.append(str(path))
-        except UNREADABLE as error:
+        except SKIPPED as error:
             if strict:
-                raise PdfewshotError(f"{path}: unreadable image ({error})") from None
+                raise PdfewshotError(f"{path}: {why_skipped(error)}") from None
             skipped.append(str(path))
     images = np.stack(arrays) if arrays else np.zeros((0, image_size, image_size, channels), dtype=np.uint8)
     return images, read, skipped

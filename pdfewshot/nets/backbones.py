@@ -8,6 +8,8 @@
   al. 2016) and Prototypical Networks (Snell et al. 2017); for 28-84 px.
 - ``koch``: Koch et al. (2015)'s Siamese network for 105x105 Omniglot: conv 64@10x10, 128@7x7,
   128@4x4, 256@4x4 with ReLU and max-pooling, then a 4096-d sigmoid layer.
+- ``face_resnet``: dlib's ResNet face descriptor as face-api.js ported it (:mod:`pdfewshot.nets.faces.descriptor`),
+  128-d from a 150x150 face chip (three channels only); starts from face-api's weights (``--pretrained faces``).
 """
 
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from paddle import nn
 from paddle.vision.models import mobilenet_v2, resnet18, resnet50, vgg16
 
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.faces.descriptor import CHIP_SIZE, FaceRecognitionNet
 
 VISION_MODELS: dict[str, tuple[Callable[[], nn.Layer], int]] = {
     "resnet18": (lambda: resnet18(num_classes=0, with_pool=True), 512),
@@ -26,9 +29,11 @@ VISION_MODELS: dict[str, tuple[Callable[[], nn.Layer], int]] = {
 }
 # Each vision network's first convolution (its weight's key), which takes the image's channels.
 FIRST_CONV = {"resnet18": "conv1", "resnet50": "conv1", "vgg16": "features.0", "mobilenet_v2": "features.0.0"}
-BACKBONES = (*VISION_MODELS, "conv4", "koch")
-# The smallest input each backbone's pooling leaves at least one pixel of.
-MIN_SIZE = {"resnet18": 8, "resnet50": 8, "vgg16": 32, "mobilenet_v2": 8, "conv4": 16, "koch": 64}
+FACE_BACKBONE = "face_resnet"
+BACKBONES = (*VISION_MODELS, "conv4", "koch", FACE_BACKBONE)
+# The smallest input each backbone's pooling leaves at least one pixel of (the face descriptor: its chip).
+MIN_SIZE = {"resnet18": 8, "resnet50": 8, "vgg16": 32, "mobilenet_v2": 8, "conv4": 16, "koch": 64,
+            FACE_BACKBONE: CHIP_SIZE}  # fmt: skip
 
 
 def _replace_first_conv(net: nn.Layer, path: str, channels: int) -> None:
@@ -120,6 +125,10 @@ def build_backbone(name: str, channels: int, image_size: int = 28) -> nn.Layer:
         raise PdfewshotError(f"{image_size}: the {name} backbone needs at least {MIN_SIZE[name]}", "image_size")
     if name in VISION_MODELS:
         return VisionTrunk(name, channels)
+    if name == FACE_BACKBONE:
+        if channels != 3:
+            raise PdfewshotError(f"{name}: the face descriptor takes colour images (3 channels)", "backbone")
+        return FaceRecognitionNet()
     if name == "conv4":
         return Conv4(channels, image_size)
     return KochNet(channels, image_size)

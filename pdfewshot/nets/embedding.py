@@ -10,7 +10,8 @@ choice existed do, and as the pair head of ``pair-bce`` needs.
 The network takes pixel values (float32 ``[N, C, H, W]`` in 0..255) and scales them itself, so an
 exported or fast-path copy of it takes the same input as the eager one. ``symmetric`` scaling maps
 pixels to [-1, 1]; ``imagenet`` subtracts ImageNet's channel means and divides by their standard
-deviations, as ``paddle.vision``'s ImageNet weights expect.
+deviations, as ``paddle.vision``'s ImageNet weights expect; ``face`` subtracts the face descriptor's channel
+means and divides by 255, as face-api.js does.
 """
 
 import numpy as np
@@ -20,11 +21,14 @@ from paddle import nn
 
 from pdfewshot.config import READOUT_NAMES
 from pdfewshot.nets.backbones import build_backbone
+from pdfewshot.nets.faces.descriptor import MEAN_RGB as FACE_MEAN_RGB
+from pdfewshot.nets.faces.finder import FaceFinder
 from pdfewshot.nets.pair_head import PairHead
 
-NORMALISATIONS = ("symmetric", "imagenet")
+NORMALISATIONS = ("symmetric", "imagenet", "face")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+FACE_STD = (255.0, 255.0, 255.0)  # the face descriptor subtracts its own channel means and divides by 255
 
 
 def to_input(images: np.ndarray | paddle.Tensor) -> paddle.Tensor:
@@ -41,16 +45,17 @@ class PixelScaling(nn.Layer):  # type: ignore[misc]
         if normalisation not in NORMALISATIONS:
             raise ValueError(f"unknown normalisation {normalisation!r}")
         self.normalisation = normalisation
-        if normalisation == "imagenet":
+        if normalisation != "symmetric":
             if channels != 3:
-                raise ValueError("imagenet normalisation needs 3 channels")
+                raise ValueError(f"{normalisation} normalisation needs 3 channels")
+            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalisation == "imagenet" else (FACE_MEAN_RGB, FACE_STD)
             # Not persistable: constants, so that checkpoints hold only learnt weights.
             shape = [1, 3, 1, 1]
-            self.register_buffer("mean", paddle.to_tensor(IMAGENET_MEAN, "float32").reshape(shape), persistable=False)
-            self.register_buffer("std", paddle.to_tensor(IMAGENET_STD, "float32").reshape(shape), persistable=False)
+            self.register_buffer("mean", paddle.to_tensor(mean, "float32").reshape(shape), persistable=False)
+            self.register_buffer("std", paddle.to_tensor(std, "float32").reshape(shape), persistable=False)
 
     def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
-        if self.normalisation == "imagenet":
+        if self.normalisation != "symmetric":
             return (pixels - self.mean) / self.std
         return pixels / 127.5 - 1.0
 
@@ -70,6 +75,7 @@ class EmbeddingNet(nn.Layer):  # type: ignore[misc]
         pair_head: bool = False,
         normalisation: str = "symmetric",
         readout: str = "projection",
+        face_finder: bool = False,
     ) -> None:
         super().__init__()
         if readout not in READOUT_NAMES:
@@ -82,6 +88,9 @@ class EmbeddingNet(nn.Layer):  # type: ignore[misc]
         self.head = nn.Linear(self.backbone.feature_dim, embedding_dim)
         # Koch et al.'s learnt pair scorer, trained and kept with the pair-bce loss.
         self.pair_head = PairHead(embedding_dim) if pair_head else None
+        # The face route: what finds and aligns faces before the network sees them, kept with its weights so
+        # that every stage finds faces as the one before did; not part of forward, never trained.
+        self.face_finder = FaceFinder() if face_finder else None
 
     @property
     def output_dim(self) -> int:

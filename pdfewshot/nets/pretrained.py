@@ -1,13 +1,16 @@
 """Starting a backbone from saved weights: a pdfewshot embedding, a ``paddle.vision`` ImageNet classifier's
-state dict on disk, or paddle.vision's ImageNet weights (``imagenet``, for resnet18, resnet50, vgg16 and
+state dict on disk, paddle.vision's ImageNet weights (``imagenet``, for resnet18, resnet50, vgg16 and
 mobilenet_v2), fetched and cached by Paddle's own download code (``paddle.utils.download``) on a machine with
-a network.
+a network, or face-api's face networks (``faces``: downloaded once, checksummed, kept beside Paddle's weights;
+or a folder holding them, or their descriptor's manifest), which start the face route: the descriptor is the
+backbone, and the face detector and landmarks travel with it (:mod:`pdfewshot.nets.faces`).
 
 What a weights file is decides how the network must take its input, not the caller: an ImageNet
 classifier (Paddle's download, or the same kind of file given as a path) needs three channels and
 ImageNet's pixel normalisation; a pdfewshot embedding brings its own channels and normalisation.
 """
 
+import hashlib
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -16,10 +19,14 @@ from typing import Any
 
 import paddle
 
-from pdfewshot.config import IMAGENET
+from pdfewshot.config import FACES, IMAGENET
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.nets.backbones import VISION_MODELS
+from pdfewshot.nets.backbones import FACE_BACKBONE, VISION_MODELS
 from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.nets.faces.descriptor import MODEL as DESCRIPTOR_MODEL
+from pdfewshot.nets.faces.descriptor import FaceRecognitionNet, load_descriptor
+from pdfewshot.nets.faces.finder import DEFAULT_ALIGNMENT, FaceFinder
+from pdfewshot.nets.tfjs import MANIFEST_SUFFIX
 from pdfewshot.storage.checkpoint import META_KEY, check_meta, read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta
 
@@ -27,6 +34,16 @@ IMAGENET_CLASSES = 1000
 DEFAULT_IMAGENET_BACKBONE = "resnet18"  # the tutorial's, for ``imagenet`` without a backbone
 PROBE_SECONDS = 3.0  # how long a default ImageNet start waits for the download server to answer
 OFFLINE_VARIABLE = "PDFEWSHOT_OFFLINE"  # set (to anything but 0): do not ask the download server at all
+FACE_API_PACKAGE = "@vladmandic/face-api@1.7.15"  # the npm package whose model/ folder holds the face networks
+FACE_API_URL = f"https://cdn.jsdelivr.net/npm/{FACE_API_PACKAGE}/model/"
+FACE_API_FILES = {  # sha256 of each file the face route reads
+    "face_recognition_model-weights_manifest.json": "cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b",
+    "face_recognition_model.bin": "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
+    "tiny_face_detector_model-weights_manifest.json": "5d1af4849ac48d5b985f4a9b16010c512353ddd6fcc63d50fd0bc9e9e64296e5",  # noqa: E501
+    "tiny_face_detector_model.bin": "b7503ce7df31039b1c43316a9b865cab6a70dd748cc602d3fa28b551503c3871",
+    "face_landmark_68_model-weights_manifest.json": "ca4886639f86e99b39fed0c155f81b63317225773bd9616716e887b0153389c9",
+    "face_landmark_68_model.bin": "4611ef65c87d836d03d684b30eec4d195d8b219fa1dd58fc58945831c6b9299b",
+}
 
 
 def imagenet_url(backbone: str) -> tuple[str, str]:
@@ -82,6 +99,81 @@ def imagenet_unavailable(backbone: str) -> str | None:
         return f"not in Paddle's cache ({cached}) and {url} did not answer ({type(error).__name__})"
 
 
+def face_api_folder() -> Path:
+    """Where the face networks are kept once downloaded: beside Paddle's own downloaded weights."""
+    from paddle.utils.download import WEIGHTS_HOME
+
+    return Path(WEIGHTS_HOME) / "face-api"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _missing_face_files(folder: Path) -> list[str]:
+    return [
+        name
+        for name, digest in FACE_API_FILES.items()
+        if not (folder / name).is_file() or _sha256(folder / name) != digest
+    ]
+
+
+def face_api_weights() -> Path:
+    """The folder of face-api's networks: the kept copy, its missing or damaged files downloaded first."""
+    folder = face_api_folder()
+    missing = _missing_face_files(folder)
+    try:
+        for name in missing:
+            _download(FACE_API_URL + name, folder / name, FACE_API_FILES[name])
+    except Exception as error:  # no network, a refused or broken download: assorted types
+        raise PdfewshotError(
+            f"{FACES}: cannot download face-api's weights ({type(error).__name__}: {error}); put "
+            f"{', '.join(missing)} from the npm package {FACE_API_PACKAGE} (its model/ folder) in {folder}, or give "
+            "--pretrained PATH to a folder holding them",
+            "pretrained",
+        ) from None
+    return folder
+
+
+def _download(url: str, path: Path, digest: str) -> None:
+    """``url`` into ``path`` (written aside and renamed), checked against its sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            temporary.write_bytes(answer.read())
+        if _sha256(temporary) != digest:
+            raise ValueError(f"{url} is not the file expected (sha256 differs)")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def faces_unavailable() -> str | None:
+    """Why face-api's networks cannot be had now (None when they can): not kept, and the download server
+    did not answer within :data:`PROBE_SECONDS`."""
+    folder = face_api_folder()
+    if not _missing_face_files(folder):
+        return None
+    if os.environ.get(OFFLINE_VARIABLE, "0") not in ("", "0"):
+        return f"not in {folder} and {OFFLINE_VARIABLE} is set"
+    url = FACE_API_URL + DESCRIPTOR_MODEL + MANIFEST_SUFFIX
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_SECONDS):
+            return None
+    except Exception as error:  # no network, a refused connection, a time-out: assorted types
+        return f"not in {folder} and {url} did not answer ({type(error).__name__})"
+
+
+def is_face_api(path: Path) -> bool:
+    """Whether ``path`` is face-api's weights: a folder holding the descriptor's manifest, or a manifest."""
+    return (
+        (path / f"{DESCRIPTOR_MODEL}{MANIFEST_SUFFIX}").is_file()
+        if path.is_dir()
+        else path.name.endswith(MANIFEST_SUFFIX)
+    )
+
+
 @dataclass
 class StartWeights:
     """Weights to start a backbone from, and what the network must be to take them."""
@@ -92,6 +184,23 @@ class StartWeights:
     channels: int | None  # None: any (the data's); 3 for an ImageNet classifier
     normalisation: str  # how the network scales pixels (nets.embedding.PixelScaling)
     imagenet: bool  # an ImageNet classifier's weights (Paddle's download or a file of the same kind)
+    face_finder: dict[str, Any] | None = None  # the face route: the detector's and landmarks' weights
+    face_alignment: str | None = None  # the face route: how chips are cut (nets.faces.finder.ALIGNMENTS)
+
+    @property
+    def faces(self) -> bool:
+        return self.face_finder is not None
+
+
+def read_face_start(path: Path) -> StartWeights:
+    """The face route's start from face-api's files: the descriptor (from ``path``, a folder or its manifest)
+    as the backbone, and the detector and landmarks from the same folder."""
+    descriptor, finder = FaceRecognitionNet(), FaceFinder()
+    load_descriptor(descriptor, path)
+    finder.load_face_api(path if path.is_dir() else path.parent)
+    state = {key: value.numpy() for key, value in descriptor.state_dict().items()}
+    finder_state = {key: value.numpy() for key, value in finder.state_dict().items()}
+    return StartWeights(path, FACE_BACKBONE, state, 3, "face", False, finder_state, DEFAULT_ALIGNMENT)
 
 
 def _vision_shapes(backbone: str) -> dict[str, list[int]]:
@@ -140,6 +249,10 @@ def read_start_weights(source: str | Path, backbone: str | None) -> StartWeights
     """What ``source`` (``imagenet``, or a file) holds: a pdfewshot embedding checkpoint (of ``backbone``
     when given), or a bare paddle.vision state dict of an ImageNet classifier (of ``backbone``, or found
     from its keys when no backbone is given; the ``imagenet`` download is one). Errors are about the file."""
+    if str(source) == FACES or is_face_api(Path(source).expanduser()):
+        if backbone not in (None, FACE_BACKBONE):
+            raise PdfewshotError(f"{backbone}: face-api's weights are a {FACE_BACKBONE} backbone", "backbone")
+        return read_face_start(face_api_weights() if str(source) == FACES else Path(source).expanduser())
     path = imagenet_weights(backbone or DEFAULT_IMAGENET_BACKBONE) if str(source) == IMAGENET else Path(source)
     if not path.is_file():
         raise PdfewshotError(f"{path}: no such file")
@@ -155,7 +268,9 @@ def read_start_weights(source: str | Path, backbone: str | None) -> StartWeights
             check_meta(meta, path, backbone=backbone)
         trunk = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
         imagenet = meta.normalisation == IMAGENET
-        return StartWeights(path, meta.backbone, trunk, meta.channels, meta.normalisation, imagenet)
+        finder = {k[len("face_finder.") :]: v for k, v in state.items() if k.startswith("face_finder.")} or None
+        alignment = meta.face_alignment
+        return StartWeights(path, meta.backbone, trunk, meta.channels, meta.normalisation, imagenet, finder, alignment)
     try:
         name = _bare_backbone(state, backbone)
     except PdfewshotError as error:
@@ -172,3 +287,5 @@ def load_trunk_weights(net: EmbeddingNet, start: StartWeights) -> None:
     if mismatched:
         raise PdfewshotError(f"{start.path}: does not fit the {start.backbone} backbone ({mismatched[0]})")
     net.backbone.set_state_dict(state)
+    if start.face_finder is not None and net.face_finder is not None:
+        net.face_finder.set_state_dict(start.face_finder)

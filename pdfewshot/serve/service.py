@@ -12,15 +12,18 @@ server) has written it, the worker serves that.
 Served an embedding checkpoint, the service starts with no classes (or with the predictor it was taught
 before, kept beside the embedding): the first class taught makes that predictor, and dropping the last
 class removes it again.
+
+On the face route (a face checkpoint), every face of an uploaded image is answered, each with its box, and
+an image without one is answered "no face found"; teaching takes each image's largest face.
 """
 
 import io
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,9 +33,13 @@ from PIL import Image, UnidentifiedImageError
 
 from pdfewshot import __version__
 from pdfewshot.config import PredictConfig
-from pdfewshot.data.sources import UNREADABLE, decode_image, image_to_array, read_by_key
-from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.data.decoding import UNREADABLE, decode_image, shape_picture
+from pdfewshot.data.sources import read_by_key
+from pdfewshot.errors import PdfewshotError, UnusableImage, about
+from pdfewshot.nets.faces.finder import NO_FACE, Face, FaceChips
 from pdfewshot.runtime import set_paddle_threads
+from pdfewshot.stages.common import checkpoint_chips
+from pdfewshot.stages.faces import every_face
 from pdfewshot.stages.predict import UNKNOWN, Prediction, Rejection, Scorer, label, open_scorer, rejection
 from pdfewshot.stages.support import Taught, example_folders, remove_class, support_counts, teach
 from pdfewshot.stages.test import manifest_path, read_manifest
@@ -139,6 +146,7 @@ class ClassifierService:
         self.model = model  # the predictor served (beside the embedding, when an embedding was given)
         self.embedding: EmbeddingMeta | None = None  # the embedding a page without classes starts from
         self.embedding_path: Path | None = None
+        self._embedding_chips: FaceChips | None = None  # the face route, before the first class is taught
         self.max_batch = max_batch
         self.can_teach = not model.is_dir()
         self._jobs: queue.Queue[_Predict | _Call | None] = queue.Queue()
@@ -300,6 +308,18 @@ class ClassifierService:
                     self.embedding_path, self.model = self.model, served_predictor(self.model)
         return self._load()
 
+    def _chips(self, state: Served) -> FaceChips | None:
+        """The face route's chips of the served classifier, or of the embedding before any class is taught."""
+        if state.scorer is not None:
+            return state.scorer.chips
+        if self.embedding is None or self.embedding.face_alignment is None or self.embedding_path is None:
+            return None
+        if self._embedding_chips is None:
+            with about("model"):
+                embedding_state, meta = read_checkpoint(self.embedding_path, EmbeddingMeta)
+                self._embedding_chips = checkpoint_chips(embedding_state, meta)
+        return self._embedding_chips
+
     def _input(self, state: Served) -> tuple[int, int]:
         """The image size and channels the classifier takes."""
         if state.scorer is not None:
@@ -329,28 +349,31 @@ class ClassifierService:
             for job in jobs:
                 job.future.set_exception(ServiceError(409, "no classes yet: teach one first (POST /classes/NAME)"))
             return
-        decoded: list[tuple[_Predict, np.ndarray, Rejection | None]] = []
+        decoded: list[tuple[_Predict, np.ndarray, list[tuple[str, Face | None]], Rejection | None]] = []
         for job in jobs:
             try:  # a request's bad option or image fails that request alone
                 rule = rejection(job.config, scorer)
-                decoded.append((job, _decode(job.uploads, scorer.image_size, scorer.channels), rule))
+                arrays, rows = _rows(job.uploads, scorer.image_size, scorer.channels, scorer.chips)
+                decoded.append((job, arrays, rows, rule))
             except (PdfewshotError, ServiceError) as error:
                 job.future.set_exception(error)
         if not decoded:
             return
-        outputs = scorer.outputs(np.concatenate([arrays for _, arrays, _ in decoded]))
+        everything = [arrays for _, arrays, _, _ in decoded if len(arrays)]
+        outputs = scorer.outputs(np.concatenate(everything)) if everything else np.zeros((0, 0), np.float32)
         self.batches = [*self.batches[-999:], len(outputs)]
         start = 0
-        for job, arrays, rule in decoded:
+        for job, arrays, rows, rule in decoded:
             part = outputs[start : start + len(arrays)]
             start += len(arrays)
             logits, known = scorer.read(part, rule.score if rule is not None else None)
-            names = [upload.filename for upload in job.uploads]
-            job.future.set_result(label(names, logits, known, scorer.class_names, job.config.top_k, rule))
+            names = [name for name, face in rows if face is not None or scorer.chips is None]
+            labelled = iter(label(names, logits, known, scorer.class_names, job.config.top_k, rule))
+            job.future.set_result(_per_face(rows, labelled, scorer.chips is not None))
 
     def _teach(self, name: str, uploads: Sequence[Upload]) -> Taught:
         known = _class_names(self.state)
-        arrays = _decode(uploads, *self._input(self.state))
+        arrays = _decode(uploads, *self._input(self.state), self._chips(self.state))
         folder = taught_folder(self.model) / name
         if name not in known and folder.exists():
             shutil.rmtree(folder)  # images of an earlier class of this name, since removed
@@ -412,17 +435,52 @@ def _read_if_there(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-def _decode(uploads: Sequence[Upload], image_size: int, channels: int) -> np.ndarray:
-    """The uploads as the network takes them; the first that is not an image is a 400 naming it."""
+def _decode(uploads: Sequence[Upload], image_size: int, channels: int, chips: FaceChips | None = None) -> np.ndarray:
+    """The uploads as the network takes them (on the face route: each one's largest face); the first that is
+    not an image, or shows no face, is a 400 naming it."""
     arrays = []
     for upload in uploads:
         try:
-            arrays.append(image_to_array(decode_image(upload.data), image_size, channels))
+            arrays.append(shape_picture(decode_image(upload.data), image_size, channels, chips))
         except UnidentifiedImageError:
             raise ServiceError(400, f"{upload.filename}: not an image (Pillow cannot identify it)") from None
         except UNREADABLE as error:
             raise ServiceError(400, f"{upload.filename}: unreadable image ({error})") from None
+        except UnusableImage as error:
+            raise ServiceError(400, f"{upload.filename}: {error}") from None
     return np.stack(arrays)
+
+
+def _rows(
+    uploads: Sequence[Upload], image_size: int, channels: int, chips: FaceChips | None
+) -> tuple[np.ndarray, list[tuple[str, Face | None]]]:
+    """The rows to score and, for each, its upload's name and face; on the face route every face of each
+    upload is a row, and an upload without one is listed with no face and no row."""
+    if chips is None:
+        return _decode(uploads, image_size, channels), [(upload.filename, None) for upload in uploads]
+    arrays: list[np.ndarray] = []
+    rows: list[tuple[str, Face | None]] = []
+    for upload in uploads:
+        try:
+            faces = every_face(chips, upload.data, image_size)
+        except UnidentifiedImageError:
+            raise ServiceError(400, f"{upload.filename}: not an image (Pillow cannot identify it)") from None
+        except UNREADABLE as error:
+            raise ServiceError(400, f"{upload.filename}: unreadable image ({error})") from None
+        arrays += [face.chip for face in faces]
+        rows += [(upload.filename, face) for face in faces] if faces else [(upload.filename, None)]
+    empty = np.zeros((0, image_size, image_size, channels), dtype=np.uint8)
+    return (np.stack(arrays) if arrays else empty), rows
+
+
+def _per_face(rows: list[tuple[str, Face | None]], labelled: Iterator[Prediction], faces: bool) -> list[Prediction]:
+    """The predictions of the rows, with each face's box; "no face found" for an upload without a face."""
+    if not faces:
+        return list(labelled)
+    return [
+        replace(next(labelled), box=face.box) if face is not None else Prediction(name, [], NO_FACE)
+        for name, face in rows
+    ]
 
 
 def _write_bytes(data: bytes, path: str) -> None:

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import paddle
 import paddle.nn.functional as F
@@ -12,6 +13,7 @@ from pdfewshot.data.sources import LoadReport, load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.nets.faces.finder import NO_FACE, FaceChips, FaceFinder
 from pdfewshot.reporting.console import err_console
 from pdfewshot.storage.checkpoint import load_weights, read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, PredictorMeta
@@ -27,7 +29,17 @@ def embedding_net(meta: EmbeddingMeta | PredictorMeta) -> EmbeddingNet:
         meta.pair_head,
         meta.normalisation,
         meta.readout,
+        face_finder=meta.face_alignment is not None,
     )
+
+
+def face_chips(layer: nn.Layer, meta: EmbeddingMeta | PredictorMeta) -> FaceChips | None:
+    """What makes images into rows for a face checkpoint's network (``layer``: an embedding, or a predictor
+    holding one): the aligned chip of each image's largest face; None for other checkpoints."""
+    net = layer if isinstance(layer, EmbeddingNet) else getattr(layer, "embedding", None)
+    if meta.face_alignment is None or net is None or net.face_finder is None:
+        return None
+    return FaceChips(net.face_finder, meta.face_alignment)
 
 
 def open_embedding(path: Path) -> tuple[EmbeddingNet, EmbeddingMeta]:
@@ -59,37 +71,64 @@ def open_predictor(path: Path) -> tuple[nn.Layer, PredictorMeta]:
     return predictor, meta
 
 
-def warn_skipped(report: LoadReport) -> None:
-    """One line on stderr for each note about the decoded cache, and when unreadable images were skipped."""
+def checkpoint_chips(state: dict[str, Any], meta: EmbeddingMeta | PredictorMeta) -> FaceChips | None:
+    """The face chips a checkpoint's own face finder cuts, from its state (an embedding's or a predictor's);
+    None for a checkpoint that is not on the face route."""
+    if meta.face_alignment is None:
+        return None
+    prefix = next((p for p in ("face_finder.", "embedding.face_finder.") if any(k.startswith(p) for k in state)), None)
+    if prefix is None:
+        raise PdfewshotError("a face checkpoint without its face finder's weights")
+    finder = FaceFinder()
+    load_weights(finder, {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, "face finder")
+    finder.eval()
+    return FaceChips(finder, meta.face_alignment)
+
+
+def warn_skipped(report: LoadReport, shaper: FaceChips | None = None) -> None:
+    """One line on stderr for each note about the decoded cache, for each kind of skipped image (unreadable,
+    no face found), and, on the face route, for images in which several faces were found."""
     for note in report.notes:
         err_console.print(note, markup=False, soft_wrap=True)
-    if report.skipped:
-        path, reason = report.skipped[0]
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    for path, reason in report.skipped:
+        kinds.setdefault("images with no face found" if reason == NO_FACE else "unreadable images", []).append(
+            (path, reason)
+        )
+    for kind, skipped in kinds.items():
+        path, reason = skipped[0]
         err_console.print(
-            f"warning: skipped {len(report.skipped)} unreadable images (first: {path}: {reason}); "
-            "--strict makes this an error",
+            f"warning: skipped {len(skipped)} {kind} (first: {path}: {reason}); --strict makes this an error",
             markup=False,
+            soft_wrap=True,
+        )
+    if shaper is not None and shaper.several:
+        err_console.print(
+            f"note: {shaper.several} images show several faces; the largest face of each is used", markup=False
         )
 
 
 def load_checkpoint_data(
-    meta: EmbeddingMeta | PredictorMeta, override: Sequence[str] = (), strict: bool = False
+    meta: EmbeddingMeta | PredictorMeta,
+    override: Sequence[str] = (),
+    strict: bool = False,
+    shaper: FaceChips | None = None,
 ) -> tuple[ImageSet, list[str]]:
     """The images a checkpoint was made from (or ``override``, the ``data`` setting), at its image size
-    and channels."""
+    and channels (face chips, with ``shaper``)."""
     if override:
         with about("data"):
             sources = [resolve_source(s) for s in override]
-            imageset, report = load_sources(sources, meta.image_size, meta.channels, strict=strict)
+            imageset, report = load_sources(sources, meta.image_size, meta.channels, strict, shaper)
     elif not meta.data:
         raise PdfewshotError(": made from no data (pretrain --epochs 0); give --data with the classes to use", "model")
     else:
         sources = list(meta.data)
         try:
-            imageset, report = load_sources(sources, meta.image_size, meta.channels, strict=strict)
+            imageset, report = load_sources(sources, meta.image_size, meta.channels, strict, shaper)
         except PdfewshotError as error:
             raise PdfewshotError(f"the checkpoint's data source {error}") from None
-    warn_skipped(report)
+    warn_skipped(report, shaper)
     return imageset, sources
 
 

@@ -12,7 +12,7 @@ from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.methods.verification import similarities, similarity_kind
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import open_embedding
+from pdfewshot.stages.common import face_chips, open_embedding
 
 LABELS = {"same": True, "1": True, "different": False, "0": False}
 
@@ -112,7 +112,8 @@ def compare(config: CompareConfig) -> CompareResult:
     missing = next((path for path in unique if not path.is_file()), None)
     if missing is not None:
         raise PdfewshotError(f"{missing}: no such file")
-    images, _, _ = load_image_files(unique, meta.image_size, meta.channels, strict=True)
+    # On the face route an image without a face is a one-line error naming it ("no face found"), never a guess.
+    images, _, _ = load_image_files(unique, meta.image_size, meta.channels, True, face_chips(net, meta))
     embeddings = run_fast(net, images)
     index = {path: i for i, path in enumerate(unique)}
     first = embeddings[[index[a] for a, _, _ in pairs]]

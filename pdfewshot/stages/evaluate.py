@@ -25,7 +25,7 @@ from pdfewshot.nets.inference import run_fast
 from pdfewshot.reporting.console import ClassAccuracy, loss_progress
 from pdfewshot.reporting.plots import accuracy_pictures, class_accuracy_bars, roc_curve, score_histogram
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding, warn_skipped
+from pdfewshot.stages.common import face_chips, few_shot_classes, load_checkpoint_data, open_embedding, warn_skipped
 from pdfewshot.stages.open_set import OpenSetResult, evaluate_open_set
 from pdfewshot.stages.pairs import PairsResult, evaluate_pairs
 from pdfewshot.storage.atomic import write_json
@@ -197,15 +197,15 @@ def _write(config: EvaluateConfig, result: "EvaluateResult") -> None:
             write_plots(result, (config.report or DEFAULT_EVALUATE_REPORT).with_suffix(""))
 
 
-def _novel_images(config: EvaluateConfig, meta: EmbeddingMeta) -> ImageSet:
+def _novel_images(config: EvaluateConfig, meta: EmbeddingMeta, net: EmbeddingNet) -> ImageSet:
     """The images an embedding is evaluated on: its held-out classes, or ``--data``'s classes it was not
     trained on."""
-    imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
+    imageset, _ = load_checkpoint_data(meta, config.data, config.strict, face_chips(net, meta))
     return imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
 
 
 def _evaluate_pairs(config: EvaluateConfig, model: Path, net: EmbeddingNet, meta: EmbeddingMeta) -> "EvaluateResult":
-    imageset = _novel_images(config, meta)
+    imageset = _novel_images(config, meta, net)
     embeddings = run_fast(net, imageset.images)
     return EvaluateResult("pairs", [], pairs=evaluate_pairs(config, model, net, meta, imageset, embeddings))
 
@@ -301,7 +301,8 @@ def _evaluate_episodes(
     image_size: int,
 ) -> EvaluateResult:
     if meta is not None:
-        imageset = _novel_images(config, meta)
+        assert net is not None, "a checkpoint's network comes with its metadata"
+        imageset = _novel_images(config, meta, net)
     elif config.data:
         with about("data"):
             sources = [resolve_source(s) for s in config.data]

@@ -3,6 +3,8 @@ use it, loadable by ``paddle.inference`` alone (no pdfewshot network code needed
 
 from pathlib import Path
 
+import paddle
+
 from pdfewshot import __version__
 from pdfewshot.config import ExportConfig
 from pdfewshot.errors import PdfewshotError, about
@@ -14,6 +16,7 @@ from pdfewshot.storage.atomic import atomic_folder, read_json, write_json
 from pdfewshot.storage.metadata import ExportMeta, from_json, to_json
 
 PROGRAM = "predictor"  # the files are predictor.json (or .pdmodel) and predictor.pdiparams
+FACE_FINDER = "face_finder.pdparams"  # the face route: the detector's and landmarks' weights (a Paddle state dict)
 
 
 def read_export_meta(folder: Path) -> ExportMeta:
@@ -36,13 +39,19 @@ def export(config: ExportConfig) -> Path:
     with about("model"):
         predictor, meta = open_predictor(config.model)
     network, scored = scoring_network(predictor)
+    finder = predictor.embedding.face_finder if meta.face_alignment is not None else None
     with about("out"), atomic_folder(out) as staging:
         save_for_inference(network, meta.channels, meta.image_size, str(staging / PROGRAM))
+        if finder is not None:
+            paddle.save(finder.state_dict(), str(staging / FACE_FINDER))
         description = ExportMeta(
             format=ExportMeta.FORMAT, format_version=1, pdfewshot_version=__version__, program=PROGRAM,
             class_names=meta.class_names, image_size=meta.image_size, channels=meta.channels, method=meta.method,
             input="float32 [N, channels, image_size, image_size]: pixel values 0-255 of images centre-cropped "
-                  "to square and resized (LANCZOS); their scaling happens inside the model",
+                  "to square and resized (LANCZOS); their scaling happens inside the model" if finder is None else
+                  "float32 [N, 3, image_size, image_size]: pixel values 0-255 of aligned face chips, which pdfewshot "
+                  f"cuts ({meta.face_alignment}) with the face detector and landmarks of {FACE_FINDER}; their "
+                  "scaling happens inside the model",
             output="[N, classes + 1]: the logits (their softmax gives class probabilities), then the largest cosine "
                    "of the image's embedding to a class prototype (the max-cosine unknown score)"
             if scored else "logits [N, classes]; their softmax gives class probabilities",
@@ -50,6 +59,8 @@ def export(config: ExportConfig) -> Path:
             source_checkpoint=str(Path(config.model).resolve()),
             reject_score=meta.reject_score,
             scored=scored,
+            face_alignment=meta.face_alignment,
+            face_finder=FACE_FINDER if finder is not None else None,
         )  # fmt: skip
         write_json(staging / ExportMeta.FILE, to_json(description))
     return out

@@ -15,7 +15,7 @@ from pdfewshot.nets.classifier import PairPredictor, Predictor, prototypes
 from pdfewshot.nets.embedding import embed
 from pdfewshot.reporting.console import loss_progress
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import few_shot_classes, load_checkpoint_data, open_embedding
+from pdfewshot.stages.common import face_chips, few_shot_classes, load_checkpoint_data, open_embedding
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.storage.metadata import ImageRef, PredictorMeta, QueryManifest
@@ -64,7 +64,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         check_checkpoint_path(config.out)
     with about("model"):
         net, meta = open_embedding(config.model)
-    imageset, sources = load_checkpoint_data(meta, config.data, config.strict)
+    imageset, sources = load_checkpoint_data(meta, config.data, config.strict, face_chips(net, meta))
     candidates = few_shot_classes(meta, imageset, bool(config.data))
 
     rng = np.random.default_rng(config.seed)
@@ -139,6 +139,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
             "backbone_lr": config.backbone_lr,
         },
         normalisation=meta.normalisation,
+        face_alignment=meta.face_alignment,
     )
     with about("out"):
         write_json(manifest_file, manifest.to_json())

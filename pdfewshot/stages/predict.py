@@ -1,23 +1,28 @@
 """Prediction on new images: class and probability for each, or "unknown" below a threshold."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import paddle
 
 from pdfewshot.config import REJECT_SCORE_NAMES, PredictConfig
 from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.methods.unknown import scores_from_logits
 from pdfewshot.nets.classifier import scoring_network
+from pdfewshot.nets.faces.finder import NO_FACE, FaceChips, FaceFinder
 from pdfewshot.nets.inference import InferenceRunner, run_fast
 from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import open_predictor
+from pdfewshot.stages.common import face_chips, open_predictor
 from pdfewshot.stages.export import read_export_meta
+from pdfewshot.stages.faces import find_faces
+from pdfewshot.storage.checkpoint import load_weights
+from pdfewshot.storage.metadata import ExportMeta
 
 UNKNOWN = "unknown"
 SCORE_RANGES = {
@@ -33,12 +38,15 @@ class Prediction:
     label: str  # the best class, or "unknown" when its known-score is under the threshold
     rejection: "Rejection | None" = None  # how "unknown" was decided, when asked to
     known_score: float | None = None  # the rejection score's value for this image
+    box: tuple[float, float, float, float] | None = None  # the face route: the face's box (left, top, right, bottom)
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "image": self.image, "label": self.label,
             "top": [{"class": name, "probability": p} for name, p in self.ranked],
         }  # fmt: skip
+        if self.box is not None:
+            result["box"] = [round(value, 1) for value in self.box]
         if self.rejection is not None:
             result["rejection"] = {
                 "score": self.rejection.score, "threshold": self.rejection.threshold,
@@ -102,6 +110,7 @@ class Scorer:
     suggested_reject_below: float | None
     reject_score: str
     scored: bool
+    chips: FaceChips | None = None  # the face route: what finds each image's faces
 
     def logits_and_known(self, images: np.ndarray, score: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The logits of the images and, when ``score`` is given, its value for each image."""
@@ -125,11 +134,26 @@ def open_scorer(model: Path) -> Scorer:
         exported = read_export_meta(model)
         runner = InferenceRunner(str(model / exported.program))
         return Scorer(runner, exported.class_names, exported.image_size, exported.channels,
-                      exported.suggested_reject_below, exported.reject_score, exported.scored)  # fmt: skip
+                      exported.suggested_reject_below, exported.reject_score, exported.scored,
+                      exported_chips(model, exported))  # fmt: skip
     predictor, meta = open_predictor(model)
     network, scored = scoring_network(predictor)
     return Scorer(partial(run_fast, network), meta.class_names, meta.image_size, meta.channels,
-                  meta.suggested_reject_below, meta.reject_score, scored)  # fmt: skip
+                  meta.suggested_reject_below, meta.reject_score, scored, face_chips(predictor, meta))  # fmt: skip
+
+
+def exported_chips(folder: Path, exported: ExportMeta) -> FaceChips | None:
+    """The face chips an export of a face predictor takes, cut by its own face finder."""
+    if exported.face_alignment is None or exported.face_finder is None:
+        return None
+    finder = FaceFinder()
+    try:
+        state = paddle.load(str(folder / exported.face_finder))
+    except Exception as error:  # Paddle raises assorted types for a damaged or missing file
+        raise PdfewshotError(f"{folder / exported.face_finder}: cannot read weights ({type(error).__name__})") from None
+    load_weights(finder, state, folder / exported.face_finder)
+    finder.eval()
+    return FaceChips(finder, exported.face_alignment)
 
 
 def rejection(config: PredictConfig, scorer: Scorer) -> Rejection | None:
@@ -171,15 +195,38 @@ def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
     with about("model"):
         scorer = open_scorer(config.model)
     rule = rejection(config, scorer)
-    images, names, skipped = load_image_files(
-        collect_images(config.inputs), scorer.image_size, scorer.channels, config.strict
-    )
+    paths = collect_images(config.inputs)
+    if scorer.chips is not None:
+        return predict_faces(config, scorer, paths, rule), rule
+    images, names, skipped = load_image_files(paths, scorer.image_size, scorer.channels, config.strict)
     if skipped:
         err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
     if not names:
         raise PdfewshotError("no readable images to predict")
     logits, known = scorer.logits_and_known(images, rule.score if rule is not None else None)
     return label(names, logits, known, scorer.class_names, config.top_k, rule), rule
+
+
+def predict_faces(
+    config: PredictConfig, scorer: Scorer, paths: Sequence[Path], rule: Rejection | None
+) -> list[Prediction]:
+    """One prediction for every face of each image (largest first, each with its box), and one saying
+    "no face found" for an image without any; never a guess."""
+    assert scorer.chips is not None, "the face route"
+    faces, skipped = find_faces(paths, scorer.chips, scorer.image_size, config.strict)
+    if skipped:
+        err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
+    if not faces:
+        raise PdfewshotError("no readable images to predict")
+    found = [(name, face) for name, image_faces in faces for face in image_faces]
+    predictions: dict[str, list[Prediction]] = {name: [] for name, _ in faces}
+    if found:
+        chips = np.stack([face.chip for _, face in found])
+        logits, known = scorer.logits_and_known(chips, rule.score if rule is not None else None)
+        labelled = label([name for name, _ in found], logits, known, scorer.class_names, config.top_k, rule)
+        for (name, face), prediction in zip(found, labelled, strict=True):
+            predictions[name].append(replace(prediction, box=face.box))
+    return [prediction for name in predictions for prediction in (predictions[name] or [Prediction(name, [], NO_FACE)])]
 
 
 def label(
@@ -192,6 +239,8 @@ def label(
 ) -> list[Prediction]:
     """Predictions from the logits of the images ``names`` (probabilities are their softmax) and, under
     ``rule``, "unknown" where the rejection score ``known`` is below its threshold."""
+    if not len(names):
+        return []
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     k = min(top_k, len(classes))

@@ -22,6 +22,7 @@ from pdfewshot.config import (
     AUGMENT_NAMES,
     BACKBONE_NAMES,
     BUILTIN_SOURCE,
+    FACES,
     IMAGENET,
     LOSS_NAMES,
     NO_PRETRAINED,
@@ -35,12 +36,16 @@ from pdfewshot.data.profile import IMAGENET_SIZE, DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
 from pdfewshot.data.splits import hold_out_images, split_classes
 from pdfewshot.errors import PdfewshotError, about
-from pdfewshot.nets.backbones import VISION_MODELS
+from pdfewshot.nets.backbones import FACE_BACKBONE, VISION_MODELS
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
+from pdfewshot.nets.faces.descriptor import CHIP_SIZE
+from pdfewshot.nets.faces.finder import FaceFinder
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.nets.pretrained import (
     DEFAULT_IMAGENET_BACKBONE,
     StartWeights,
+    face_api_weights,
+    faces_unavailable,
     imagenet_unavailable,
     load_trunk_weights,
     read_start_weights,
@@ -50,6 +55,7 @@ from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
 from pdfewshot.runtime import available_cores, set_paddle_threads, thread_count
 from pdfewshot.stages.common import warn_skipped
+from pdfewshot.stages.faces import FACE_SHARE, faces_in_sample, start_chips
 from pdfewshot.stages.pairs import threshold_on
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
@@ -78,6 +84,10 @@ DEFAULT_LR = 1e-3
 # validated from the start (measured against the tutorial's frozen backbone and others: README, Results).
 IMAGENET_LOSS = "ce"
 IMAGENET_LR = 1e-4
+# From the face descriptor (no batch norm to hold its activations): at 1e-4 four steps of softmax over 106
+# people multiplied its features' norm by 7 and drew them together (their spread fell tenfold), and validation
+# fell to chance; at 1e-5 the same steps moved it by a sixth (README, faces).
+FACES_LR = 1e-5
 
 
 @dataclass
@@ -159,11 +169,14 @@ def data_sources(config: PretrainConfig) -> list[str]:
 
 
 def choose_start(config: PretrainConfig, profile: DataProfile, notify: bool) -> PretrainConfig:
-    """The config with ``pretrained`` decided: photographs start from paddle.vision's ImageNet weights when
-    they can be had (Paddle's cache, or a download server that answers at once), else from scratch, said
-    in one line (with ``notify``); other data, or a backbone without ImageNet weights, from scratch."""
+    """The config with ``pretrained`` decided: photographs of faces (a face found in nearly all of a sample)
+    start from face-api's face networks when they can be had, other photographs from paddle.vision's ImageNet
+    weights when they can be had (Paddle's cache, or a download server that answers at once), else from
+    scratch, said in one line (with ``notify``); other data, or a backbone without such weights, from scratch."""
     if config.pretrained is not None:
         return config
+    if profile.kind == "photos" and config.backbone in (None, FACE_BACKBONE) and _are_faces(config, notify):
+        return replace(config, pretrained=FACES)
     backbone = config.backbone or DEFAULT_IMAGENET_BACKBONE
     if profile.kind != "photos" or backbone not in VISION_MODELS:
         return replace(config, pretrained=NO_PRETRAINED)
@@ -180,19 +193,42 @@ def choose_start(config: PretrainConfig, profile: DataProfile, notify: bool) -> 
     return replace(config, pretrained=NO_PRETRAINED)
 
 
+def _are_faces(config: PretrainConfig, notify: bool) -> bool:
+    """Whether the data are faces and face-api's networks can be had (said in one line when so, with ``notify``)."""
+    if faces_unavailable() is not None:
+        return False
+    finder = FaceFinder()
+    with about("pretrained"):
+        finder.load_face_api(face_api_weights())
+    found, looked = faces_in_sample(data_sources(config), finder)
+    if not looked or found < FACE_SHARE * looked:
+        return False
+    if notify:
+        err_console.print(
+            f"faces: a face was found in {found} of {looked} sampled images, so the start is face-api's face networks "
+            "(--pretrained faces; --pretrained imagenet or none to start otherwise)",
+            markup=False,
+            soft_wrap=True,
+        )
+    return True
+
+
 def resolve(config: PretrainConfig, profile: DataProfile, start: StartWeights | None = None) -> PretrainConfig:
     """The config with every setting left to the data and the start weights filled in (explicit options
     always win)."""
     imagenet = start is not None and start.imagenet
-    loss = config.loss or (IMAGENET_LOSS if imagenet else profile.loss)
+    faces = start is not None and start.faces
+    if faces and config.image_size not in (None, CHIP_SIZE):
+        raise PdfewshotError(f"{config.image_size}: the face route's chips are {CHIP_SIZE} px", "image_size")
+    loss = config.loss or (IMAGENET_LOSS if imagenet or faces else profile.loss)
     photos = profile.kind in ("photos", "none")
+    size_from_imagenet = (IMAGENET_SIZE if photos else max(profile.image_size, 56)) if imagenet else profile.image_size
     return replace(
         config,
-        lr=config.lr or (IMAGENET_LR if imagenet else DEFAULT_LR),
+        lr=config.lr or (FACES_LR if faces else IMAGENET_LR if imagenet else DEFAULT_LR),
         backbone=config.backbone or (start.backbone if start else profile.backbone),
         loss=loss,
-        image_size=config.image_size or (
-            (IMAGENET_SIZE if photos else max(profile.image_size, 56)) if imagenet else profile.image_size),
+        image_size=config.image_size or (CHIP_SIZE if faces else size_from_imagenet),
         # A frozen backbone's features of undistorted images are computed once (train.frozen_trunk)
         augment=config.augment or ("none" if config.freeze_backbone else profile.augment),
         readout=config.readout or default_readout(loss, config.freeze_backbone),
@@ -392,8 +428,10 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
         assert config.image_size, "resolve() fills it in"
         channels = start_weights.channels if start_weights else None
         if sources:
-            imageset, load_report = load_sources(sources, config.image_size, channels, strict=config.strict)
-            warn_skipped(load_report)
+            chips = start_chips(start_weights)
+            imageset, load_report = load_sources(sources, config.image_size, channels, config.strict, chips)
+            if ranks.writer and config.show_progress:
+                warn_skipped(load_report, chips)
         else:
             imageset = ImageSet.empty(config.image_size, channels or 3)
     with about("data"):
@@ -431,7 +469,7 @@ def _network(config: PretrainConfig, channels: int, start_weights: StartWeights 
     normalisation = start_weights.normalisation if start_weights else "symmetric"
     net = EmbeddingNet(
         config.backbone, channels, config.embedding_dim, config.image_size, config.loss == "pair-bce",
-        normalisation, config.readout,
+        normalisation, config.readout, face_finder=start_weights is not None and start_weights.faces,
     )  # fmt: skip
     if start_weights is not None:
         with about("pretrained"):
@@ -551,6 +589,7 @@ def _meta(prepared: Prepared, record: Record, losses: list[float]) -> EmbeddingM
         ),
         normalisation=prepared.start.normalisation if prepared.start else "symmetric",
         readout=config.readout,
+        face_alignment=prepared.start.face_alignment if prepared.start else None,
     )
 
 

@@ -28,13 +28,15 @@ from pdfewshot.data.sources import load_image_files
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
+from pdfewshot.nets.faces.finder import FaceChips
+from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import open_embedding, open_predictor
+from pdfewshot.stages.common import checkpoint_chips, open_embedding, open_predictor
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import checkpoint_lock, read_checkpoint, save_checkpoint, sidecar_path
-from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
+from pdfewshot.storage.metadata import EmbeddingMeta, PredictorMeta, QueryManifest
 
 
 @dataclass(frozen=True)
@@ -110,10 +112,20 @@ def empty_predictor(embedding: Path, model: Path) -> tuple[Predictor, PredictorM
         backbone=meta.backbone, image_size=meta.image_size, channels=meta.channels, embedding_dim=meta.embedding_dim,
         readout=meta.readout, class_names=[], scale=scale, method="cosine", loss=meta.loss, support_count=0, data=[],
         embedding_checkpoint=str(embedding.resolve()), embedding_config=meta.config, shot=0, seed=0,
-        queries_manifest=model.stem + ".queries.json", suggested_reject_below=None, config={},
-        normalisation=meta.normalisation, reject_score=DEFAULT_REJECT_SCORE,
+        queries_manifest=model.stem + ".queries.json", suggested_reject_below=_pair_threshold(meta), config={},
+        normalisation=meta.normalisation, reject_score=DEFAULT_REJECT_SCORE, face_alignment=meta.face_alignment,
     )  # fmt: skip
     return predictor, predictor_meta
+
+
+def _pair_threshold(meta: EmbeddingMeta) -> float | None:
+    """On the face route, a classifier taught from nothing answers "unknown" where a face's largest cosine to
+    the classes is below the embedding's pair threshold: the cosine at which two faces are told to be one
+    person's (chosen by pretrain on other people). Other embeddings suggest none."""
+    verification = meta.verification
+    if meta.face_alignment is None or verification is None or verification.similarity != "cosine":
+        return None
+    return verification.threshold
 
 
 def add_class(model: Path, name: str, folder: Path) -> Taught:
@@ -121,9 +133,21 @@ def add_class(model: Path, name: str, folder: Path) -> Taught:
     predictor has)."""
     set_paddle_threads()
     with about("model"):
-        _, meta = read_checkpoint(model, PredictorMeta)  # for the image size; read again under the lock
-    images, _, _ = load_image_files(collect_images([folder]), meta.image_size, meta.channels, strict=True)
+        state, meta = read_checkpoint(model, PredictorMeta)  # for the image size; read again under the lock
+    images = support_images(collect_images([folder]), name, meta, checkpoint_chips(state, meta))
     return teach(model, name, images, folder)
+
+
+def support_images(paths: list[Path], name: str, meta: PredictorMeta, chips: FaceChips | None) -> np.ndarray:
+    """The support images of class ``name`` as the predictor takes them. On the face route an image with no
+    face is skipped with a warning, and a class left with none is an error naming it and its images."""
+    images, read, skipped = load_image_files(paths, meta.image_size, meta.channels, chips is None, chips)
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        if not read:
+            raise PdfewshotError(f"class {name}: no face found in its images ({shown})")
+        err_console.print(f"warning: class {name}: no face found in {shown}; skipped", markup=False, soft_wrap=True)
+    return images
 
 
 def teach(model: Path, name: str, images: np.ndarray, folder: Path, embedding: Path | None = None) -> Taught:

@@ -13,7 +13,7 @@ from pdfewshot.nets.inference import run_fast
 from pdfewshot.reporting.console import ClassAccuracy
 from pdfewshot.reporting.plots import accuracy_pictures
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import load_checkpoint_data, open_predictor, require_classes
+from pdfewshot.stages.common import face_chips, load_checkpoint_data, open_predictor, require_classes
 from pdfewshot.storage.atomic import read_json, write_json
 from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
 
@@ -63,7 +63,7 @@ def run_test(config: QueryTestConfig) -> QueryTestResult:
     with about("model"):
         predictor, meta = open_predictor(config.model)
         manifest = read_manifest(config.model, meta)
-    imageset, _ = load_checkpoint_data(meta, config.data, config.strict)
+    imageset, _ = load_checkpoint_data(meta, config.data, config.strict, face_chips(predictor, meta))
     # Classes added later with `support add` have no held-out queries; only queried classes must be here.
     require_classes(imageset, sorted({q.class_name for q in manifest.queries}), f"--model {config.model}")
     position = {key: i for i, key in enumerate(imageset.keys)}

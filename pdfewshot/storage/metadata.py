@@ -97,6 +97,7 @@ class EmbeddingMeta:
     normalisation: str = "symmetric"  # how pixels are scaled inside the network (nets.embedding)
     readout: str = "projection"  # what the embedding is read from (nets.embedding); older ones: the head
     verification: Verification | None = None  # chosen by pretrain (validation classes) or evaluate --pairs
+    face_alignment: str | None = None  # the face route: images enter as aligned face chips cut this way
 
     def __post_init__(self) -> None:
         _check_readout(self.readout)
@@ -135,6 +136,7 @@ class PredictorMeta:
     readout: str = "projection"
     reject_score: str = "max-softmax"  # what suggested_reject_below is a threshold of (older ones: softmax)
     reject_rate: float = 0.05
+    face_alignment: str | None = None  # the face route (as its embedding's)
 
     def __post_init__(self) -> None:
         _check_readout(self.readout)
@@ -179,6 +181,8 @@ class ExportMeta:
     source_checkpoint: str
     reject_score: str = "max-softmax"
     scored: bool = False  # the output carries the largest cosine to a class prototype after the logits
+    face_alignment: str | None = None  # the face route: the input is face chips cut this way
+    face_finder: str | None = None  # the face route: the file of the face detector's and landmarks' weights
 
 
 @dataclass(frozen=True)

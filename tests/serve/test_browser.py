@@ -175,3 +175,66 @@ def test_a_page_started_from_an_embedding_learns_from_its_first_photos(browser: 
         server.send_signal(signal.SIGINT)
         output = server.communicate(timeout=60)[0]
     assert server.returncode == 0 and "0 classes, taught into" in output, output
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+FACE_WEIGHTS = SHARED / "weights" / "face-api" / "model"
+PEOPLE = SHARED / "data" / "lfw_dev"
+
+
+def group_photo(path: Path, portraits: list[Path]) -> Path:
+    """The portraits side by side in one photo, as a group photo shows several people."""
+    from PIL import Image
+
+    photo = Image.new("RGB", (250 * len(portraits), 250))
+    for i, portrait in enumerate(portraits):
+        photo.paste(Image.open(portrait).convert("RGB"), (250 * i, 0))
+    photo.save(path)
+    return path
+
+
+@pytest.mark.skipif(not (FACE_WEIGHTS.is_dir() and PEOPLE.is_dir()), reason="needs ../shared")
+def test_a_face_page_learns_people_and_names_each_face_of_a_group_photo(browser: WebDriver, tmp_path: Path) -> None:
+    """Served a face embedding: two people taught from two photos each; a group photo of them and a third
+    person gets a box on each face, named, and "unknown" for the person never taught."""
+    from pdfewshot.config import PretrainConfig
+    from pdfewshot.stages.pretrain import pretrain
+
+    base = tmp_path / "others"
+    for name in ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe"):
+        (base / name).mkdir(parents=True)
+        for image in sorted((PEOPLE / name).iterdir())[:3]:
+            (base / name / image.name).symlink_to(image)
+    embedding = tmp_path / "faces.pdparams"
+    pretrain(PretrainConfig(data=[str(base)], out=embedding, pretrained=str(FACE_WEIGHTS), epochs=0,
+                            show_progress=False))  # fmt: skip
+    taught, stranger = ["Andre_Agassi", "Angelina_Jolie"], "Ann_Veneman"
+    port = free_port()
+    server = start_server(embedding, port)
+    wait = WebDriverWait(browser, 90)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda d: d.find_element(By.ID, "empty").is_displayed())
+        for name in taught:
+            photos = sorted((PEOPLE / name).iterdir())[:2]
+            browser.find_element(By.ID, "teach-name").send_keys(name)
+            browser.find_element(By.ID, "teach-input").send_keys("\n".join(str(p) for p in photos))
+            browser.find_element(By.ID, "teach-button").click()
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#classes li[data-name="{name}"]'))  # noqa: B023
+        portraits = [sorted((PEOPLE / name).iterdir())[5] for name in [*taught, stranger]]
+        group = group_photo(tmp_path / "group.jpg", portraits)
+        browser.find_element(By.ID, "classify-input").send_keys(str(group))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li .face")) == 3)
+        labels = [box.text for box in browser.find_elements(By.CSS_SELECTOR, "#results li .face span")]
+        lefts = [float(box.value_of_css_property("left")[:-2]) for box in
+                 browser.find_elements(By.CSS_SELECTOR, "#results li .face")]  # fmt: skip
+        named = [label.split(". ", 1)[1] for _, label in sorted(zip(lefts, labels, strict=True))]
+        assert named == [*taught, "unknown"], labels
+        browser.find_element(By.CSS_SELECTOR, "#results li").screenshot(str(tmp_path / "faces.png"))
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        assert (tmp_path / "faces.png").stat().st_size > 10_000
+        shutil.copy(tmp_path / "faces.png", os.environ.get("PDFEWSHOT_SCREENSHOT", str(tmp_path / "kept.png")))
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=60)[0]
+    assert server.returncode == 0, output

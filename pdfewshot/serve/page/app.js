@@ -97,33 +97,82 @@ async function classify(files) {
   try {
     const predictions = await api("POST", "/predict?" + query, formOf(files));
     const results = $("results");
-    predictions.forEach((prediction, i) => {
+    byImage(predictions).forEach((answers, i) => {
       const row = element("li");
-      row.dataset.label = prediction.label;
-      const image = element("img");
-      image.alt = prediction.image;
-      image.src = URL.createObjectURL(files[i]);
-      const answer = element("div", "answer");
-      const unknown = prediction.label === "unknown";
-      answer.append(element("div", unknown ? "label unknown" : "label",
-        unknown ? "unknown: none of the classes" : prediction.label));
-      for (const top of prediction.top) {
-        const bar = element("div", "bar");
-        const fill = element("span");
-        fill.style.width = (100 * top.probability).toFixed(1) + "%";
-        bar.append(fill, element("em", "", `${top.class} ${(100 * top.probability).toFixed(1)}%`));
-        answer.append(bar);
-      }
-      const rejection = prediction.rejection;
-      const note = rejection ? `${rejection.score} ${rejection.value.toFixed(3)} (threshold ${rejection.threshold.toFixed(3)})` : "";
-      answer.append(element("div", "note", `${prediction.image} ${note}`));
-      row.append(image, answer);
+      row.dataset.label = answers.map((prediction) => prediction.label).join(",");
+      const source = URL.createObjectURL(files[i]);
+      const faces = answers.some((prediction) => prediction.box);
+      if (faces) row.className = "with-faces";
+      row.append(faces ? facesFigure(source, answers) : thumbnail(source, answers[0].image));
+      const column = element("div", "answer");
+      answers.forEach((prediction, k) => column.append(...answer(prediction, faces ? k + 1 : null)));
+      row.append(column);
       results.prepend(row);
     });
     show("classify-message", "");
   } catch (error) {
     show("classify-message", error.message, true);
   }
+}
+
+// The predictions of one upload stay together: one, or on the face route one for each face found.
+function byImage(predictions) {
+  const groups = [];
+  for (const prediction of predictions) {
+    const last = groups[groups.length - 1];
+    if (last && prediction.box && last[0].box && last[0].image === prediction.image) last.push(prediction);
+    else groups.push([prediction]);
+  }
+  return groups;
+}
+
+function thumbnail(source, name) {
+  const image = element("img");
+  image.alt = name;
+  image.src = source;
+  return image;
+}
+
+// The photo with a box around each face found, named by the face's label ("unknown" below the threshold).
+function facesFigure(source, answers) {
+  const frame = element("div", "faces");
+  const image = thumbnail(source, answers[0].image);
+  frame.append(image);
+  image.addEventListener("load", () => {
+    answers.forEach((prediction, index) => {
+      if (!prediction.box) return;
+      const [left, top, right, bottom] = prediction.box;
+      const box = element("div", prediction.label === "unknown" ? "face unknown" : "face");
+      box.style.left = (100 * left / image.naturalWidth) + "%";
+      box.style.top = (100 * top / image.naturalHeight) + "%";
+      box.style.width = (100 * (right - left) / image.naturalWidth) + "%";
+      box.style.height = (100 * (bottom - top) / image.naturalHeight) + "%";
+      box.append(element("span", "", `${index + 1}. ${prediction.label}`));
+      frame.append(box);
+    });
+  });
+  return frame;
+}
+
+function answer(prediction, number) {
+  const parts = [];
+  const unknown = prediction.label === "unknown";
+  const noFace = prediction.label === "no face found";
+  const shown = unknown ? "unknown: none of the classes" : prediction.label;
+  const place = number && prediction.box ? `face ${number}: ` : "";
+  parts.push(element("div", unknown || noFace ? "label unknown" : "label", place + shown));
+  for (const top of prediction.top) {
+    const bar = element("div", "bar");
+    const fill = element("span");
+    fill.style.width = (100 * top.probability).toFixed(1) + "%";
+    bar.append(fill, element("em", "", `${top.class} ${(100 * top.probability).toFixed(1)}%`));
+    parts.push(bar);
+  }
+  const rejection = prediction.rejection;
+  const note = rejection && rejection.value !== null
+    ? `${rejection.score} ${rejection.value.toFixed(3)} (threshold ${rejection.threshold.toFixed(3)})` : "";
+  parts.push(element("div", "note", `${prediction.image} ${note}`));
+  return parts;
 }
 
 let teachFiles = [];

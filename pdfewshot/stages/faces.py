@@ -1,0 +1,64 @@
+"""The face route at the stages' level: the chips a face start makes, whether data are faces (so that the
+face start is chosen by default), and every face of an image for ``predict``, ``compare`` and ``serve``."""
+
+from collections.abc import Sequence
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from pdfewshot.data.decoding import UNREADABLE, decode_image, flattened
+from pdfewshot.data.sources import iter_source
+from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.faces.finder import Face, FaceChips, FaceFinder
+from pdfewshot.nets.pretrained import StartWeights
+
+FACE_SAMPLE = 24  # images looked at to tell whether data are faces
+FACE_SHARE = 0.9  # share of them with a face found for the data to count as faces
+
+
+def start_chips(start: StartWeights | None) -> FaceChips | None:
+    """The chips a face start cuts (its own detector and landmarks); None for other starts."""
+    if start is None or start.face_finder is None or start.face_alignment is None:
+        return None
+    finder = FaceFinder()
+    finder.set_state_dict(start.face_finder)
+    finder.eval()
+    return FaceChips(finder, start.face_alignment)
+
+
+def faces_in_sample(sources: Sequence[str], finder: FaceFinder) -> tuple[int, int]:
+    """(images with a face found, images looked at) of up to :data:`FACE_SAMPLE` images spread over the sources."""
+    per_source = max(1, FACE_SAMPLE // max(1, len(sources)))
+    found = looked = 0
+    for source in sources:
+        for _, read in islice(iter_source(source), per_source):
+            try:
+                image = np.asarray(flattened(decode_image(read())).convert("RGB"))
+            except UNREADABLE:
+                continue
+            looked += 1
+            found += bool(finder.detect(image))
+    return found, looked
+
+
+def every_face(chips: FaceChips, raw: bytes | np.ndarray, size: int) -> list[Face]:
+    """The faces of one encoded image, largest first (raises what decoding raises for an unreadable one)."""
+    image = np.asarray(flattened(decode_image(raw)).convert("RGB"))
+    return sorted(chips.finder.find(image, chips.alignment, size), key=lambda face: -face.area)
+
+
+def find_faces(
+    paths: Sequence[Path], chips: FaceChips, size: int, strict: bool
+) -> tuple[list[tuple[str, list[Face]]], list[str]]:
+    """The faces of each readable image file (none for an image without a face), and the unreadable files
+    skipped (an error under ``strict``)."""
+    faces, skipped = [], []
+    for path in paths:
+        try:
+            faces.append((str(path), every_face(chips, path.read_bytes(), size)))
+        except UNREADABLE as error:
+            if strict:
+                raise PdfewshotError(f"{path}: unreadable image ({error})") from None
+            skipped.append(str(path))
+    return faces, skipped

@@ -1,0 +1,68 @@
+"""The docs stay true: docs/cli.md is what Typer writes from the CLI today, every relative link in README.md
+and docs/ leads to a file, and every `pdfewshot ...` command line in them names a command and options that
+exist."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from pdfewshot.cli import app
+
+ROOT = Path(__file__).parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+COMMAND = re.compile(r"(?:^|[\s`(])pdfewshot((?: [a-z][a-z-]*)+)((?: +[^\s`|]+)*)")
+
+
+def test_the_cli_reference_is_what_typer_writes_today(tmp_path: Path) -> None:
+    written = tmp_path / "cli.md"
+    typer_command = Path(sys.executable).with_name("typer")
+    done = subprocess.run([str(typer_command), "pdfewshot.cli", "utils", "docs", "--name", "pdfewshot", "--output",
+                           str(written)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (ROOT / "docs" / "cli.md").read_text() == written.read_text(), (
+        "docs/cli.md is out of date: typer pdfewshot.cli utils docs --name pdfewshot --output docs/cli.md"
+    )
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_relative_link_leads_to_a_file(doc: Path) -> None:
+    for target in LINK.findall(doc.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (doc.parent / target.split("#", 1)[0]).resolve()
+        assert path.exists(), f"{doc.name}: link to {target} leads nowhere"
+
+
+def _commands(text: str) -> list[tuple[list[str], list[str]]]:
+    """(command words, options) of each `pdfewshot ...` command line in code: fenced blocks and `spans`."""
+    code = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S) + re.findall(r"`([^`\n]+)`", text)
+    found = []
+    for block in code:
+        for line in block.splitlines():
+            for part in re.split(r"&&|\|\||;|\|", line.split("  #", 1)[0]):  # one command each
+                for words, rest in COMMAND.findall(part):
+                    options = re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)
+                    found.append((words.split(), options))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_command_in_the_docs_exists_with_its_options(doc: Path) -> None:
+    root: Any = typer.main.get_command(app)  # Typer's own copy of a click group
+    for words, options in _commands(doc.read_text()):
+        command = root
+        known = {opt for param in root.params for opt in param.opts}
+        for word in words:
+            if word not in getattr(command, "commands", {}):
+                break  # the rest are arguments (an image, a folder)
+            command = command.commands[word]
+            known |= {opt for param in command.params for opt in param.opts + param.secondary_opts}
+        assert command is not root, f"{doc.name}: `pdfewshot {' '.join(words)}` names no command"
+        unknown = [option for option in options if option not in known | {"--help"}]
+        assert not unknown, f"{doc.name}: `pdfewshot {' '.join(words)}` has no option {unknown[0]}"
