@@ -1,4 +1,4 @@
-"""The README's table of unknown scores from the reports of ``pdfewshot evaluate --open-set``.
+"""The table of unknown scores (docs/results.md) from the reports of ``pdfewshot evaluate --open-set``.
 
     pdfewshot evaluate --open-set --shot 1 --shot 5 --episodes 300 --method prototype --method finetune \\
         --report models/open_set.json

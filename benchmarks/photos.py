@@ -9,7 +9,7 @@ pretraining time and each evaluation's time (loading, embedding, episodes); then
 equal error rate). The two groups of categories are folders of symbolic links to the data where it lies
 (nothing is copied). Splits:
 
-- ``seeded``: 10 categories drawn with ``--seed`` (the from-scratch rows of the README);
+- ``seeded``: 10 categories drawn with ``--seed`` (the from-scratch rows of docs/results.md);
 - ``caltech10``: brain, buddha, butterfly, chandelier, crab, electric_guitar, ewer, flamingo, kangaroo,
   starfish (the ImageNet issue's split of caltech101_dev);
 - ``people40``: lfw_dev's sorted folder names shuffled by ``random.Random(7)``, the first 40;
@@ -24,7 +24,7 @@ the MobileNetV2 of ../shared/weights, the one such file this machine has).
     python benchmarks/photos.py --split caltech10 --recipe imagenet-224px
     python benchmarks/photos.py --data ../shared/data/lfw_dev --split people40 --recipe imagenet-224px
     python benchmarks/photos.py --data ../shared/data/lfw_dev --split people40 --recipe imagenet-224px --evaluate-only
-    python benchmarks/photos.py --table                           # the README table from the saved rows
+    python benchmarks/photos.py --table                           # the results table from the saved rows
 """
 
 import argparse

@@ -29,7 +29,7 @@ AugmentName = Literal["none", "affine", "photo"]
 ReadoutName = Literal["backbone", "projection"]
 
 # Unknown scores a predictor can reject by (pdfewshot.methods.unknown); the default was measured best
-# (README, Results: rejecting unknown classes).
+# (docs/results.md: rejecting unknown classes).
 RejectScoreName = Literal["max-cosine", "energy", "max-softmax"]
 REJECT_SCORE_NAMES: tuple[str, ...] = get_args(RejectScoreName)
 DEFAULT_REJECT_SCORE = "max-cosine"
@@ -63,7 +63,7 @@ class PretrainConfig:
     max_epochs: int | None = None  # None: pdfewshot.stages.pretrain.max_validated_epochs
     loss: str | None = None
     margin: float | None = None  # None: the loss's own default (see pdfewshot.train.tasks)
-    warmup_epochs: int = 2  # chosen by measurement (README, Results)
+    warmup_epochs: int = 2  # chosen by measurement (docs/results.md)
     steps_per_epoch: int | None = None
     batch_size: int = 64
     lr: float | None = None  # None: 1e-3 from scratch, 1e-4 from ImageNet, 1e-5 from face weights (stages.pretrain)
@@ -89,7 +89,7 @@ class PretrainConfig:
 
 
 def default_readout(loss: str, freeze_backbone: bool) -> str:
-    """The backbone's features (measured better: README, Results), unless the embedding must be the
+    """The backbone's features (measured better: docs/results.md), unless the embedding must be the
     projection: the pair head of ``pair-bce`` scores projections, and a frozen backbone would leave
     training nothing to change in its features."""
     return "projection" if loss == "pair-bce" or freeze_backbone else "backbone"

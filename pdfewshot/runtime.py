@@ -2,7 +2,7 @@
 
 At its defaults Paddle on CPU runs one thread, and its bundled MKL takes a slow code path on AMD
 processors unless ``MKL_DEBUG_CPU_TYPE=5`` tells it otherwise; on Intel processors that setting costs
-speed instead (README, Performance), so it is set on AMD processors only, read from ``/proc/cpuinfo``.
+speed instead (docs/performance.md), so it is set on AMD processors only, read from ``/proc/cpuinfo``.
 The MKL and log settings are environment variables that must be set before Paddle is imported
 (``pdfewshot/__init__`` does it); the thread count is applied after import with ``set_num_threads``,
 because Paddle warns at import about any ``OMP_NUM_THREADS`` above 1. Settings the user made are left

@@ -17,9 +17,13 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Photographs would start from ImageNet weights fetched by Paddle: tests never ask its server."""
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Photographs would start from ImageNet weights fetched by Paddle: tests never ask its server; and face-api's
+    weights are looked for in an empty folder, not where a user of this machine may have put them."""
+    from pdfewshot.nets import pretrained
+
     monkeypatch.setenv("PDFEWSHOT_OFFLINE", "1")
+    monkeypatch.setattr(pretrained, "face_api_folder", lambda: tmp_path_factory.getbasetemp() / "no-face-api")
 
 
 def write_image(path: Path, value: int, size: int = 12, mode: str = "L", fmt: str | None = None) -> None:

@@ -4,7 +4,7 @@ The training losses act on the projection head's output. What the later stages u
 by default the backbone's features before that head: the layer before a projection head carries more of
 what tells classes apart than the head, which the loss shapes to its own task alone (Chen et al. 2020,
 "A Simple Framework for Contrastive Learning of Visual Representations", section 4.2; measured here in
-README, Results). ``readout="projection"`` reads the head's output, as checkpoints written before the
+docs/results.md). ``readout="projection"`` reads the head's output, as checkpoints written before the
 choice existed do, and as the pair head of ``pair-bce`` needs.
 
 The network takes pixel values (float32 ``[N, C, H, W]`` in 0..255) and scales them itself, so an

@@ -16,6 +16,7 @@ from pdfewshot.nets.embedding import embed
 from pdfewshot.reporting.console import loss_progress
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import face_chips, few_shot_classes, load_checkpoint_data, open_embedding
+from pdfewshot.stages.faces import face_pair_threshold
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.storage.metadata import ImageRef, PredictorMeta, QueryManifest
@@ -128,7 +129,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         shot=config.shot,
         seed=config.seed,
         queries_manifest=manifest_file.name,
-        suggested_reject_below=threshold,
+        suggested_reject_below=threshold
+        if threshold is not None or config.reject_score != "max-cosine"
+        else (face_pair_threshold(meta)),
         reject_score=config.reject_score,
         reject_rate=config.reject_rate,
         config={

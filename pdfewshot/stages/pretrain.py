@@ -81,12 +81,12 @@ MIN_BATCH_PER_PROCESS = 16  # images of every batch each training process takes,
 MAX_LOADER_WORKERS = 4  # batch-making processes beside a GPU, at most
 DEFAULT_LR = 1e-3
 # From ImageNet weights: every layer fine-tuned with softmax over the base classes at a tenth of the rate,
-# validated from the start (measured against the tutorial's frozen backbone and others: README, Results).
+# validated from the start (measured against the tutorial's frozen backbone and others: docs/results.md).
 IMAGENET_LOSS = "ce"
 IMAGENET_LR = 1e-4
 # From the face descriptor (no batch norm to hold its activations): at 1e-4 four steps of softmax over 106
 # people multiplied its features' norm by 7 and drew them together (their spread fell tenfold), and validation
-# fell to chance; at 1e-5 the same steps moved it by a sixth (README, faces).
+# fell to chance; at 1e-5 the same steps moved it by a sixth (docs/results.md, Faces).
 FACES_LR = 1e-5
 
 

@@ -32,11 +32,12 @@ from pdfewshot.nets.faces.finder import FaceChips
 from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import checkpoint_chips, open_embedding, open_predictor
+from pdfewshot.stages.faces import face_pair_threshold
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import checkpoint_lock, read_checkpoint, save_checkpoint, sidecar_path
-from pdfewshot.storage.metadata import EmbeddingMeta, PredictorMeta, QueryManifest
+from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
 
 
 @dataclass(frozen=True)
@@ -112,20 +113,10 @@ def empty_predictor(embedding: Path, model: Path) -> tuple[Predictor, PredictorM
         backbone=meta.backbone, image_size=meta.image_size, channels=meta.channels, embedding_dim=meta.embedding_dim,
         readout=meta.readout, class_names=[], scale=scale, method="cosine", loss=meta.loss, support_count=0, data=[],
         embedding_checkpoint=str(embedding.resolve()), embedding_config=meta.config, shot=0, seed=0,
-        queries_manifest=model.stem + ".queries.json", suggested_reject_below=_pair_threshold(meta), config={},
+        queries_manifest=model.stem + ".queries.json", suggested_reject_below=face_pair_threshold(meta), config={},
         normalisation=meta.normalisation, reject_score=DEFAULT_REJECT_SCORE, face_alignment=meta.face_alignment,
     )  # fmt: skip
     return predictor, predictor_meta
-
-
-def _pair_threshold(meta: EmbeddingMeta) -> float | None:
-    """On the face route, a classifier taught from nothing answers "unknown" where a face's largest cosine to
-    the classes is below the embedding's pair threshold: the cosine at which two faces are told to be one
-    person's (chosen by pretrain on other people). Other embeddings suggest none."""
-    verification = meta.verification
-    if meta.face_alignment is None or verification is None or verification.similarity != "cosine":
-        return None
-    return verification.threshold
 
 
 def add_class(model: Path, name: str, folder: Path) -> Taught:

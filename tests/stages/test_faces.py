@@ -85,6 +85,13 @@ def test_predict_names_every_face_with_its_box_and_says_no_face_found(route: dic
     lefts = {r.label: r.box[0] for r in faces if r.box is not None}
     assert lefts[NEW[1]] < 250 < lefts[NEW[2]]  # each name on its own face
     assert [r.label for r in results if r.image.endswith("empty.png")] == ["no face found"]
+    # One photo a person leaves finetune no images to choose a threshold on: it takes the pair threshold.
+    stranger = sorted((PEOPLE / BASE[2]).iterdir())[5]
+    known = sorted((PEOPLE / NEW[0]).iterdir())[5]
+    answers, rule = predict(PredictConfig(inputs=[stranger, known], model=route["predictor"], reject_below="suggested"))
+    chosen = read_checkpoint(route["embedding"], EmbeddingMeta)[1].verification
+    assert rule is not None and chosen is not None and rule.threshold == chosen.threshold
+    assert [r.label for r in answers] == ["unknown", NEW[0]]
 
 
 def test_an_export_of_a_face_predictor_finds_faces_as_the_checkpoint_does(route: dict[str, Path]) -> None:

@@ -28,12 +28,12 @@ from pdfewshot.nets.runner import LayerRunner
 
 ALIGN_PADDING = 0.2  # face-api.js's minBoxPadding
 # The detector's anchors span faces of about 50-330 px of its input, so one input size misses faces that fill
-# the image once it is enlarged (at 416 px, the package's default, it found a face in 86% of lfw_dev's
-# 250 px portraits; at 160 and 320 together, 99.7%: README, faces). Sizes are tried together and their
+# the image once it is enlarged (at 416 px, the package's default, it found a face in 85% of 628 lfw_dev
+# portraits; at 160 and 320 together, 99.5%: docs/results.md, Faces). Sizes are tried together and their
 # boxes pooled; an image larger than LARGE_IMAGE is also looked at near its own size, for small faces.
 DETECTION_SIZES = (160, 320)
 LARGE_IMAGE, LARGE_SIZE = 640, 608
-# How a face's chip is cut from its landmarks (chosen by measurement: README, faces):
+# How a face's chip is cut from its landmarks (chosen by measurement: docs/results.md, Faces):
 # - "landmarks": the 68 points' bounding box widened by a fifth (face-api.js);
 # - "eyes-mouth": a square whose side is the mean eye-to-mouth distance / 0.45, placed by the centre of the
 #   eyes and mouth (@vladmandic/face-api's dlib-like box, which its descriptors are computed on);
