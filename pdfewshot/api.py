@@ -16,7 +16,7 @@ documents each); a name that is not one of them is a ``TypeError``. Bad input ra
 import io
 import shutil
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +27,7 @@ from PIL import Image
 from pdfewshot.config import DEFAULT_EMBEDDING, DEFAULT_PREDICTOR, EvaluateConfig, FinetuneConfig, PretrainConfig
 from pdfewshot.data.decoding import decode_image, shape_picture
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.nets.faces.finder import NO_FACE, FaceChips
+from pdfewshot.nets.faces.finder import FaceChips
 from pdfewshot.nets.inference import run_fast
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.serve.service import served_predictor, taught_folder
@@ -36,7 +36,7 @@ from pdfewshot.stages.evaluate import EvaluateResult
 from pdfewshot.stages.evaluate import evaluate as evaluate_stage
 from pdfewshot.stages.faces import every_face
 from pdfewshot.stages.finetune import finetune as finetune_stage
-from pdfewshot.stages.predict import Prediction, Scorer, label, open_scorer
+from pdfewshot.stages.predict import Prediction, Scorer, label, label_faces, open_scorer
 from pdfewshot.stages.pretrain import pretrain as pretrain_stage
 from pdfewshot.stages.support import Taught, remove_class, teach
 from pdfewshot.storage.atomic import atomic_write
@@ -155,17 +155,9 @@ class Classifier:
             names = [_picture(image)[0] for image in images]
             logits, _ = scorer.logits_and_known(_rows(images, scorer.image_size, scorer.channels, None), None)
             return label(names, logits, None, scorer.class_names, top_k, None)
-        predictions = []
-        for image in images:
-            name, picture = _picture(image)
-            faces = every_face(scorer.chips, np.asarray(picture.convert("RGB")), scorer.image_size)
-            if not faces:
-                predictions.append(Prediction(name, [], NO_FACE))
-                continue
-            logits, _ = scorer.logits_and_known(np.stack([face.chip for face in faces]), None)
-            labelled = label([name] * len(faces), logits, None, scorer.class_names, top_k, None)
-            predictions += [replace(prediction, box=face.box) for face, prediction in zip(faces, labelled, strict=True)]
-        return predictions
+        pictures = [_picture(image) for image in images]
+        faces = [(name, every_face(scorer.chips, picture, scorer.image_size)) for name, picture in pictures]
+        return label_faces(faces, scorer, top_k, None)
 
     def add_class(self, name: str, images: Sequence[ImageLike]) -> Taught:
         """Teaches class ``name`` from ``images`` (a new class, or more images of one), written to the checkpoint

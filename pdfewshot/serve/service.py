@@ -23,6 +23,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -440,15 +441,22 @@ def _decode(uploads: Sequence[Upload], image_size: int, channels: int, chips: Fa
     not an image, or shows no face, is a 400 naming it."""
     arrays = []
     for upload in uploads:
-        try:
+        with _refused(upload):
             arrays.append(shape_picture(decode_image(upload.data), image_size, channels, chips))
-        except UnidentifiedImageError:
-            raise ServiceError(400, f"{upload.filename}: not an image (Pillow cannot identify it)") from None
-        except UNREADABLE as error:
-            raise ServiceError(400, f"{upload.filename}: unreadable image ({error})") from None
-        except UnusableImage as error:
-            raise ServiceError(400, f"{upload.filename}: {error}") from None
     return np.stack(arrays)
+
+
+@contextmanager
+def _refused(upload: Upload) -> Iterator[None]:
+    """An upload that is not an image, cannot be read, or shows no face: a 400 naming it."""
+    try:
+        yield
+    except UnidentifiedImageError:
+        raise ServiceError(400, f"{upload.filename}: not an image (Pillow cannot identify it)") from None
+    except UNREADABLE as error:
+        raise ServiceError(400, f"{upload.filename}: unreadable image ({error})") from None
+    except UnusableImage as error:
+        raise ServiceError(400, f"{upload.filename}: {error}") from None
 
 
 def _rows(
@@ -461,12 +469,8 @@ def _rows(
     arrays: list[np.ndarray] = []
     rows: list[tuple[str, Face | None]] = []
     for upload in uploads:
-        try:
+        with _refused(upload):
             faces = every_face(chips, upload.data, image_size)
-        except UnidentifiedImageError:
-            raise ServiceError(400, f"{upload.filename}: not an image (Pillow cannot identify it)") from None
-        except UNREADABLE as error:
-            raise ServiceError(400, f"{upload.filename}: unreadable image ({error})") from None
         arrays += [face.chip for face in faces]
         rows += [(upload.filename, face) for face in faces] if faces else [(upload.filename, None)]
     empty = np.zeros((0, image_size, image_size, channels), dtype=np.uint8)

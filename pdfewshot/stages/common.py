@@ -13,7 +13,7 @@ from pdfewshot.data.sources import LoadReport, load_sources, resolve_source
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import EmbeddingNet
-from pdfewshot.nets.faces.finder import NO_FACE, FaceChips, FaceFinder
+from pdfewshot.nets.faces.finder import NO_FACE, FaceChips
 from pdfewshot.reporting.console import err_console
 from pdfewshot.storage.checkpoint import load_weights, read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, PredictorMeta
@@ -79,10 +79,8 @@ def checkpoint_chips(state: dict[str, Any], meta: EmbeddingMeta | PredictorMeta)
     prefix = next((p for p in ("face_finder.", "embedding.face_finder.") if any(k.startswith(p) for k in state)), None)
     if prefix is None:
         raise PdfewshotError("a face checkpoint without its face finder's weights")
-    finder = FaceFinder()
-    load_weights(finder, {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, "face finder")
-    finder.eval()
-    return FaceChips(finder, meta.face_alignment)
+    finder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    return FaceChips.from_weights(finder, meta.face_alignment, "the checkpoint's face finder")
 
 
 def warn_skipped(report: LoadReport, shaper: FaceChips | None = None) -> None:

@@ -6,6 +6,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pdfewshot.data.decoding import UNREADABLE, decode_image, flattened
 from pdfewshot.data.sources import iter_source
@@ -32,10 +33,7 @@ def start_chips(start: StartWeights | None) -> FaceChips | None:
     """The chips a face start cuts (its own detector and landmarks); None for other starts."""
     if start is None or start.face_finder is None or start.face_alignment is None:
         return None
-    finder = FaceFinder()
-    finder.set_state_dict(start.face_finder)
-    finder.eval()
-    return FaceChips(finder, start.face_alignment)
+    return FaceChips.from_weights(start.face_finder, start.face_alignment, start.path)
 
 
 def faces_in_sample(sources: Sequence[str], finder: FaceFinder) -> tuple[int, int]:
@@ -53,9 +51,11 @@ def faces_in_sample(sources: Sequence[str], finder: FaceFinder) -> tuple[int, in
     return found, looked
 
 
-def every_face(chips: FaceChips, raw: bytes | np.ndarray, size: int) -> list[Face]:
-    """The faces of one encoded image, largest first (raises what decoding raises for an unreadable one)."""
-    image = np.asarray(flattened(decode_image(raw)).convert("RGB"))
+def every_face(chips: FaceChips, raw: bytes | np.ndarray | Image.Image, size: int) -> list[Face]:
+    """The faces of one image (encoded, an array or decoded), largest first (raises what decoding raises for
+    an unreadable one)."""
+    picture = raw if isinstance(raw, Image.Image) else decode_image(raw)
+    image = np.asarray(flattened(picture).convert("RGB"))
     return sorted(chips.finder.find(image, chips.alignment, size), key=lambda face: -face.area)
 
 

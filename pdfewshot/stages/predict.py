@@ -14,14 +14,13 @@ from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.methods.unknown import scores_from_logits
 from pdfewshot.nets.classifier import scoring_network
-from pdfewshot.nets.faces.finder import NO_FACE, FaceChips, FaceFinder
+from pdfewshot.nets.faces.finder import NO_FACE, Face, FaceChips
 from pdfewshot.nets.inference import InferenceRunner, run_fast
 from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import face_chips, open_predictor
 from pdfewshot.stages.export import read_export_meta
 from pdfewshot.stages.faces import find_faces
-from pdfewshot.storage.checkpoint import load_weights
 from pdfewshot.storage.metadata import ExportMeta
 
 UNKNOWN = "unknown"
@@ -146,14 +145,11 @@ def exported_chips(folder: Path, exported: ExportMeta) -> FaceChips | None:
     """The face chips an export of a face predictor takes, cut by its own face finder."""
     if exported.face_alignment is None or exported.face_finder is None:
         return None
-    finder = FaceFinder()
     try:
         state = paddle.load(str(folder / exported.face_finder))
     except Exception as error:  # Paddle raises assorted types for a damaged or missing file
         raise PdfewshotError(f"{folder / exported.face_finder}: cannot read weights ({type(error).__name__})") from None
-    load_weights(finder, state, folder / exported.face_finder)
-    finder.eval()
-    return FaceChips(finder, exported.face_alignment)
+    return FaceChips.from_weights(state, exported.face_alignment, folder / exported.face_finder)
 
 
 def rejection(config: PredictConfig, scorer: Scorer) -> Rejection | None:
@@ -218,15 +214,26 @@ def predict_faces(
         err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
     if not faces:
         raise PdfewshotError("no readable images to predict")
+    return label_faces(faces, scorer, config.top_k, rule)
+
+
+def label_faces(
+    faces: Sequence[tuple[str, list[Face]]], scorer: Scorer, top_k: int, rule: Rejection | None
+) -> list[Prediction]:
+    """Predictions for the faces of each named image, in order, each with its box; "no face found" for an
+    image with none. All faces are scored in one pass."""
     found = [(name, face) for name, image_faces in faces for face in image_faces]
-    predictions: dict[str, list[Prediction]] = {name: [] for name, _ in faces}
+    labelled: list[Prediction] = []
     if found:
         chips = np.stack([face.chip for _, face in found])
         logits, known = scorer.logits_and_known(chips, rule.score if rule is not None else None)
-        labelled = label([name for name, _ in found], logits, known, scorer.class_names, config.top_k, rule)
-        for (name, face), prediction in zip(found, labelled, strict=True):
-            predictions[name].append(replace(prediction, box=face.box))
-    return [prediction for name in predictions for prediction in (predictions[name] or [Prediction(name, [], NO_FACE)])]
+        labelled = label([name for name, _ in found], logits, known, scorer.class_names, top_k, rule)
+    answers = iter(replace(prediction, box=face.box) for (_, face), prediction in zip(found, labelled, strict=True))
+    return [
+        prediction
+        for name, image_faces in faces
+        for prediction in ([next(answers) for _ in image_faces] or [Prediction(name, [], NO_FACE)])
+    ]
 
 
 def label(

@@ -11,8 +11,10 @@ checkpoint (keys ``face_finder.*``), so that every stage finds faces exactly as 
 """
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
@@ -25,6 +27,7 @@ from pdfewshot.nets.faces import detector as det
 from pdfewshot.nets.faces import landmarks as lm
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE
 from pdfewshot.nets.runner import LayerRunner
+from pdfewshot.storage.checkpoint import load_weights
 
 ALIGN_PADDING = 0.2  # face-api.js's minBoxPadding
 # The detector's anchors span faces of about 50-330 px of its input, so one input size misses faces that fill
@@ -222,6 +225,15 @@ class FaceChips:
         self.finder, self.alignment = finder, alignment
         self.identity = f"faces:{alignment}:{finder.digest()}"
         self.several = 0  # images with more than one face, of those made into chips here
+
+    @classmethod
+    def from_weights(cls, state: Mapping[str, Any], alignment: str, source: str | Path) -> "FaceChips":
+        """The chips a stored finder cuts: its detector's and landmarks' weights (keys as :class:`FaceFinder`'s,
+        checked to fit; errors name ``source``) and the alignment it was made with."""
+        finder = FaceFinder()
+        load_weights(finder, state, source)
+        finder.eval()
+        return cls(finder, alignment)
 
     def __call__(self, picture: Image.Image, size: int) -> np.ndarray:
         faces = self.finder.find(np.asarray(picture.convert("RGB")), self.alignment, size, largest=True)
