@@ -20,10 +20,17 @@ import typer
 from pdfewshot import __version__
 from pdfewshot.config import (
     BACKBONE_NAMES,
+    BACKBONE_STAGES,
     DEFAULT_EMBEDDING,
     DEFAULT_EVALUATE_REPORT,
     DEFAULT_PREDICTOR,
     DEFAULT_TEST_REPORT,
+    IMAGENET_BACKBONE_SHARE,
+    IMAGENET_FREEZE_TO,
+    IMAGENET_MAX_EPOCHS,
+    IMAGENET_PROBE_EPOCHS,
+    IMAGENET_TIME_BUDGET,
+    NO_FREEZE,
     TOKEN_VARIABLE,
     CompareConfig,
     EvaluateConfig,
@@ -157,8 +164,10 @@ def pretrain(
     readout: Annotated[
         str | None,
         typer.Option(
-            help="What the embedding is read from: 'backbone' (its features before the projection head) or "
-            "'projection' (the head's output) (default: backbone; projection for pair-bce and --freeze-backbone)."
+            help="What the embedding is read from: 'backbone' (its features before the projection head), "
+            "'centred' (those features less the base images' mean feature, kept in the checkpoint) or 'projection' "
+            "(the head's output) (default: centred when training from ImageNet weights, else backbone; projection "
+            "for pair-bce and --freeze-backbone)."
         ),
     ] = PRETRAIN.readout,
     image_size: Annotated[
@@ -180,7 +189,7 @@ def pretrain(
         int | None,
         typer.Option(
             help="With validation and no --epochs: the most epochs of --loss (default: 30, or as many as make 300 "
-            "steps when the data is small)."
+            f"steps when the data is small; {IMAGENET_MAX_EPOCHS} from ImageNet weights)."
         ),
     ] = PRETRAIN.max_epochs,
     loss: Annotated[
@@ -207,8 +216,8 @@ def pretrain(
         float | None,
         typer.Option(
             min=0.0,
-            help="Adam learning rate (default: 1e-3; 1e-4 from ImageNet weights and 1e-5 from face weights, which "
-            "it must not undo).",
+            help="Adam learning rate of the heads, and of the backbone unless --backbone-lr says otherwise "
+            "(default: 1e-3; 1e-5 from face weights, which it must not undo).",
         ),
     ] = PRETRAIN.lr,
     lr_schedule: Annotated[
@@ -238,7 +247,12 @@ def pretrain(
         int, typer.Option(help="Stop after this many validations without a better log-probability of the right class.")
     ] = PRETRAIN.patience,
     time_budget: Annotated[
-        str | None, typer.Option(help="Stop training after this long, e.g. 90s, 15m or 1h30m (best weights kept).")
+        str | None,
+        typer.Option(
+            help="Stop training after this long, e.g. 90s, 15m or 1h30m (best weights kept). Default: "
+            f"{IMAGENET_TIME_BUDGET} of training steps from ImageNet weights (for base sets too large for their "
+            "epochs to end sooner), else none."
+        ),
     ] = PRETRAIN.time_budget,
     rotations: Annotated[
         bool, typer.Option(help="Add 90/180/270-degree copies of base classes as new classes.")
@@ -275,6 +289,43 @@ def pretrain(
         bool,
         typer.Option(help="Fine-tune the backbone with its batch-norm statistics kept as the start weights have them."),
     ] = PRETRAIN.freeze_batch_norm,
+    freeze_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the backbone's layers up to and including this stage as the start has them, compute their "
+            "output for each image once (cached) and train only the layers above, on undistorted images; none: "
+            "train every stage. Stages: "
+            + "; ".join(f"{name}: {', '.join(tuple(stages)[:-1])}" for name, stages in BACKBONE_STAGES.items())
+            + ". Default: "
+            + ", ".join(f"{stage} for {name}" for name, stage in IMAGENET_FREEZE_TO.items())
+            + f" from ImageNet weights, else {NO_FREEZE}."
+        ),
+    ] = PRETRAIN.freeze_to,
+    probe_epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="LP-FT: first train the heads alone for this many epochs on the backbone's features (computed "
+            f"once), then fine-tune from there. Needs --pretrained. Default: {IMAGENET_PROBE_EPOCHS} from ImageNet "
+            "weights, else 0.",
+        ),
+    ] = PRETRAIN.probe_epochs,
+    backbone_lr: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help=f"Adam learning rate of the backbone (default: {IMAGENET_BACKBONE_SHARE:g} of --lr from ImageNet "
+            "weights, else --lr).",
+        ),
+    ] = PRETRAIN.backbone_lr,
+    l2_sp: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="L2-SP: add this weight times half the squared distance of the backbone's weights from the start "
+            "to the loss (0: off). Needs --pretrained.",
+        ),
+    ] = PRETRAIN.l2_sp,
     processes: Annotated[
         int | None,
         typer.Option(
@@ -316,8 +367,9 @@ def pretrain(
     else:
         typer.echo(
             f"pretrained on {result.base_classes} base classes ({held}): "
-            f"{len(result.losses)} steps, {result.seconds:.0f} s, {result.images_per_second:.0f} img/s, "
-            f"final loss {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}"
+            f"{len(result.losses)} steps, {result.seconds:.0f} s, "
+            + (f"{result.images_per_second:.0f} img/s, " if result.images_per_second else "")
+            + f"final loss {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}"
         )
     record = result.record
     if record is not None and record.best_validation is not None:

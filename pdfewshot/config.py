@@ -26,10 +26,10 @@ MethodName = Literal["prototype", "finetune", "transductive", "nn-pixels", "pair
 BackboneName = Literal["resnet18", "resnet50", "vgg16", "mobilenet_v2", "conv4", "koch", "face_resnet"]
 ScheduleName = Literal["constant", "cosine"]
 AugmentName = Literal["none", "affine", "photo"]
-ReadoutName = Literal["backbone", "projection"]
+ReadoutName = Literal["backbone", "centred", "projection"]
 
 # Unknown scores a predictor can reject by (pdfewshot.methods.unknown); the default was measured best
-# (docs/results.md: rejecting unknown classes).
+# (CHANGELOG.md, 0.3.0: rejecting unknown classes).
 RejectScoreName = Literal["max-cosine", "energy", "max-softmax"]
 REJECT_SCORE_NAMES: tuple[str, ...] = get_args(RejectScoreName)
 DEFAULT_REJECT_SCORE = "max-cosine"
@@ -40,6 +40,34 @@ BACKBONE_NAMES: tuple[str, ...] = get_args(BackboneName)
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 AUGMENT_NAMES: tuple[str, ...] = get_args(AugmentName)
 READOUT_NAMES: tuple[str, ...] = get_args(ReadoutName)
+
+
+# The stages of each vision network that ``pretrain --freeze-to`` can freeze (the layers up to and including
+# one, by ``net``'s attribute names or ``features`` indices): MobileNetV2's groups of inverted residual blocks
+# of one width (Sandler et al. 2018, table 2), ResNet's layers. The last stage of each always trains.
+BACKBONE_STAGES: dict[str, dict[str, tuple[str, ...]]] = {
+    "mobilenet_v2": {
+        "stem": ("features.0",), "block1": ("features.1",), "block2": ("features.2", "features.3"),
+        "block3": tuple(f"features.{i}" for i in range(4, 7)), "block4": tuple(f"features.{i}" for i in range(7, 11)),
+        "block5": tuple(f"features.{i}" for i in range(11, 14)),
+        "block6": tuple(f"features.{i}" for i in range(14, 17)), "block7": ("features.17",), "conv": ("features.18",),
+    },
+    **{
+        name: {"stem": ("conv1", "bn1", "relu", "maxpool"), "layer1": ("layer1",), "layer2": ("layer2",),
+               "layer3": ("layer3",), "layer4": ("layer4",)}
+        for name in ("resnet18", "resnet50")
+    },
+}  # fmt: skip
+# From ImageNet weights (chosen by measurement: docs/results.md, A base set): the layers up to this stage stay as
+# they are, computed once; LP-FT's linear probe (Kumar et al. 2022) trains the heads first for this many epochs;
+# the backbone learns at a tenth of the heads' rate; fine-tuning runs this many epochs at most (patience may end
+# it sooner), and its steps stop after the time budget on a base set so large that those epochs take longer.
+IMAGENET_FREEZE_TO = {"mobilenet_v2": "block5"}  # the one backbone with ImageNet weights here to measure
+IMAGENET_PROBE_EPOCHS = 20
+IMAGENET_BACKBONE_SHARE = 0.1
+IMAGENET_MAX_EPOCHS = 4
+IMAGENET_TIME_BUDGET = "10m"
+NO_FREEZE = "none"
 
 
 @dataclass
@@ -63,7 +91,7 @@ class PretrainConfig:
     max_epochs: int | None = None  # None: pdfewshot.stages.pretrain.max_validated_epochs
     loss: str | None = None
     margin: float | None = None  # None: the loss's own default (see pdfewshot.train.tasks)
-    warmup_epochs: int = 2  # chosen by measurement (docs/results.md)
+    warmup_epochs: int = 2  # chosen by measurement (CHANGELOG.md, 0.3.0)
     steps_per_epoch: int | None = None
     batch_size: int = 64
     lr: float | None = None  # None: 1e-3 from scratch, 1e-4 from ImageNet, 1e-5 from face weights (stages.pretrain)
@@ -79,6 +107,12 @@ class PretrainConfig:
     pretrained: str | None = None  # a weights file, "imagenet" or "none"; None: imagenet for photographs if at hand
     freeze_backbone: bool = False
     freeze_batch_norm: bool = False  # fine-tune with the start's batch-norm statistics kept as they are
+    # A backbone stage, or "none": the layers up to it frozen and computed once (pdfewshot.train.frozen_trunk);
+    # None: pdfewshot.stages.pretrain.IMAGENET_FREEZE_TO from ImageNet weights, else none
+    freeze_to: str | None = None
+    probe_epochs: int | None = None  # LP-FT's linear probe first; None: IMAGENET_PROBE_EPOCHS from ImageNet, else 0
+    backbone_lr: float | None = None  # None: IMAGENET_BACKBONE_LR from ImageNet weights, else lr
+    l2_sp: float = 0.0  # L2-SP: weight of the pull of the backbone's weights towards the start
     processes: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.training_processes)
     workers: int | None = None  # None: from the cores (pdfewshot.stages.pretrain.loader_workers)
     save_every: int | None = None
@@ -88,11 +122,13 @@ class PretrainConfig:
     show_progress: bool = True
 
 
-def default_readout(loss: str, freeze_backbone: bool) -> str:
-    """The backbone's features (measured better: docs/results.md), unless the embedding must be the
-    projection: the pair head of ``pair-bce`` scores projections, and a frozen backbone would leave
-    training nothing to change in its features."""
-    return "projection" if loss == "pair-bce" or freeze_backbone else "backbone"
+def default_readout(loss: str, freeze_backbone: bool, imagenet: bool = False) -> str:
+    """The backbone's features (measured better: CHANGELOG.md, 0.3.0), centred by the base set's mean from ImageNet
+    weights (measured better there), unless the embedding must be the projection: the pair head of ``pair-bce``
+    scores projections, and a frozen backbone would leave training nothing to change in its features."""
+    if loss == "pair-bce" or freeze_backbone:
+        return "projection"
+    return "centred" if imagenet else "backbone"
 
 
 @dataclass

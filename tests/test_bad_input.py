@@ -152,6 +152,18 @@ def resumable_run(world: World) -> list[str]:
     return args
 
 
+def imagenet_start(world: World) -> list[str]:
+    """Options of a run from an ImageNet-shaped MobileNetV2 state dict (random weights)."""
+    import paddle
+    from paddle.vision.models import mobilenet_v2
+
+    path = world.root / "cases" / "mobilenet-v2-shaped.pdparams"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        paddle.save(mobilenet_v2().state_dict(), str(path))
+    return ["--data", str(world.data), "--pretrained", str(path), "--image-size", "32"]
+
+
 def ten_way_classifier(world: World) -> list[str]:
     """A paddle.vision ResNet18 state dict with a 10-way classifier: not an ImageNet start."""
     import paddle
@@ -302,7 +314,31 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
      "--readout backbone: the backbone is frozen (--freeze-backbone)"),
     ("unknown readout", lambda w: ["pretrain", "--data", str(w.data), "--readout", "middle",
                                    "--out", str(w.out / "m.pdparams")],
-     "--readout middle: unknown, choose from backbone, projection"),
+     "--readout middle: unknown, choose from backbone, centred, projection"),
+    ("a stage the backbone does not have",
+     lambda w: ["pretrain", *imagenet_start(w), "--freeze-to", "layer9", "--out", str(w.out / "m.pdparams")],
+     "--freeze-to layer9: not a stage of mobilenet_v2 to freeze to; its stages are stem, block1, block2, block3, "
+     "block4, block5, block6, block7 (the last, above them, always trains)"),
+    ("a stage of a backbone without stages",
+     lambda w: ["pretrain", "--data", str(w.data), "--backbone", "conv4", "--image-size", "16", "--freeze-to",
+                "block1", "--out", str(w.out / "m.pdparams")],
+     "--freeze-to block1: not a stage of conv4 to freeze to; it has none"),
+    ("frozen stages with distortions",
+     lambda w: ["pretrain", *imagenet_start(w), "--augment", "photo", "--out", str(w.out / "m.pdparams")],
+     "--augment photo: the frozen stages are computed once for undistorted images"),
+    ("a frozen stage and a frozen backbone",
+     lambda w: ["pretrain", *imagenet_start(w), "--freeze-to", "block2", "--freeze-backbone",
+                "--out", str(w.out / "m.pdparams")],
+     "--freeze-to block2: --freeze-backbone freezes every stage already"),
+    ("LP-FT without a start", lambda w: ["pretrain", "--data", str(w.data), "--image-size", "16", "--pretrained",
+                                         "none", "--probe-epochs", "3", "--out", str(w.out / "m.pdparams")],
+     "--probe-epochs 3: LP-FT's probe and L2-SP keep a start, so they need --pretrained"),
+    ("L2-SP without a start", lambda w: ["pretrain", "--data", str(w.data), "--image-size", "16", "--l2-sp", "0.01",
+                                         "--out", str(w.out / "m.pdparams")],
+     "--l2-sp 0.01: LP-FT's probe and L2-SP keep a start, so they need --pretrained"),
+    ("a centred readout of no data", lambda w: ["pretrain", "--pretrained", imagenet_start(w)[3], "--epochs", "0",
+                                                "--readout", "centred", "--out", str(w.out / "m.pdparams")],
+     "--readout centred: the readout subtracts the base images' mean feature; give --data"),
     ("zip without images", zip_without_images, "docs.zip: no images found"),
     ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),
                                               "--report", str(w.out / "e.json")], "0.png: not a zip archive"),

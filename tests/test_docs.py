@@ -66,3 +66,33 @@ def test_every_command_in_the_docs_exists_with_its_options(doc: Path) -> None:
         assert command is not root, f"{doc.name}: `pdfewshot {' '.join(words)}` names no command"
         unknown = [option for option in options if option not in known | {"--help"}]
         assert not unknown, f"{doc.name}: `pdfewshot {' '.join(words)}` has no option {unknown[0]}"
+
+
+def _tables_with_their_section(text: str) -> list[tuple[str, str]]:
+    """(header row, the prose of its section before it: since the last heading) of each Markdown table."""
+    found: list[tuple[str, str]] = []
+    prose: list[str] = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("#"):
+            prose = []
+        elif line.startswith("|"):
+            if number + 1 < len(lines) and lines[number + 1].startswith("| ---"):
+                found.append((line, "\n".join(prose)))
+        else:
+            prose.append(line)
+    return found
+
+
+def test_every_results_table_says_the_command_that_gives_it() -> None:
+    """Each table of docs/results.md has its command (a benchmark script or pdfewshot) before it in its section."""
+    tables = _tables_with_their_section((ROOT / "docs" / "results.md").read_text())
+    assert len(tables) >= 5
+    for header, prose in tables:
+        assert re.search(r"`(python benchmarks/|pdfewshot )", prose), f"no command before the table {header}"
+
+
+def test_the_readme_results_say_where_their_commands_are() -> None:
+    readme = (ROOT / "README.md").read_text()
+    results = readme[readme.index("## Results") :]
+    assert "[results](docs/results.md)" in results.split("## ", 2)[1]

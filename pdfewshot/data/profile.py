@@ -1,7 +1,7 @@
 """What kind of images a data source holds, to choose the settings that fit it when none are given.
 
 Your own data trains the recipe measured best on it from scratch, on Omniglot and on Caltech-101
-photographs alike (docs/results.md): Conv-4 with softmax over the base classes. Glyph-like data
+photographs alike (CHANGELOG.md, 0.3.0): Conv-4 with softmax over the base classes. Glyph-like data
 (greyscale line drawings such as Omniglot: nearly every pixel is paper or ink) keeps 28 px and Koch et
 al.'s affine distortions; photographs (colour, or greyscale with tones, such as face portraits) get
 84 px and photo distortions. The built-in set keeps the main path it was measured with (ResNet18,
@@ -20,7 +20,7 @@ from pdfewshot.data.decoding import GREY_MODES, UNREADABLE, decode_image
 from pdfewshot.data.sources import iter_source
 
 GLYPH_SIZE = 28
-PHOTO_SIZE = 84  # chosen by accuracy per minute on photographs (docs/results.md)
+PHOTO_SIZE = 84  # chosen by accuracy per minute on photographs (CHANGELOG.md, 0.3.0)
 IMAGENET_SIZE = 224  # photographs from ImageNet weights, which were made at this size (docs/results.md)
 SAMPLE = 64  # images looked at per source
 INK_OR_PAPER = 0.85  # share of pixels within 40 levels of black or white for a line drawing

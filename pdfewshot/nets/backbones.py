@@ -18,6 +18,7 @@ import paddle
 from paddle import nn
 from paddle.vision.models import mobilenet_v2, resnet18, resnet50, vgg16
 
+from pdfewshot.config import BACKBONE_STAGES
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE, FaceRecognitionNet
 
@@ -59,6 +60,7 @@ class VisionTrunk(nn.Layer):  # type: ignore[misc]
     def __init__(self, name: str, channels: int = 3) -> None:
         super().__init__()
         build, self.feature_dim = VISION_MODELS[name]
+        self.architecture = name
         self.net = build()
         self.pooled = name != "vgg16"
         if channels != 3:
@@ -69,6 +71,34 @@ class VisionTrunk(nn.Layer):  # type: ignore[misc]
         if not self.pooled:
             features = features.mean(axis=[2, 3])
         return features.flatten(1)
+
+    def split_after(self, stage: str) -> tuple[nn.Layer, nn.Layer]:
+        """(the layers up to and including ``stage``, the rest with the pooling): the two run one after the
+        other compute :meth:`forward`. The layers are this network's own."""
+        stages = BACKBONE_STAGES[self.architecture]
+        names = [layer for layers in stages.values() for layer in layers]
+        cut = names.index(stages[stage][-1]) + 1
+        layers = [_sublayer(self.net, name) for name in names]
+        return nn.Sequential(*layers[:cut]), _Above(layers[cut:], self.net)
+
+
+def _sublayer(net: nn.Layer, path: str) -> nn.Layer:
+    owner = net
+    for name in path.split("."):
+        owner = owner[int(name)] if name.isdigit() else getattr(owner, name)
+    return owner
+
+
+class _Above(nn.Layer):  # type: ignore[misc]
+    """A vision network's layers above a stage, then its global pooling, flattened."""
+
+    def __init__(self, layers: list[nn.Layer], net: nn.Layer) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(*layers)
+        self.pool = getattr(net, "pool2d_avg", None) or net.avgpool
+
+    def forward(self, activations: paddle.Tensor) -> paddle.Tensor:
+        return self.pool(self.layers(activations)).flatten(1)
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -115,6 +145,11 @@ class KochNet(nn.Layer):  # type: ignore[misc]
 
     def forward(self, images: paddle.Tensor) -> paddle.Tensor:
         return self.dense(self.convs(images).flatten(1))
+
+
+def frozen_stages(backbone: str) -> tuple[str, ...]:
+    """The stages of ``backbone`` that ``--freeze-to`` can name (all but its last)."""
+    return tuple(BACKBONE_STAGES.get(backbone, {}))[:-1]
 
 
 def build_backbone(name: str, channels: int, image_size: int = 28) -> nn.Layer:

@@ -56,7 +56,8 @@ class Predictor(nn.Layer):  # type: ignore[misc]
 
     It also keeps each class's prototype (the normalised mean support embedding), which fine-tuning
     leaves as it is: the largest cosine of an image to a prototype tells known classes from unknown
-    ones better than anything the tuned weights give (docs/results.md: rejecting unknown classes).
+    ones better than anything the tuned weights give (CHANGELOG.md, 0.3.0:
+    rejecting unknown classes).
     """
 
     def __init__(

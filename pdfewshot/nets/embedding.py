@@ -3,9 +3,11 @@
 The training losses act on the projection head's output. What the later stages use (the *readout*) is
 by default the backbone's features before that head: the layer before a projection head carries more of
 what tells classes apart than the head, which the loss shapes to its own task alone (Chen et al. 2020,
-"A Simple Framework for Contrastive Learning of Visual Representations", section 4.2; measured here in
-docs/results.md). ``readout="projection"`` reads the head's output, as checkpoints written before the
-choice existed do, and as the pair head of ``pair-bce`` needs.
+"A Simple Framework for Contrastive Learning of Visual Representations", section 4.2; measured here:
+CHANGELOG.md, 0.3.0). ``readout="centred"`` reads the backbone's features less the base set's mean feature
+(``centre``, which ``pretrain`` sets and the checkpoint keeps) before normalising them: SimpleShot's centring
+(Wang et al. 2019), which takes away what every image shares. ``readout="projection"`` reads the head's
+output, as checkpoints written before the choice existed do, and as the pair head of ``pair-bce`` needs.
 
 The network takes pixel values (float32 ``[N, C, H, W]`` in 0..255) and scales them itself, so an
 exported or fast-path copy of it takes the same input as the eager one. ``symmetric`` scaling maps
@@ -85,6 +87,8 @@ class EmbeddingNet(nn.Layer):  # type: ignore[misc]
         self.readout = readout
         self.scaling = PixelScaling(normalisation, channels)
         self.backbone = build_backbone(backbone, channels, image_size)
+        if readout == "centred":  # persistable: the checkpoint keeps it
+            self.register_buffer("centre", paddle.zeros([self.backbone.feature_dim]), persistable=True)
         self.head = nn.Linear(self.backbone.feature_dim, embedding_dim)
         # Koch et al.'s learnt pair scorer, trained and kept with the pair-bce loss.
         self.pair_head = PairHead(embedding_dim) if pair_head else None
@@ -94,12 +98,14 @@ class EmbeddingNet(nn.Layer):  # type: ignore[misc]
 
     @property
     def output_dim(self) -> int:
-        return int(self.backbone.feature_dim if self.readout == "backbone" else self.head.weight.shape[1])
+        return int(self.head.weight.shape[1] if self.readout == "projection" else self.backbone.feature_dim)
 
     def forward(self, pixels: paddle.Tensor) -> paddle.Tensor:
         """The embedding the few-shot stages use (the readout)."""
         features = self.backbone(self.scaling(pixels))
-        return F.normalize(features if self.readout == "backbone" else self.head(features), axis=1)
+        if self.readout == "centred":
+            features = features - self.centre
+        return F.normalize(self.head(features) if self.readout == "projection" else features, axis=1)
 
     def project(self, pixels: paddle.Tensor) -> paddle.Tensor:
         """The projection head's unit-length output, which the training losses act on."""

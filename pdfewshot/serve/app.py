@@ -67,15 +67,26 @@ def create_app(service: ClassifierService, config: ServeConfig) -> FastAPI:
         description="Classify images with a few-shot classifier, teach it new classes, drop classes.",
         lifespan=lifespan,
     )
+    _answer_errors_in_json(app)
+    _reading_routes(app, service)
+    _predicting_and_changing_routes(app, service, config)
+    app.mount("/static", StaticFiles(directory=str(PAGE)), name="static")
+    return app
 
-    def authorise(authorization: str | None) -> None:
-        if config.token is None:
-            return
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not given:
-            raise ServiceError(401, "this server changes its classifier only with its token (Authorization: Bearer)")
-        if not secrets.compare_digest(given.encode(), config.token.encode()):
-            raise ServiceError(403, "the token is wrong")
+
+def _authorise(config: ServeConfig, authorization: str | None) -> None:
+    """Nothing without a token; else a 401 or 403 unless ``authorization`` carries it."""
+    if config.token is None:
+        return
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not given:
+        raise ServiceError(401, "this server changes its classifier only with its token (Authorization: Bearer)")
+    if not secrets.compare_digest(given.encode(), config.token.encode()):
+        raise ServiceError(403, "the token is wrong")
+
+
+def _answer_errors_in_json(app: FastAPI) -> None:
+    """Every error as ``{"error": "..."}`` with its status."""
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
@@ -96,6 +107,10 @@ def create_app(service: ClassifierService, config: ServeConfig) -> FastAPI:
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         return _error(error.status_code, str(error.detail))
 
+
+def _reading_routes(app: FastAPI, service: ClassifierService) -> None:
+    """The page, and what the classifier is and knows."""
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
         return (PAGE / "index.html").read_text(encoding="utf-8")
@@ -114,6 +129,10 @@ def create_app(service: ClassifierService, config: ServeConfig) -> FastAPI:
     def example(name: str, index: int) -> Response:
         """A thumbnail (PNG) of one of the images the class was made from."""
         return Response(service.example(name, index), media_type="image/png")
+
+
+def _predicting_and_changing_routes(app: FastAPI, service: ClassifierService, config: ServeConfig) -> None:
+    """Predictions, and teaching or forgetting classes (with the token, when the server has one)."""
 
     @app.post("/predict")
     def predict(
@@ -138,19 +157,16 @@ def create_app(service: ClassifierService, config: ServeConfig) -> FastAPI:
     @app.post("/classes/{name:path}")
     def teach(name: str, images: Images, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         """Teaches a new class from the images, or adds them to a class the classifier has."""
-        authorise(authorization)
+        _authorise(config, authorization)
         taught = service.teach(name, _read_uploads(images, config))
         return {"class": taught.name, "new": taught.new, "images": taught.images, "support": taught.total}
 
     @app.delete("/classes/{name:path}")
     def forget(name: str, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         """Drops a class (the last one only from a page started from an embedding, which goes back to no classes)."""
-        authorise(authorization)
+        _authorise(config, authorization)
         service.forget(name)
         return {"removed": name, "classes": len(service.classes())}
-
-    app.mount("/static", StaticFiles(directory=str(PAGE)), name="static")
-    return app
 
 
 def check_address(host: str, port: int) -> None:

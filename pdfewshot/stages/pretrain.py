@@ -24,7 +24,13 @@ from pdfewshot.config import (
     BUILTIN_SOURCE,
     FACES,
     IMAGENET,
+    IMAGENET_BACKBONE_SHARE,
+    IMAGENET_FREEZE_TO,
+    IMAGENET_MAX_EPOCHS,
+    IMAGENET_PROBE_EPOCHS,
+    IMAGENET_TIME_BUDGET,
     LOSS_NAMES,
+    NO_FREEZE,
     NO_PRETRAINED,
     READOUT_NAMES,
     SCHEDULE_NAMES,
@@ -36,7 +42,7 @@ from pdfewshot.data.profile import IMAGENET_SIZE, DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
 from pdfewshot.data.splits import hold_out_images, split_classes
 from pdfewshot.errors import PdfewshotError, about
-from pdfewshot.nets.backbones import FACE_BACKBONE, VISION_MODELS
+from pdfewshot.nets.backbones import FACE_BACKBONE, VISION_MODELS, frozen_stages
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE
 from pdfewshot.nets.faces.finder import FaceFinder
@@ -61,7 +67,14 @@ from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, Split, TrainingRecord, Verification
 from pdfewshot.train.distributed import SINGLE_PROCESS, Ranks, launched_ranks, run_processes, start, wait_for_all
-from pdfewshot.train.frozen_trunk import FeatureSet, HeadOverFeatures, TrainedNet, as_features, embed_features
+from pdfewshot.train.frozen_trunk import (
+    FeatureSet,
+    HeadOverFeatures,
+    StagesAbove,
+    TrainedNet,
+    as_features,
+    embed_features,
+)
 from pdfewshot.train.loop import Callbacks, LoopSettings, Phase, Record, StopRules, train
 from pdfewshot.train.resume import Position, read_resume, resume_path
 from pdfewshot.train.tasks import TASKS, Prepare, SoftmaxTask
@@ -80,10 +93,10 @@ MIN_PARALLEL_IMAGES = 20_000  # planned training images below which starting pro
 MIN_BATCH_PER_PROCESS = 16  # images of every batch each training process takes, at least
 MAX_LOADER_WORKERS = 4  # batch-making processes beside a GPU, at most
 DEFAULT_LR = 1e-3
-# From ImageNet weights: every layer fine-tuned with softmax over the base classes at a tenth of the rate,
-# validated from the start (measured against the tutorial's frozen backbone and others: docs/results.md).
+# From ImageNet weights: softmax over the base classes, the heads at this rate and the backbone at a tenth of
+# it (config.IMAGENET_BACKBONE_SHARE), validated from the start (docs/results.md, A base set).
 IMAGENET_LOSS = "ce"
-IMAGENET_LR = 1e-4
+IMAGENET_LR = 1e-3
 # From the face descriptor (no batch norm to hold its activations): at 1e-4 four steps of softmax over 106
 # people multiplied its features' norm by 7 and drew them together (their spread fell tenfold), and validation
 # fell to chance; at 1e-5 the same steps moved it by a sixth (docs/results.md, Faces).
@@ -131,21 +144,29 @@ def _check_options(config: PretrainConfig) -> None:
     ):
         if value is not None and value not in allowed:
             raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", name)
-    if config.readout == "backbone" and config.freeze_backbone:
+    if config.freeze_backbone and config.freeze_to not in (None, NO_FREEZE):
         raise PdfewshotError(
-            "backbone: the backbone is frozen (--freeze-backbone), so training would not change the embedding; "
+            f"{config.freeze_to}: --freeze-backbone freezes every stage already; give one of the two", "freeze_to"
+        )
+    if config.backbone_lr is not None and config.backbone_lr <= 0:
+        raise PdfewshotError(f"{config.backbone_lr}: must be above 0", "backbone_lr")
+    if config.readout in ("backbone", "centred") and config.freeze_backbone:
+        raise PdfewshotError(
+            f"{config.readout}: the backbone is frozen (--freeze-backbone), so training would not change the "
+            "embedding; "
             "use --readout projection",
             "readout",
         )
-    if config.readout == "backbone" and config.loss == "pair-bce":
-        raise PdfewshotError("backbone: the pair head of pair-bce scores projections; use --readout projection",
-                             "readout")  # fmt: skip
+    if config.readout in ("backbone", "centred") and config.loss == "pair-bce":
+        raise PdfewshotError(
+            f"{config.readout}: the pair head of pair-bce scores projections; use --readout projection", "readout"
+        )
     for name in ("save_every", "max_epochs", "patience", "batch_size", "embedding_dim", "validate_every",
                  "processes"):  # fmt: skip
         value = getattr(config, name)
         if value is not None and value < 1:
             raise PdfewshotError(f"{value}: must be at least 1", name)
-    for name in ("epochs", "warmup_epochs", "workers"):
+    for name in ("epochs", "warmup_epochs", "workers", "probe_epochs", "l2_sp"):
         value = getattr(config, name)
         if value is not None and value < 0:
             raise PdfewshotError(f"{value}: must not be negative", name)
@@ -223,15 +244,18 @@ def resolve(config: PretrainConfig, profile: DataProfile, start: StartWeights | 
     loss = config.loss or (IMAGENET_LOSS if imagenet or faces else profile.loss)
     photos = profile.kind in ("photos", "none")
     size_from_imagenet = (IMAGENET_SIZE if photos else max(profile.image_size, 56)) if imagenet else profile.image_size
+    backbone = config.backbone or (start.backbone if start else profile.backbone)
+    lr = config.lr or (FACES_LR if faces else IMAGENET_LR if imagenet else DEFAULT_LR)
+    config = _resolve_fine_tuning(replace(config, lr=lr), backbone, imagenet, start is not None)
+    frozen = config.freeze_backbone or config.freeze_to != NO_FREEZE
     return replace(
         config,
-        lr=config.lr or (FACES_LR if faces else IMAGENET_LR if imagenet else DEFAULT_LR),
-        backbone=config.backbone or (start.backbone if start else profile.backbone),
+        backbone=backbone,
         loss=loss,
         image_size=config.image_size or (CHIP_SIZE if faces else size_from_imagenet),
-        # A frozen backbone's features of undistorted images are computed once (train.frozen_trunk)
-        augment=config.augment or ("none" if config.freeze_backbone else profile.augment),
-        readout=config.readout or default_readout(loss, config.freeze_backbone),
+        # Frozen layers' output for undistorted images is computed once (train.frozen_trunk)
+        augment=config.augment or ("none" if frozen else profile.augment),
+        readout=config.readout or default_readout(loss, config.freeze_backbone, imagenet and config.epochs != 0),
         warmup_epochs=0 if config.epochs == 0 else config.warmup_epochs,
         novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
             0.0 if profile.user_data else 0.2),
@@ -240,12 +264,48 @@ def resolve(config: PretrainConfig, profile: DataProfile, start: StartWeights | 
     )  # fmt: skip
 
 
+def _resolve_fine_tuning(config: PretrainConfig, backbone: str, imagenet: bool, started: bool) -> PretrainConfig:
+    """``freeze_to``, ``probe_epochs`` and ``backbone_lr`` decided (from ImageNet weights: the measured recipe),
+    and checked against the backbone and the start."""
+    if not started and (config.probe_epochs or config.l2_sp):
+        option = "probe_epochs" if config.probe_epochs else "l2_sp"
+        raise PdfewshotError(
+            f"{getattr(config, option)}: LP-FT's probe and L2-SP keep a start, so they need --pretrained", option
+        )
+    chosen = imagenet and config.epochs != 0 and not config.freeze_backbone
+    freeze_to = config.freeze_to or (IMAGENET_FREEZE_TO.get(backbone, NO_FREEZE) if chosen else NO_FREEZE)
+    stages = frozen_stages(backbone)
+    if freeze_to != NO_FREEZE and freeze_to not in stages:
+        has = f"its stages are {', '.join(stages)} (the last, above them, always trains)" if stages else "it has none"
+        raise PdfewshotError(f"{freeze_to}: not a stage of {backbone} to freeze to; {has}", "freeze_to")
+    if freeze_to != NO_FREEZE and config.augment not in (None, "none"):
+        raise PdfewshotError(
+            f"{config.augment}: the frozen stages are computed once for undistorted images, so --freeze-to trains "
+            "without distortions; give --augment none, or --freeze-to none to distort every step",
+            "augment",
+        )
+    return replace(
+        config,
+        freeze_to=freeze_to,
+        probe_epochs=config.probe_epochs
+        if config.probe_epochs is not None
+        else (IMAGENET_PROBE_EPOCHS if chosen else 0),
+        backbone_lr=config.backbone_lr or (IMAGENET_BACKBONE_SHARE * (config.lr or IMAGENET_LR) if imagenet else None),
+        max_epochs=config.max_epochs or (IMAGENET_MAX_EPOCHS if chosen else None),
+        time_budget=config.time_budget or (IMAGENET_TIME_BUDGET if chosen else None),
+    )
+
+
 def describe_settings(config: PretrainConfig) -> str:
     """The settings that the data decides unless given, as they were resolved."""
     started = config.pretrained not in (None, NO_PRETRAINED)
     start = f" from {Path(str(config.pretrained)).name}" if started else ""
+    backbone_lr = f", backbone lr {config.backbone_lr:g}" if config.backbone_lr else ""
+    frozen = f", frozen to {config.freeze_to}" if config.freeze_to not in (None, NO_FREEZE) else ""
+    probe = f", probe {config.probe_epochs} epochs" if config.probe_epochs else ""
     return (
-        f"{config.backbone}{start}, loss {config.loss}, lr {config.lr:g}, {config.image_size} px, "
+        f"{config.backbone}{start}{frozen}{probe}, loss {config.loss}, lr {config.lr:g}{backbone_lr}, "
+        f"{config.image_size} px, readout {config.readout}, "
         f"augmentation {config.augment}, "
         f"novel fraction {config.novel_fraction}, "
         f"validation fraction {config.validation_fraction} (options given on the command line win)"
@@ -291,13 +351,16 @@ def plan_phases(
     base: LabelledRows,
     validating: bool,
     ranks: Ranks = SINGLE_PROCESS,
+    probe_rows: FeatureSet | None = None,
 ) -> list[Phase]:
-    """The softmax warm-up (if any), then the main loss, as training tasks. An epoch is one pass over the
-    base images unless ``steps_per_epoch`` says otherwise; data-parallel processes each take their share
-    of its steps. With validation the main loss runs up to ``max_epochs`` and early stopping ends it."""
+    """LP-FT's linear probe (given ``probe_rows``: softmax over the base classes on the backbone's features,
+    the backbone as it is), the softmax warm-up (if any), then the main loss, as training tasks. An epoch is one
+    pass over the base images unless ``steps_per_epoch`` says otherwise; data-parallel processes each take their
+    share of its steps. With validation the main loss runs up to ``max_epochs`` and early stopping ends it."""
 
-    def phase(task: Any, epochs: int) -> Phase:
-        return Phase(task, epochs, ranks.share(config.steps_per_epoch or task.steps_per_epoch(config.batch_size)))
+    def phase(task: Any, epochs: int, **options: Any) -> Phase:
+        steps = ranks.share(config.steps_per_epoch or task.steps_per_epoch(config.batch_size))
+        return Phase(task, epochs, steps, **options)
 
     if config.epochs == 0:
         return []  # no training: the start weights as they are
@@ -305,10 +368,16 @@ def plan_phases(
     steps = config.steps_per_epoch or main.steps_per_epoch(config.batch_size)
     epochs = config.epochs if config.epochs is not None else (
         max_validated_epochs(config, steps) if validating else DEFAULT_EPOCHS)  # fmt: skip
+    probe: list[Phase] = []
+    if probe_rows is not None and config.probe_epochs:
+        probe_task = SoftmaxTask(HeadOverFeatures(net), probe_rows)
+        probe = [phase(probe_task, config.probe_epochs, head_only=True, prepare=as_features)]
+        if isinstance(main, SoftmaxTask):
+            main.head = probe_task.head  # fine-tuning goes on from the probe's classifier: that is LP-FT
     if loss == "ce":
-        return [phase(main, epochs)]
+        return [*probe, phase(main, epochs)]
     warmup = [phase(SoftmaxTask(net, base), config.warmup_epochs)] if config.warmup_epochs else []
-    return [*warmup, phase(main, epochs)]
+    return [*probe, *warmup, phase(main, epochs)]
 
 
 def max_validated_epochs(config: PretrainConfig, steps_per_epoch: int) -> int:
@@ -336,11 +405,22 @@ def training_processes(config: PretrainConfig, ranks: Ranks) -> int:
         return 1
     if config.processes is not None:
         return config.processes
+    if config.freeze_backbone or config.freeze_to not in (None, NO_FREEZE) or _freezes_by_default(config):
+        return 1  # steps on rows computed once are cheap, and every process would compute the rows again
     if paddle.device.cuda.device_count() > 0:
         return 1  # GPUs: one process, or the launcher's one per GPU
     if planned_images(config) < MIN_PARALLEL_IMAGES:
         return 1
     return max(1, min(thread_count(), config.batch_size // MIN_BATCH_PER_PROCESS))
+
+
+def _freezes_by_default(config: PretrainConfig) -> bool:
+    """Whether layers will be frozen to a stage without ``freeze_to`` given: from ImageNet weights."""
+    if config.freeze_to is not None or config.pretrained in (None, NO_PRETRAINED, FACES) or config.epochs == 0:
+        return False
+    with about("pretrained"):
+        start_weights = read_start_weights(config.pretrained, config.backbone)
+    return start_weights.imagenet and start_weights.backbone in IMAGENET_FREEZE_TO
 
 
 def planned_images(config: PretrainConfig) -> int:
@@ -453,6 +533,14 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
     return Prepared(config, sources, profile, imageset, split, base, start_weights, held_out)
 
 
+def _start_kept_note(record: Record, taken: int) -> str:
+    accuracy = f"{record.best_accuracy:.3f}" if record.best_accuracy is not None else "?"
+    return (
+        f"the start is kept: none of {taken} training steps in {record.seconds:.0f} s beat its validation (accuracy "
+        f"{accuracy}; {record.stopped_because}), so the checkpoint holds the start weights"
+    )
+
+
 def _no_validation_note(config: PretrainConfig, base_classes: int) -> str:
     epochs = config.epochs if config.epochs is not None else DEFAULT_EPOCHS
     return (
@@ -488,26 +576,19 @@ def _train(
     assert config.loss is not None, "resolve() fills it in"
     validation = prepared.imageset.subset_classes(split.validation) if validating else None
     trained = _what_trains(config, net, prepared.base, validation)
-    phases = plan_phases(config, config.loss, trained.net, trained.base, validating, ranks)
+    phases = plan_phases(config, config.loss, trained.net, trained.base, validating, ranks, trained.probe_rows)
     validator = None
     if trained.validation is not None:
         validator = EpisodeValidator(trained.validation, trained.embedder, seed=config.seed)
     options = resumable_options(config)
+    # L2-SP pulls towards the start: taken before a resumed run's weights are read
+    anchor = {name: value.detach().clone() for name, value in trained.net.backbone.named_parameters()}
     settings = LoopSettings(
         config.lr or DEFAULT_LR, config.lr_schedule, config.batch_size, config.seed, config.augment or "none",
         config.freeze_backbone, config.freeze_batch_norm, loader_workers(config), config.save_every,
-        resume_path(config.out), options,
+        resume_path(config.out), options, config.backbone_lr, config.l2_sp, anchor if config.l2_sp else {},
     )  # fmt: skip
-    last_steps = phases[-1].steps if phases else 1
-    rules = StopRules(
-        validate_every=(
-            config.validate_every or min(max(last_steps, MIN_STEPS_BETWEEN_VALIDATIONS), MAX_STEPS_BETWEEN_VALIDATIONS)
-        )
-        if validating
-        else None,
-        patience=config.patience if validating else None,
-        time_budget=parse_duration(config.time_budget) if config.time_budget else None,
-    )
+    rules = _stop_rules(config, phases, validating)
     position, saved, record = Position(), dict[str, Any](), Record()
     if config.resume:
         with about("resume"):
@@ -535,28 +616,62 @@ def _train(
         record = train(
             trained.net, phases, settings, position, saved, record, validator, rules, callbacks, ranks, trained.prepare
         )
+    if net.readout == "centred":
+        _centre(net, trained, prepared.base)
     return record, position.losses, time.perf_counter() - started, len(position.losses) - taken_before
+
+
+def _stop_rules(config: PretrainConfig, phases: list[Phase], validating: bool) -> StopRules:
+    """Validation every epoch of the main loss (10 to 100 steps) with patience, when validating; the time budget."""
+    last_steps = phases[-1].steps if phases else 1
+    every = config.validate_every or min(max(last_steps, MIN_STEPS_BETWEEN_VALIDATIONS), MAX_STEPS_BETWEEN_VALIDATIONS)
+    return StopRules(
+        validate_every=every if validating else None,
+        patience=config.patience if validating else None,
+        time_budget=parse_duration(config.time_budget) if config.time_budget else None,
+    )
 
 
 @dataclass(frozen=True)
 class Trained:
-    """What the steps train and draw from, and how validation embeds its rows."""
+    """What the steps train and draw from, how validation embeds its rows, and what LP-FT's probe draws from."""
 
     net: TrainedNet
     base: LabelledRows
     validation: LabelledRows | None
     prepare: Prepare
     embedder: Embedder
+    probe_rows: FeatureSet | None = None  # the backbone's features of the base images
 
 
 def _what_trains(config: PretrainConfig, net: EmbeddingNet, base: ImageSet, validation: ImageSet | None) -> Trained:
-    """The network on the images; or, with a frozen backbone and undistorted images, its head on the
-    backbone's features, computed once (:mod:`pdfewshot.train.frozen_trunk`)."""
-    if not (config.freeze_backbone and config.augment == "none" and config.epochs != 0):
-        return Trained(net, base, validation, to_input, run_fast)
-    features = FeatureSet.of(net, base)
-    validation_features = FeatureSet.of(net, validation) if validation is not None else None
-    return Trained(HeadOverFeatures(net), features, validation_features, as_features, embed_features)
+    """The network on the images; or what lies above frozen layers on their output for undistorted images,
+    computed once (:mod:`pdfewshot.train.frozen_trunk`): with a frozen backbone its head on the backbone's
+    features, with ``freeze_to`` the stages above on that stage's activations."""
+    training = config.epochs != 0
+    stage = config.freeze_to if config.freeze_to not in (None, NO_FREEZE) and training else None
+    probing = bool(config.probe_epochs) and training
+    if config.freeze_backbone and config.augment == "none" and training:
+        features = FeatureSet.of(net, base)
+        validation_features = FeatureSet.of(net, validation) if validation is not None else None
+        return Trained(HeadOverFeatures(net), features, validation_features, as_features, embed_features)
+    if stage is None:
+        return Trained(net, base, validation, to_input, run_fast, FeatureSet.of(net, base) if probing else None)
+    above, activations = StagesAbove(net, stage), FeatureSet.of(net, base, stage)
+    validation_rows = FeatureSet.of(net, validation, stage) if validation is not None else None
+    probe_rows = FeatureSet.above(above, activations) if probing else None
+    return Trained(above, activations, validation_rows, as_features, embed_features, probe_rows)
+
+
+def _centre(net: EmbeddingNet, trained: Trained, base: ImageSet) -> None:
+    """Sets the centred readout's centre: the mean backbone feature of the base images, as trained."""
+    if isinstance(trained.net, StagesAbove) and isinstance(trained.base, FeatureSet):
+        features = FeatureSet.above(trained.net, trained.base).images
+    elif len(base):
+        features = FeatureSet.of(net, base).images
+    else:
+        raise PdfewshotError("centred: the readout subtracts the base images' mean feature; give --data", "readout")
+    net.centre.set_value(paddle.to_tensor(features.mean(axis=0).astype(np.float32)))
 
 
 def _meta(prepared: Prepared, record: Record, losses: list[float]) -> EmbeddingMeta:
@@ -652,6 +767,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     config, split = prepared.config, prepared.split
     net = _network(config, prepared.imageset.channels, prepared.start)
     record, losses, seconds, taken = _train(config, net, prepared, ranks)
+    if ranks.writer and config.show_progress and taken and record.best_step == 0:
+        err_console.print(_start_kept_note(record, taken), markup=False, soft_wrap=True)
     meta = _meta(prepared, record, losses)
     meta.training.processes = ranks.world_size
     if ranks.writer:
@@ -663,7 +780,10 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         checkpoint=config.out,
         losses=losses,
         seconds=seconds,
-        images_per_second=3 * ranks.batch(config.batch_size) * taken * ranks.world_size / seconds if taken else 0.0,
+        # a probe's steps take feature rows, not images: no images/s is said for such a run
+        images_per_second=3 * ranks.batch(config.batch_size) * taken * ranks.world_size / seconds
+        if taken and not config.probe_epochs
+        else 0.0,
         base_classes=len(split.base),
         novel_classes=len(split.novel),
         validation_classes=len(split.validation),

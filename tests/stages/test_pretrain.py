@@ -1,6 +1,7 @@
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
@@ -9,9 +10,11 @@ from PIL import Image
 
 from pdfewshot.config import PretrainConfig
 from pdfewshot.data.imageset import ImageSet
+from pdfewshot.data.sources import load_sources
 from pdfewshot.errors import PdfewshotError
-from pdfewshot.nets.embedding import EmbeddingNet
+from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.reporting.console import LossProgress
+from pdfewshot.stages.common import open_embedding
 from pdfewshot.stages.pretrain import MAX_EPOCHS, MIN_VALIDATED_STEPS, max_validated_epochs, pretrain
 from pdfewshot.storage.checkpoint import read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta
@@ -113,7 +116,7 @@ def test_a_frozen_backbone_sees_the_images_once_unless_they_are_distorted(
 def test_readout_options_are_checked_before_anything_is_written(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.pdparams"
     for changes, message in (
-        ({"readout": "middle"}, "readout middle: unknown, choose from backbone, projection"),
+        ({"readout": "middle"}, "readout middle: unknown, choose from backbone, centred, projection"),
         ({"readout": "backbone", "freeze_backbone": True}, "readout backbone: the backbone is frozen"),
         ({"readout": "backbone", "loss": "pair-bce"}, "readout backbone: the pair head of pair-bce scores projections"),
     ):
@@ -314,3 +317,125 @@ def test_batches_made_by_loader_workers_are_the_batches_made_here(tmp_path: Path
                              workers=workers)  # fmt: skip
         losses.append(pretrain(run).losses)
     assert losses[0] == losses[1] and len(losses[0]) > 4
+
+
+@pytest.fixture(scope="module")
+def imagenet_shaped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A paddle.vision MobileNetV2 ImageNet classifier's state dict (seeded random weights)."""
+    from paddle.vision.models import mobilenet_v2
+
+    path = tmp_path_factory.mktemp("imagenet") / "mobilenet_v2.pdparams"
+    paddle.seed(4)
+    net = mobilenet_v2()
+    net.train()  # batch-norm statistics of images, so that activations keep their scale through the layers
+    with paddle.no_grad():
+        for _ in range(40):
+            net(paddle.rand([8, 3, 32, 32]))
+    paddle.save(net.state_dict(), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import make_flat
+
+    return make_flat(tmp_path_factory.mktemp("photos") / "photos", classes=4, per_class=5, mode="RGB")
+
+
+def imagenet_config(photos: Path, start: Path, out: Path, **changes: Any) -> PretrainConfig:
+    return replace(PretrainConfig(data=[str(photos)], out=out, pretrained=str(start), image_size=32, batch_size=2,
+                                  steps_per_epoch=2, epochs=1, show_progress=False), **changes)  # fmt: skip
+
+
+def test_from_imagenet_weights_the_stages_above_block5_train_after_a_probe_and_read_centred(
+    photos: Path, imagenet_shaped: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "m.pdparams"
+    result = pretrain(imagenet_config(photos, imagenet_shaped, out, probe_epochs=2))
+    assert len(result.losses) == 2 * 2 + 2  # the probe's epochs, then fine-tuning's
+    state, meta = read_checkpoint(out, EmbeddingMeta)
+    chosen = {
+        key: meta.config[key]
+        for key in ("freeze_to", "backbone_lr", "lr", "readout", "augment", "time_budget", "max_epochs")
+    }
+    assert chosen == {"freeze_to": "block5", "backbone_lr": 1e-4, "lr": 1e-3, "readout": "centred", "augment": "none",
+                      "time_budget": "10m", "max_epochs": 4}  # fmt: skip
+    start = paddle.load(str(imagenet_shaped))
+    for key, value in start.items():
+        if not key.startswith("features.") or key.endswith(("_mean", "_variance")):
+            continue
+        frozen = int(key.split(".")[1]) < 14  # features 0-13: the stem and blocks 1-5
+        same = np.array_equal(state[f"backbone.net.{key}"].numpy(), value.numpy())
+        assert same == frozen, key
+    net, _ = open_embedding(out)
+    images = load_sources([str(photos)], 32, 3)[0]
+    base = images.subset_classes(meta.split.base)
+    uncentred = net.backbone(net.scaling(to_input(np.asarray(base.images)))).numpy()
+    np.testing.assert_allclose(net.centre.numpy(), uncentred.mean(axis=0), rtol=1e-3, atol=1e-5)
+    expected = uncentred - uncentred.mean(axis=0)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(net(to_input(np.asarray(base.images))).numpy(), expected, atol=1e-4)
+
+
+def test_a_start_that_no_step_beats_is_kept_and_said_in_one_line(
+    photos: Path, imagenet_shaped: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from pdfewshot.stages import pretrain as stage
+    from pdfewshot.train.validation import ValidationScore
+
+    class Worsening:  # every validation after the start's scores lower
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.calls = 0
+
+        def __call__(self, net: object) -> ValidationScore:
+            self.calls += 1
+            return ValidationScore(-float(self.calls), 1.0 / self.calls)
+
+    monkeypatch.setattr(stage, "EpisodeValidator", Worsening)
+    from tests.conftest import make_flat
+
+    many = make_flat(tmp_path / "many", classes=12, per_class=3, mode="RGB")
+    out = tmp_path / "m.pdparams"
+    config = imagenet_config(many, imagenet_shaped, out, probe_epochs=1, epochs=2, validate_every=1, patience=2,
+                             show_progress=True)  # fmt: skip
+    result = pretrain(config)
+    assert result.record is not None and result.record.best_step == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "the start is kept" in line]
+    assert len(said) == 1 and "none of 4 training steps in" in said[0] and "holds the start weights" in said[0], said
+    state, _ = read_checkpoint(out, EmbeddingMeta)
+    start = paddle.load(str(imagenet_shaped))
+    for key in ("features.18.0.weight", "features.15.conv.2.weight"):  # above the frozen stages too
+        np.testing.assert_array_equal(state[f"backbone.net.{key}"].numpy(), start[key].numpy())
+
+
+def test_a_centred_embedding_is_read_centred_by_finetune_and_the_export(
+    photos: Path, imagenet_shaped: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from pdfewshot.cli import app
+    from pdfewshot.nets.runner import InferenceRunner
+    from pdfewshot.stages.common import open_predictor
+
+    embedding = tmp_path / "m" / "e.pdparams"
+    pretrain(imagenet_config(photos, imagenet_shaped, embedding, probe_epochs=1, novel_fraction=0.5))
+    net, meta = open_embedding(embedding)
+    assert meta.readout == "centred" and float(np.abs(net.centre.numpy()).sum()) > 0
+    runner = CliRunner()
+    predictor, export = tmp_path / "m" / "p.pdparams", tmp_path / "export"
+    for args in (["finetune", "--model", str(embedding), "--shot", "2", "--steps", "0", "--out", str(predictor)],
+                 ["export", "--model", str(predictor), "--out", str(export)]):  # fmt: skip
+        ran = runner.invoke(app, args)
+        assert ran.exit_code == 0, ran.output
+    classifier, predictor_meta = open_predictor(predictor)
+    assert predictor_meta.readout == "centred"
+    np.testing.assert_array_equal(classifier.embedding.centre.numpy(), net.centre.numpy())
+    images = np.asarray(load_sources([str(photos)], 32, 3)[0].images[:3])
+    eager = classifier(to_input(images)).numpy()
+    prefix = next(export.glob("*.pdiparams")).with_suffix("")
+    exported = InferenceRunner(str(prefix))(images)
+    np.testing.assert_allclose(exported[:, : eager.shape[1]], eager, rtol=1e-3, atol=1e-3)
+    net.centre.set_value(paddle.zeros_like(net.centre))  # uncentred, the same weights embed otherwise
+    centred = classifier.embedding(to_input(images)).numpy()
+    assert not np.allclose(net(to_input(images)).numpy(), centred, atol=1e-3)
