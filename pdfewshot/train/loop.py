@@ -240,7 +240,8 @@ class _Run:
         )
         # Batches are distorted where they are made, by generators seeded by their step: a resumed run
         # redraws the same distortions, with any number of workers.
-        collate = DistortingCollate(settings.augment, phase.task.image_fields, settings.seed, index, self.ranks.rank)
+        augment = "none" if phase.head_only else settings.augment  # a probe's rows are features, not pictures
+        collate = DistortingCollate(augment, phase.task.image_fields, settings.seed, index, self.ranks.rank)
         loader = phase.task.loader(sampler, collate, settings.workers)
         for epoch in range(first_epoch, phase.epochs):
             if self.stop:

@@ -132,7 +132,7 @@ def test_photographs_start_from_imagenet_when_the_weights_can_be_had(
                             warmup_epochs=0, embedding_dim=8, show_progress=False))  # fmt: skip
     _, meta = open_embedding(out)
     assert (meta.backbone, meta.channels, meta.normalisation) == ("resnet18", 3, "imagenet")
-    assert (meta.config["pretrained"], meta.loss, meta.config["lr"]) == ("imagenet", "ce", 1e-4)
+    assert (meta.config["pretrained"], meta.loss, meta.config["lr"]) == ("imagenet", "ce", 1e-3)
 
 
 def test_photographs_without_imagenet_weights_train_from_scratch_and_say_why(
