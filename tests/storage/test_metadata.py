@@ -46,7 +46,7 @@ def test_checkpoints_written_before_validation_and_normalisation_still_read() ->
         (lambda d: d.update(image_size="28"), "field 'image_size': expected int, found str"),
         (lambda d: d.update(class_names="ab"), "field 'class_names': expected a list"),
         (lambda d: d["split"].update(novel=["a"]), "split parts share classes"),
-        (lambda d: d.update(readout="middle"), "readout 'middle' is not one of backbone, projection"),
+        (lambda d: d.update(readout="middle"), "readout 'middle' is not one of backbone, centred, projection"),
     ],
 )
 def test_a_damaged_record_is_a_one_line_error(change, message: str) -> None:  # type: ignore[no-untyped-def]
