@@ -40,30 +40,18 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "caltech101_dev"
 EPISODES = 300
 
 # Options beside --data, --pretrained FILE and --backbone mobilenet_v2.
+# One rate for every layer at 1e-4, no probe, the backbone's features as they are, 3 minutes at most.
+ONE_RATE = {"probe_epochs": 0, "lr": 1e-4, "backbone_lr": 1e-4, "readout": "backbone", "max_epochs": 30,
+            "time_budget": "3m"}  # fmt: skip
 RECIPES: dict[str, dict[str, Any]] = {
     "start": {"epochs": 0},  # no training: the ImageNet features as they are
     "start-centred": {"epochs": 0, "readout": "centred"},  # SimpleShot's centring by the base mean, no training
     "default": {},  # the layers above block5 after LP-FT's probe, read centred, at most 4 epochs
     # The others train for 3 minutes at most (their runs were timed against one another that way):
     # every layer fine-tuned with softmax at 1e-4 and photo augmentation (the tutorial's fine-tuning)
-    "every-layer": {
-        "freeze_to": "none",
-        "probe_epochs": 0,
-        "lr": 1e-4,
-        "backbone_lr": 1e-4,
-        "readout": "backbone",
-        "max_epochs": 30,
-        "time_budget": "3m",
-    },
+    "every-layer": {"freeze_to": "none", **ONE_RATE},
     # the layers above block5 on its cached activations, one rate, no probe, no centring
-    "frozen-block5": {
-        "probe_epochs": 0,
-        "lr": 1e-4,
-        "backbone_lr": 1e-4,
-        "readout": "backbone",
-        "max_epochs": 30,
-        "time_budget": "3m",
-    },
+    "frozen-block5": ONE_RATE,
     # that with LP-FT's probe first and the heads at ten times the backbone's rate
     "lp-ft": {"readout": "backbone", "max_epochs": 30, "time_budget": "3m"},
     "l2-sp": {"l2_sp": 0.01, "max_epochs": 30, "time_budget": "3m"},  # lp-ft read centred, with L2-SP's pull
