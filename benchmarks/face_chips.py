@@ -3,18 +3,21 @@ see benchmarks/photos.py): the detector's input sizes (the share of images with 
 chip is cut from the landmarks (5-way and 20-way 1-shot, nearest prototype by cosine, 300 seeded episodes of
 15 queries a class), each image's largest face.
 
-    python benchmarks/face_chips.py --sizes 416
-    python benchmarks/face_chips.py --sizes 160 320 --flip
+    python benchmarks/face_chips.py                       # the default search (nets/faces/search.py)
+    python benchmarks/face_chips.py --sizes 416           # face-api.js's one square input
+    python benchmarks/face_chips.py --data FRAMED_FOLDER  # faces framed otherwise (benchmarks/face_framings.py)
 """
 
 import argparse
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from pdfewshot.nets.faces.descriptor import MEAN_RGB, FaceRecognitionNet, load_descriptor
 from pdfewshot.nets.faces.finder import ALIGNMENTS, FaceFinder, face_chip
+from pdfewshot.nets.faces.search import PACKAGE_SEARCH, FaceSearch
 from pdfewshot.runtime import set_paddle_threads
 
 
@@ -44,14 +47,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/lfw_dev"))
     parser.add_argument("--weights", type=Path, default=Path("../shared/weights/face-api/model"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[160, 320])
+    parser.add_argument("--sizes", type=int, nargs="+", help="fixed square inputs (default: the default search)")
     parser.add_argument("--flip", action="store_true", help="also average each chip's descriptor with its mirror's")
     args = parser.parse_args()
     import paddle
     from PIL import Image
 
     set_paddle_threads()
-    finder, descriptor = FaceFinder(tuple(args.sizes)), FaceRecognitionNet()
+    # --sizes: face-api.js's own search at those square sizes (no border, no landmark check, no turning)
+    search = FaceSearch() if args.sizes is None else replace(PACKAGE_SEARCH, sizes=tuple(args.sizes))
+    finder, descriptor = FaceFinder(search), FaceRecognitionNet()
     finder.load_face_api(args.weights)
     load_descriptor(descriptor, args.weights)
     finder.eval()
@@ -62,15 +67,14 @@ def main() -> None:
         for path in sorted((args.data / person).iterdir()):
             image = np.asarray(Image.open(path).convert("RGB"))
             total += 1
-            found = finder.detect(image)
+            found = finder.locate(image, largest=True)
             if not found:
                 continue
-            largest = max(found, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-            points = finder.locate_landmarks(image, largest.box)
+            points = max(found, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])).landmarks
             for name in ALIGNMENTS:
                 chips[name].append(face_chip(image, points, name))
             labels.append(label)
-    print(f"detector at {args.sizes} px: a face found in {len(labels)} of {total} images ({len(labels) / total:.4f})")
+    print(f"{search}: a face found in {len(labels)} of {total} images ({len(labels) / total:.4f})")
 
     def described(rows: list[np.ndarray]) -> np.ndarray:
         out = []

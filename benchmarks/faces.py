@@ -14,7 +14,15 @@ Each row: 5-way 1-shot, 5-way 5-shot and 20-way 1-shot (prototype and finetune, 
 verification at the threshold pretrain stored (1000 pairs of the new people; ROC AUC, EER). Then the share of
 lfw_dev's images in which a face is found, and seconds per image for detection, landmarks and descriptor.
 
+Then faces framed as users frame them (``--framings``; benchmarks/face_framings.py makes them from the 40 new
+people's images): for each detector setting (the default search, face-api.js's own 416 px input, and the two
+square sizes 160 and 320 px the route used before), the share of images with a face found (of the group
+photos: of the faces placed), faces found on background-only corners, and seconds per image for finding every
+face (detection and landmarks, one image at a time); and with the default search, 5-way and 20-way 1-shot
+``evaluate`` (prototype) of the ``faces`` embedding on each framing.
+
     python benchmarks/faces.py --weights ../shared/weights/face-api/model --work models/faces
+    python benchmarks/faces.py --rows faces --framings lfw tight turned25 turned45 small56 small40 group corners
 """
 
 import argparse
@@ -29,12 +37,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from face_framings import write_framing
 from photos import split_categories
 
 from pdfewshot.config import EvaluateConfig, PretrainConfig
 from pdfewshot.data.sources import load_sources
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE, FaceRecognitionNet, load_descriptor
 from pdfewshot.nets.faces.finder import FaceChips, FaceFinder
+from pdfewshot.nets.faces.search import PACKAGE_SEARCH, FaceSearch
 from pdfewshot.runtime import cpu_info, set_paddle_threads, thread_count
 from pdfewshot.stages.evaluate import evaluate
 from pdfewshot.stages.pretrain import pretrain
@@ -44,16 +54,22 @@ TASKS = [(5, 1), (5, 5), (20, 1)]
 METHODS = ["prototype", "finetune"]
 
 
-def evaluate_row(model: Path, novel: Path, work: Path, episodes: int, pairs: int, seed: int) -> dict[str, Any]:
-    """Episodes of each task and pair verification of the embedding ``model`` on the new people."""
+def evaluate_row(
+    model: Path, novel: Path, work: Path, episodes: int, pairs: int, seed: int,
+    tasks: list[tuple[int, int]] = TASKS, methods: list[str] = METHODS,
+) -> dict[str, Any]:  # fmt: skip
+    """Episodes of each task and (``pairs`` above 0) pair verification of the embedding ``model`` on the new
+    people."""
     row: dict[str, Any] = {"tasks": {}}
-    for way, shot in TASKS:
+    for way, shot in tasks:
         config = EvaluateConfig(model=model, data=[str(novel)], way=way, shot=[shot], episodes=episodes, seed=seed,
-                                method=METHODS, report=work / f"episodes-{way}w{shot}s.json")  # fmt: skip
+                                method=methods, report=work / f"episodes-{way}w{shot}s.json")  # fmt: skip
         for result in evaluate(config).results:
             row["tasks"].setdefault(f"{way}w{shot}s", {})[result.method] = [result.mean, result.interval]
             print(f"  {way}-way {shot}-shot {result.method}: {result.mean:.4f} +- {result.interval:.4f}", flush=True)
         row.setdefault("first_evaluation_done", time.perf_counter())
+    if not pairs:
+        return row
     copy = model.with_name("pairs_" + model.name)  # evaluate --pairs may store a threshold: keep the original
     shutil.copy(model, copy)
     verified = evaluate(EvaluateConfig(model=copy, data=[str(novel)], pairs=pairs, seed=seed, report=None)).pairs
@@ -150,6 +166,65 @@ def seconds_per_image(data: Path, weights: Path, count: int = 60) -> dict[str, f
     return shown
 
 
+SETTINGS = {
+    "default search": FaceSearch(),
+    "face-api.js (416 px)": PACKAGE_SEARCH,
+    "160 + 320 px (square)": FaceSearch(
+        sizes=(160, 320),
+        score_threshold=0.5,
+        low_threshold=0.5,
+        turns=(),
+        check_landmarks=False,
+        refine=False,
+        well_seen=0.0,
+    ),
+}
+EPISODE_FRAMINGS = ("lfw", "tight", "turned25", "turned45", "small56", "small40")
+PEOPLE_IN_GROUP = 4  # face_framings' group photos
+
+
+def detection_row(folder: Path, finder: FaceFinder, framing: str, count: int) -> dict[str, Any]:
+    """Share of images with a face found (group photos: faces found of those placed, extra faces counted) and
+    seconds per image for every face of up to ``count`` images spread over ``folder``."""
+    from PIL import Image
+
+    files = sorted(folder.glob("*/*.png"))
+    files = files[:: max(1, len(files) // count)][:count]
+    images = [np.asarray(Image.open(path).convert("RGB")) for path in files]
+    finder.locate(images[0])  # warm-up: the fast path is built on first use
+    started = time.perf_counter()
+    found = [len(finder.locate(image)) for image in images]
+    seconds = (time.perf_counter() - started) / len(images)
+    if framing == "group":
+        share = sum(min(n, PEOPLE_IN_GROUP) for n in found) / (PEOPLE_IN_GROUP * len(found))
+        extra = sum(max(0, n - PEOPLE_IN_GROUP) for n in found)
+    else:
+        share, extra = float(np.mean([n > 0 for n in found])), 0
+    return {"images": len(images), "found": share, "extra_faces": extra, "seconds_per_image": round(seconds, 4)}
+
+
+def framing_rows(novel: Path, work: Path, weights: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The detection table of every setting on every framing, and the episodes of the default search."""
+    folders = {name: write_framing(novel, work / "framings" / name, name, args.seed) for name in args.framings}
+    table: dict[str, Any] = {"detection": {}, "episodes": {}}
+    for setting, search in SETTINGS.items():
+        finder = FaceFinder(search)
+        finder.load_face_api(weights)
+        finder.eval()
+        for name, folder in folders.items():
+            row = detection_row(folder, finder, name, args.framing_images)
+            table["detection"].setdefault(setting, {})[name] = row
+            print(f"{setting}, {name}: found {row['found']:.4f} of {row['images']} (extra faces {row['extra_faces']}), "
+                  f"{row['seconds_per_image']:.3f} s an image", flush=True)  # fmt: skip
+    model = work / "faces" / "emb_model.pdparams"
+    for name in (n for n in EPISODE_FRAMINGS if n in folders):
+        print(f"{name}, default search:", flush=True)
+        report = work / "framings" / f"{name}-report"
+        row = evaluate_row(model, folders[name], report, args.episodes, 0, args.seed, [(5, 1), (20, 1)], ["prototype"])
+        table["episodes"][name] = row["tasks"]
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/lfw_dev"))
@@ -160,6 +235,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-budget", default="10m", help="for faces-trained")
+    parser.add_argument("--framings", nargs="*", default=[], help="framings of face_framings.FRAMINGS to measure")
+    parser.add_argument("--framing-images", type=int, default=200, help="images of each framing timed and counted")
     args = parser.parse_args()
     import paddle  # after pdfewshot, which records the thread count before Paddle's import sets OMP_NUM_THREADS
 
@@ -181,6 +258,8 @@ def main() -> None:
     finder.eval()
     results["found"] = found_share([base, novel], FaceChips(finder))
     results["seconds_per_image"] = seconds_per_image(args.data, args.weights)
+    if args.framings:
+        results["framings"] = framing_rows(novel, args.work, args.weights, args)
     (args.work / "faces.json").write_text(json.dumps(results, indent=1))
     print(f"wrote {args.work / 'faces.json'}")
 

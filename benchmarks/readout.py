@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     set_paddle_threads()
     net, meta = open_embedding(args.model)
-    imageset, _ = load_checkpoint_data(meta, args.data)
+    imageset, _, _ = load_checkpoint_data(meta, args.data)
     classes = list(meta.split.validation) if args.validation else few_shot_classes(meta, imageset, bool(args.data))
     images = imageset.subset_classes(classes)
     features = {}

@@ -51,7 +51,7 @@ def query_images(model: Path, count: int) -> list[bytes]:
     from pdfewshot.stages.common import load_checkpoint_data, open_predictor
 
     _, meta = open_predictor(model)
-    imageset, _ = load_checkpoint_data(meta)
+    imageset, _, _ = load_checkpoint_data(meta)
     encoded = []
     for image in imageset.images[:count]:
         buffer = io.BytesIO()

@@ -74,7 +74,13 @@ SeedOption = Annotated[int, typer.Option(help="Seed for the split, sampling and 
 PlotsOption = Annotated[
     bool, typer.Option(help="Also write a confusion matrix and a per-class accuracy chart (PNG) by the report.")
 ]
-StrictOption = Annotated[bool, typer.Option(help="Stop at an unreadable image instead of skipping it with a warning.")]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        help="Stop at an unreadable image (or, on the face route, one with no face found) instead of skipping it "
+        "with a warning."
+    ),
+]
 
 
 def build(config_type: type[C], values: dict[str, Any]) -> C:
@@ -764,12 +770,13 @@ def support_add(
     name: Annotated[str, typer.Argument(help="Name of the class: a new one, or one the predictor has.")],
     folder: Annotated[Path, typer.Argument(help="Folder of its images (one to a few).")],
     model: PredictorOption = DEFAULT_PREDICTOR,
+    strict: StrictOption = False,
 ) -> None:
     """Teach a class from a few images without retraining: a new class's prototype becomes a new row of W;
     images of a class the predictor has move its row towards them."""
     from pdfewshot.stages.support import add_class
 
-    taught = add_class(model, name, folder)
+    taught = add_class(model, name, folder, strict)
     if taught.new:
         typer.echo(f"added class {name} from {taught.images} images to {model}")
     else:

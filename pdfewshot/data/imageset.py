@@ -71,6 +71,12 @@ class ImageSet:
         """The alphabet of a nested class path (``"Greek"`` for ``"Greek/character01"``), else ``""``."""
         return class_name.rsplit("/", 1)[0] if "/" in class_name else ""
 
+    def count(self, class_name: str) -> int:
+        """How many images of ``class_name`` there are (0 for a class not here)."""
+        if class_name not in self.class_names:
+            return 0
+        return int(np.sum(self.labels == self.class_names.index(class_name)))
+
     def indices_by_class(self) -> list[np.ndarray]:
         """For each class id, the indices of its images in ascending order."""
         order = np.argsort(self.labels, kind="stable")

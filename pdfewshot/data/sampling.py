@@ -1,6 +1,6 @@
 """Samplers: triples for pretraining, support/query selection for the few-shot stages."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import numpy as np
 import paddle
@@ -81,16 +81,20 @@ class TripleDataset(paddle.io.Dataset):  # type: ignore[misc]
         return len(self.images)
 
 
-def split_support_query(imageset: ImageSet, shot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded support (``shot`` images per class) and query (the rest) indices; never overlapping."""
+def split_support_query(
+    imageset: ImageSet, shot: int, rng: np.random.Generator, short: Collection[str] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded support (``shot`` images per class) and query (the rest) indices; never overlapping. A class
+    named in ``short`` (one that lost images, say) may have ``shot`` or fewer: all of them are its support."""
     if shot < 1:
         raise PdfewshotError(f"{shot}: must be at least 1", "shot")
     support, query = [], []
     for class_id, indices in enumerate(imageset.indices_by_class()):
-        if len(indices) < shot + 1:
+        name = imageset.class_names[class_id]
+        if len(indices) < shot + 1 and not (name in short and len(indices)):
             raise PdfewshotError(
                 f"{shot} needs at least {shot + 1} images per class (support plus one query); "
-                f"class {imageset.class_names[class_id]} has {len(indices)}",
+                f"class {name} has {len(indices)}",
                 "shot",
             )
         chosen = rng.permutation(indices)

@@ -46,6 +46,12 @@ class LoadReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)  # about the decoded cache: rebuilt, or not writable
+    by_class: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # class -> (relative path, why)
+
+    def skip(self, source: str, relative: str, why: str) -> None:
+        """Records an image of a class folder that was not used, and why."""
+        self.skipped.append((f"{source}:{relative}", why))
+        self.by_class.setdefault(PurePosixPath(relative).parent.as_posix(), []).append((relative, why))
 
 
 def resolve_source(source: str) -> str:
@@ -205,7 +211,7 @@ def load_sources(
         image = planned[position]
         if strict:
             raise PdfewshotError(f"{image.source}: {image.relative}: {why}")
-        report.skipped.append((f"{image.source}:{image.relative}", why))
+        report.skip(image.source, image.relative, why)
     kept = [planned[position] for position in decoded.rows]
     for source in sources:
         if not any(image.source == source for image in kept) and not report.duplicates:
@@ -284,7 +290,7 @@ def _decode_in_memory(
             except SKIPPED as error:
                 if strict:
                     raise PdfewshotError(f"{source}: {relative}: {why_skipped(error)}") from None
-                report.skipped.append((f"{source}:{relative}", why_skipped(error)))
+                report.skip(source, relative, why_skipped(error))
                 continue
             seen.add(relative)
             decoded.append((relative, class_name, pixels))

@@ -1,7 +1,7 @@
 """What several stages share: opening checkpoints and reloading the data they were made from."""
 
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import paddle
@@ -83,27 +83,60 @@ def checkpoint_chips(state: dict[str, Any], meta: EmbeddingMeta | PredictorMeta)
     return FaceChips.from_weights(finder, meta.face_alignment, "the checkpoint's face finder")
 
 
-def warn_skipped(report: LoadReport, shaper: FaceChips | None = None) -> None:
-    """One line on stderr for each note about the decoded cache, for each kind of skipped image (unreadable,
-    no face found), and, on the face route, for images in which several faces were found."""
+SHOWN_CLASSES = 20  # classes named one line each when images lost their faces; the rest are counted
+
+
+def warn_skipped(report: LoadReport, shaper: FaceChips | None = None, imageset: ImageSet | None = None) -> None:
+    """One line on stderr for each note about the decoded cache, one for the unreadable images, and on the face
+    route one for each class with images in which no face was found (how many of its images, which, and
+    whether the class is left out: counted against ``imageset``, the images kept), and one for images in which
+    several faces were found."""
     for note in report.notes:
         err_console.print(note, markup=False, soft_wrap=True)
-    kinds: dict[str, list[tuple[str, str]]] = {}
-    for path, reason in report.skipped:
-        kinds.setdefault("images with no face found" if reason == NO_FACE else "unreadable images", []).append(
-            (path, reason)
+    unreadable = [(path, reason) for path, reason in report.skipped if reason != NO_FACE]
+    if unreadable:
+        path, reason = unreadable[0]
+        _warn(
+            f"warning: skipped {len(unreadable)} unreadable images (first: {path}: {reason}); "
+            "--strict makes this an error"
         )
-    for kind, skipped in kinds.items():
-        path, reason = skipped[0]
-        err_console.print(
-            f"warning: skipped {len(skipped)} {kind} (first: {path}: {reason}); --strict makes this an error",
-            markup=False,
-            soft_wrap=True,
+    lost = faceless_by_class(report)
+    for class_name in sorted(lost)[:SHOWN_CLASSES]:
+        kept = imageset.count(class_name) if imageset is not None else None
+        _warn(_faceless_line(class_name, lost[class_name], kept))
+    if len(lost) > SHOWN_CLASSES:
+        _warn(f"warning: and {len(lost) - SHOWN_CLASSES} more classes with images in which no face was found")
+    if lost:
+        total = sum(len(files) for files in lost.values())
+        _warn(
+            f"warning: skipped {total} images with no face found in {len(lost)} classes; --strict makes this an error"
         )
     if shaper is not None and shaper.several:
-        err_console.print(
-            f"note: {shaper.several} images show several faces; the largest face of each is used", markup=False
-        )
+        _warn(f"note: {shaper.several} images show several faces; the largest face of each is used")
+
+
+def _warn(line: str) -> None:
+    err_console.print(line, markup=False, soft_wrap=True)
+
+
+def faceless_by_class(report: LoadReport) -> dict[str, list[str]]:
+    """The images of each class in which no face was found (relative paths)."""
+    lost: dict[str, list[str]] = {}
+    for class_name, skipped in report.by_class.items():
+        faceless = [relative for relative, why in skipped if why == NO_FACE]
+        if faceless:
+            lost[class_name] = faceless
+    return lost
+
+
+def _faceless_line(class_name: str, faceless: list[str], kept: int | None) -> str:
+    names = ", ".join(PurePosixPath(relative).name for relative in faceless[:3])
+    names += f" and {len(faceless) - 3} more" if len(faceless) > 3 else ""
+    if kept is None:
+        return f"warning: class {class_name}: no face found in {len(faceless)} images ({names}); skipped"
+    left_out = "; the class is left out" if kept == 0 else ""
+    total = len(faceless) + kept
+    return f"warning: class {class_name}: no face found in {len(faceless)} of {total} images ({names}){left_out}"
 
 
 def load_checkpoint_data(
@@ -111,9 +144,9 @@ def load_checkpoint_data(
     override: Sequence[str] = (),
     strict: bool = False,
     shaper: FaceChips | None = None,
-) -> tuple[ImageSet, list[str]]:
+) -> tuple[ImageSet, list[str], LoadReport]:
     """The images a checkpoint was made from (or ``override``, the ``data`` setting), at its image size
-    and channels (face chips, with ``shaper``)."""
+    and channels (face chips, with ``shaper``), and what loading skipped (said on stderr)."""
     if override:
         with about("data"):
             sources = [resolve_source(s) for s in override]
@@ -126,8 +159,8 @@ def load_checkpoint_data(
             imageset, report = load_sources(sources, meta.image_size, meta.channels, strict, shaper)
         except PdfewshotError as error:
             raise PdfewshotError(f"the checkpoint's data source {error}") from None
-    warn_skipped(report, shaper)
-    return imageset, sources
+    warn_skipped(report, shaper, imageset)
+    return imageset, sources, report
 
 
 def require_classes(imageset: ImageSet, class_names: Sequence[str], what: str) -> None:

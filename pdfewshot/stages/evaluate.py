@@ -200,7 +200,7 @@ def _write(config: EvaluateConfig, result: "EvaluateResult") -> None:
 def _novel_images(config: EvaluateConfig, meta: EmbeddingMeta, net: EmbeddingNet) -> ImageSet:
     """The images an embedding is evaluated on: its held-out classes, or ``--data``'s classes it was not
     trained on."""
-    imageset, _ = load_checkpoint_data(meta, config.data, config.strict, face_chips(net, meta))
+    imageset, _, _ = load_checkpoint_data(meta, config.data, config.strict, face_chips(net, meta))
     return imageset.subset_classes(few_shot_classes(meta, imageset, bool(config.data)))
 
 
@@ -307,7 +307,7 @@ def _evaluate_episodes(
         with about("data"):
             sources = [resolve_source(s) for s in config.data]
             imageset, report = load_sources(sources, image_size, 1, strict=config.strict)
-        warn_skipped(report)
+        warn_skipped(report, imageset=imageset)
     else:
         raise PdfewshotError(": give a data source (or --model) to draw episodes from", "data")
 

@@ -47,7 +47,7 @@ def faces_in_sample(sources: Sequence[str], finder: FaceFinder) -> tuple[int, in
             except UNREADABLE:
                 continue
             looked += 1
-            found += bool(finder.detect(image))
+            found += bool(finder.locate(image, largest=True))
     return found, looked
 
 

@@ -7,15 +7,22 @@ import numpy as np
 import paddle
 
 from pdfewshot.config import REJECT_SCORE_NAMES, FinetuneConfig
+from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sampling import split_support_query
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.methods.fitting import FitSettings, fit_on_features, fit_with_backbone, held_out_logits
 from pdfewshot.methods.unknown import LOGIT_SCORES, suggest_threshold
 from pdfewshot.nets.classifier import PairPredictor, Predictor, prototypes
 from pdfewshot.nets.embedding import EmbeddingNet, embed
-from pdfewshot.reporting.console import loss_progress
+from pdfewshot.reporting.console import err_console, loss_progress
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import face_chips, few_shot_classes, load_checkpoint_data, open_embedding
+from pdfewshot.stages.common import (
+    face_chips,
+    faceless_by_class,
+    few_shot_classes,
+    load_checkpoint_data,
+    open_embedding,
+)
 from pdfewshot.stages.faces import face_pair_threshold
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
@@ -122,6 +129,19 @@ def _predictor_meta(config: FinetuneConfig, meta: EmbeddingMeta, manifest: Query
     )  # fmt: skip
 
 
+def _say_short_classes(episode: ImageSet, shot: int, lost: dict[str, list[str]]) -> None:
+    """One line for each class left with ``shot`` or fewer images once faces were looked for."""
+    for name in episode.class_names:
+        kept = episode.count(name)
+        if name in lost and kept <= shot:
+            err_console.print(
+                f"note: class {name} keeps {kept} images with a face: taught from all of them (--shot {shot}), "
+                "none left to test it",
+                markup=False,
+                soft_wrap=True,
+            )
+
+
 def finetune(config: FinetuneConfig) -> FinetuneResult:
     """Fits the cosine classifier on the support set and writes the predictor and its query manifest."""
     set_paddle_threads()
@@ -130,13 +150,15 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         check_checkpoint_path(config.out)
     with about("model"):
         net, meta = open_embedding(config.model)
-    imageset, sources = load_checkpoint_data(meta, config.data, config.strict, face_chips(net, meta))
+    imageset, sources, report = load_checkpoint_data(meta, config.data, config.strict, face_chips(net, meta))
     candidates = few_shot_classes(meta, imageset, bool(config.data))
 
     rng = np.random.default_rng(config.seed)
     class_names = choose_classes(candidates, config.way, rng)
     episode = imageset.subset_classes(class_names)
-    support, query = split_support_query(episode, config.shot, rng)
+    lost = faceless_by_class(report)  # classes that lost images to face finding go on with what they keep
+    support, query = split_support_query(episode, config.shot, rng, short=lost)
+    _say_short_classes(episode, config.shot, lost)
     images, labels = np.asarray(episode.images[support]), episode.labels[support]
     fitted = _fit(config, net, meta.pair_head, images, labels, len(class_names))
 

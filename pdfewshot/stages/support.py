@@ -119,25 +119,33 @@ def empty_predictor(embedding: Path, model: Path) -> tuple[Predictor, PredictorM
     return predictor, predictor_meta
 
 
-def add_class(model: Path, name: str, folder: Path) -> Taught:
+def add_class(model: Path, name: str, folder: Path, strict: bool = False) -> Taught:
     """Teaches class ``name`` from the images in ``folder`` (a new class, or more images of one the
-    predictor has)."""
+    predictor has); ``strict``: an image with no face found is an error rather than skipped."""
     set_paddle_threads()
     with about("model"):
         state, meta = read_checkpoint(model, PredictorMeta)  # for the image size; read again under the lock
-    images = support_images(collect_images([folder]), name, meta, checkpoint_chips(state, meta))
+    images = support_images(collect_images([folder]), name, meta, checkpoint_chips(state, meta), strict)
     return teach(model, name, images, folder)
 
 
-def support_images(paths: list[Path], name: str, meta: PredictorMeta, chips: FaceChips | None) -> np.ndarray:
+def support_images(
+    paths: list[Path], name: str, meta: PredictorMeta, chips: FaceChips | None, strict: bool = False
+) -> np.ndarray:
     """The support images of class ``name`` as the predictor takes them. On the face route an image with no
-    face is skipped with a warning, and a class left with none is an error naming it and its images."""
-    images, read, skipped = load_image_files(paths, meta.image_size, meta.channels, chips is None, chips)
+    face is skipped with a warning naming it (an error under ``strict``), and a class left with none is an
+    error naming it and its images."""
+    images, read, skipped = load_image_files(paths, meta.image_size, meta.channels, chips is None or strict, chips)
     if skipped:
         shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         if not read:
-            raise PdfewshotError(f"class {name}: no face found in its images ({shown})")
-        err_console.print(f"warning: class {name}: no face found in {shown}; skipped", markup=False, soft_wrap=True)
+            raise PdfewshotError(f"class {name}: no face found in any of its {len(skipped)} images ({shown})")
+        err_console.print(
+            f"warning: class {name}: no face found in {len(skipped)} of {len(paths)} images ({shown}); "
+            f"taught from the other {len(read)}",
+            markup=False,
+            soft_wrap=True,
+        )
     return images
 
 

@@ -63,7 +63,7 @@ def run_test(config: QueryTestConfig) -> QueryTestResult:
     with about("model"):
         predictor, meta = open_predictor(config.model)
         manifest = read_manifest(config.model, meta)
-    imageset, _ = load_checkpoint_data(meta, config.data, config.strict, face_chips(predictor, meta))
+    imageset, _, _ = load_checkpoint_data(meta, config.data, config.strict, face_chips(predictor, meta))
     # Classes added later with `support add` have no held-out queries; only queried classes must be here.
     require_classes(imageset, sorted({q.class_name for q in manifest.queries}), f"--model {config.model}")
     position = {key: i for i, key in enumerate(imageset.keys)}

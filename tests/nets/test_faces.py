@@ -16,6 +16,7 @@ from pdfewshot.nets.faces.descriptor import MEAN_RGB, FaceRecognitionNet, load_d
 from pdfewshot.nets.faces.detector import MEAN_RGB as DETECTOR_MEAN
 from pdfewshot.nets.faces.finder import FaceChips, FaceFinder, _resized, _scaled, _square
 from pdfewshot.nets.faces.landmarks import MEAN_RGB as LANDMARKS_MEAN
+from pdfewshot.nets.faces.search import PACKAGE_SEARCH
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 WEIGHTS = SHARED / "weights" / "face-api" / "model"
@@ -70,7 +71,7 @@ def test_the_face_pipeline_agrees_with_face_api_js(
     """At the package's own settings (416 px, its eyes-and-mouth box): the same box, landmarks and descriptor."""
     finder, descriptor = nets
     image = reference_image(entry)
-    single = FaceFinder(input_sizes=(416,))
+    single = FaceFinder(PACKAGE_SEARCH)
     single.set_state_dict(finder.state_dict())
     face = single.find(image, "eyes-mouth")[0]
     x, y, w, h = entry["face"]["box_xywh"]

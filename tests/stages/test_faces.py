@@ -4,6 +4,7 @@ support; images without a face are skipped with a line, and answered "no face fo
 
 import shutil
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +122,36 @@ def test_support_names_a_class_whose_only_image_has_no_face(route: dict[str, Pat
     shutil.copy(route["predictor"].with_name("predictor.queries.json"), model.with_name("support.queries.json"))
     folder = route["root"] / "nobody"
     blank(folder / "only.png")
-    with pytest.raises(PdfewshotError, match=r"class Nobody: no face found in its images \(.*only.png\)"):
+    with pytest.raises(PdfewshotError, match=r"class Nobody: no face found in any of its 1 images \(.*only.png\)"):
         add_class(model, "Nobody", folder)
     taught = add_class(model, BASE[1], route["base"] / BASE[1])
     assert taught.new and taught.images == 3
+    mixed = people(route["root"] / "mixed", [BASE[2]])
+    blank(mixed / BASE[2] / "zz_no_face.png")
+    with pytest.raises(PdfewshotError, match=r"zz_no_face\.png"):
+        add_class(model, BASE[2], mixed / BASE[2], strict=True)
+    assert add_class(model, BASE[2], mixed / BASE[2]).images == 3
+
+
+def test_finetune_goes_on_with_classes_that_lost_faces_and_names_them(
+    route: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = people(route["root"] / "lost", NEW, each=2)
+    for image in sorted((data / NEW[0]).iterdir())[1:]:
+        image.unlink()  # NEW[0] keeps one portrait and gets two images without a face
+    blank(data / NEW[0] / "blank1.png")
+    Image.new("RGB", (8, 8), (200, 150, 120)).save(data / NEW[0] / "blank2.png")  # too small to hold a face
+    blank(data / "Nobody" / "blank.png")  # a class with no face at all
+    out = route["root"] / "m" / "lost.pdparams"
+    config = FinetuneConfig(model=route["embedding"], data=[str(data)], out=out, shot=1, steps=5, show_progress=False)
+    result = finetune(config)
+    said = capsys.readouterr().err
+    assert result.class_names == NEW and result.support == 3 and result.queries == 2
+    assert f"class {NEW[0]}: no face found in 2 of 3 images (blank1.png, blank2.png)" in said
+    assert "class Nobody: no face found in 1 of 1 images (blank.png); the class is left out" in said
+    assert f"note: class {NEW[0]} keeps 1 images with a face: taught from all of them (--shot 1)" in said
+    with pytest.raises(PdfewshotError, match="blank"):
+        finetune(replace(config, strict=True))
 
 
 def test_faces_are_the_default_start_for_photos_of_faces(route: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
@@ -143,6 +170,11 @@ def test_faces_are_the_default_start_for_photos_of_faces(route: dict[str, Path],
     blank(tmp_path / "grey" / "a" / "1.png")
     blank(tmp_path / "grey" / "b" / "1.png")
     assert choose_start(Pretrain(data=[str(tmp_path / "grey")]), photos, notify=False).pretrained != FACES
+    for path in sorted(route["new"].glob("*/*")):  # the same people as tight, small, grey portraits (ID photos)
+        (tmp_path / "tight" / path.parent.name).mkdir(parents=True, exist_ok=True)
+        portrait = Image.open(path).crop((70, 62, 180, 196)).resize((92, 112)).convert("L")
+        portrait.save(tmp_path / "tight" / path.parent.name / f"{path.stem}.png")
+    assert choose_start(Pretrain(data=[str(tmp_path / "tight")]), photos, notify=False).pretrained == FACES
 
 
 def test_faces_download_is_checksummed_and_says_where_to_put_the_files(monkeypatch: pytest.MonkeyPatch,

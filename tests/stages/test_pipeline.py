@@ -154,7 +154,7 @@ def test_a_logit_score_threshold_comes_from_fits_without_each_fold(glyph_folder:
     stored = json.loads((models / "p.json").read_text())["suggested_reject_below"]
     # The same threshold from the support images the manifest names, fitted fold by fold.
     net, meta = open_embedding(models / "emb.pdparams")
-    imageset, _ = load_checkpoint_data(meta)
+    imageset, _, _ = load_checkpoint_data(meta)
     manifest = json.loads((models / "p.queries.json").read_text())
     where = {key: i for i, key in enumerate(imageset.keys)}
     index = [where[item["key"]] for item in manifest["support"]]

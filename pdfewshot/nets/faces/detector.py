@@ -22,7 +22,8 @@ MEAN_RGB = (117.001, 114.697, 97.404)
 ANCHORS = ((1.603231, 2.094468), (6.041143, 7.080126), (2.882459, 3.518061), (4.266906, 5.178857), (9.041765, 10.66308))
 CHANNELS = (16, 32, 64, 128, 256, 512)
 IOU_THRESHOLD = 0.4
-INPUT_SIZE = 416  # face-api.js's default; a multiple of 32
+INPUT_SIZE = 416  # face-api.js's default; a multiple of STRIDE
+STRIDE = 32  # input pixels per output cell (five poolings)
 SCORE_THRESHOLD = 0.5  # face-api.js's default
 
 

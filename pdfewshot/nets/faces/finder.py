@@ -1,10 +1,14 @@
 """Image -> faces: found by the tiny detector, 68 landmarks on each, and the aligned chip the descriptor takes.
 
-Each step follows face-api.js (``detectAllFaces(...).withFaceLandmarks().withFaceDescriptors()``): the face's
-box, clipped to the image and floored, is cut out for the landmarks net; the landmarks' own bounding box,
-widened by a fifth of its width and height, is the aligned box; that box, padded to a square with black on
-both sides and resized to 150 px, is the chip. Images are float tensors inside, resized as TensorFlow.js
-does (bilinear, no half-pixel centres), so the port's numbers can be checked against the package's own.
+Where the detector looks, and what confirms a face, is :mod:`.search`'s (several looks at an image, landmarks
+that must make a face, the image turned when nothing is found upright). With ``PACKAGE_SEARCH`` each step
+follows face-api.js (``detectAllFaces(...).withFaceLandmarks().withFaceDescriptors()``): the face's box, clipped
+to the image and floored, is cut out for the landmarks net; the landmarks' own bounding box, widened by a fifth
+of its width and height, is the aligned box; that box, padded to a square with black on both sides and resized
+to 150 px, is the chip. Images are then float tensors, resized as TensorFlow.js does (bilinear, no half-pixel
+centres), so the port's numbers can be checked against the package's own. The default search cuts a box that
+reaches out of the image from inside a grey border, and locates the landmarks a second time in the box they
+imply (``search.landmarks_box``).
 
 The finder is a layer only to hold the two networks' weights, which travel inside a face embedding's
 checkpoint (keys ``face_finder.*``), so that every stage finds faces exactly as the stage before it did.
@@ -26,16 +30,24 @@ from pdfewshot.errors import UnusableImage
 from pdfewshot.nets.faces import detector as det
 from pdfewshot.nets.faces import landmarks as lm
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE
+from pdfewshot.nets.faces.search import (
+    DEFAULT_SEARCH,
+    STEADY,
+    FaceSearch,
+    Look,
+    bounds,
+    eye_distance,
+    landmarks_box,
+    looks_for,
+    moved,
+    plausible,
+    turned,
+    with_border,
+)
 from pdfewshot.nets.runner import LayerRunner
 from pdfewshot.storage.checkpoint import load_weights
 
 ALIGN_PADDING = 0.2  # face-api.js's minBoxPadding
-# The detector's anchors span faces of about 50-330 px of its input, so one input size misses faces that fill
-# the image once it is enlarged (at 416 px, the package's default, it found a face in 85% of 628 lfw_dev
-# portraits; at 160 and 320 together, 99.5%: docs/results.md, Faces). Sizes are tried together and their
-# boxes pooled; an image larger than LARGE_IMAGE is also looked at near its own size, for small faces.
-DETECTION_SIZES = (160, 320)
-LARGE_IMAGE, LARGE_SIZE = 640, 608
 # How a face's chip is cut from its landmarks (chosen by measurement: docs/results.md, Faces):
 # - "landmarks": the 68 points' bounding box widened by a fifth (face-api.js);
 # - "eyes-mouth": a square whose side is the mean eye-to-mouth distance / 0.45, placed by the centre of the
@@ -43,6 +55,7 @@ LARGE_IMAGE, LARGE_SIZE = 640, 608
 # - "level": that square turned so that the eyes are level, as dlib's own chips are.
 ALIGNMENTS = ("landmarks", "eyes-mouth", "level")
 DEFAULT_ALIGNMENT = "level"
+SMALLEST_FACE = 12  # px: an image narrower than this is not looked at (the landmarks alone need more)
 NO_FACE = "no face found"  # why an image without a face is skipped
 EYES_MOUTH = (slice(36, 42), slice(42, 48), slice(48, 68))  # left eye, right eye, mouth of the 68 points
 RELATIVE_X, RELATIVE_Y, RELATIVE_SCALE = 0.5, 0.43, 0.45
@@ -97,28 +110,26 @@ def _clipped(box: tuple[float, float, float, float], width: int, height: int) ->
     return int(np.floor(left)), int(np.floor(top)), int(np.floor(w)), int(np.floor(h))
 
 
-def decode_boxes(raw: np.ndarray, width: int, height: int, input_size: int, threshold: float) -> list[det.Detection]:
-    """The detector's output ``[25, cells, cells]`` for an image of ``width`` x ``height`` -> faces above
-    ``threshold`` after non-maximum suppression, boxes in image pixels."""
-    cells = raw.shape[1]
-    scale = input_size / max(width, height)
-    correct_x, correct_y = input_size / _js_round(width * scale), input_size / _js_round(height * scale)
-    grid = raw.reshape(len(det.ANCHORS), 5, cells, cells)
+def decode_boxes(
+    raw: np.ndarray, width: int, height: int, shown: tuple[int, int], threshold: float
+) -> list[det.Detection]:
+    """The detector's output ``[25, rows, cols]`` for an image of ``width`` x ``height`` shown to it at
+    ``shown`` (width, height in input pixels, at its top left) -> faces above ``threshold`` after non-maximum
+    suppression, boxes in image pixels. With a square input of side S and ``shown`` the image's size scaled by
+    S / its longer side, this is face-api.js's decoding."""
+    rows, cols = raw.shape[1:]
+    per_x, per_y = det.STRIDE * width / shown[0], det.STRIDE * height / shown[1]  # image pixels per cell
+    grid = raw.reshape(len(det.ANCHORS), 5, rows, cols)
     scores = 1.0 / (1.0 + np.exp(-grid[:, 4].astype(np.float64)))
     candidates = []
     for anchor, row, col in zip(*np.nonzero(scores > threshold), strict=True):
         tx, ty, tw, th = grid[anchor, :4, row, col].astype(np.float64)
-        centre_x = (col + 1 / (1 + np.exp(-tx))) / cells * correct_x
-        centre_y = (row + 1 / (1 + np.exp(-ty))) / cells * correct_y
-        box_w = np.exp(tw) * det.ANCHORS[anchor][0] / cells * correct_x
-        box_h = np.exp(th) * det.ANCHORS[anchor][1] / cells * correct_y
+        centre_x, centre_y = (col + 1 / (1 + np.exp(-tx))) * per_x, (row + 1 / (1 + np.exp(-ty))) * per_y
+        box_w, box_h = np.exp(tw) * det.ANCHORS[anchor][0] * per_x, np.exp(th) * det.ANCHORS[anchor][1] * per_y
         left, top = centre_x - box_w / 2, centre_y - box_h / 2
         candidates.append(((left, top, left + box_w, top + box_h), float(scores[anchor, row, col])))
     kept = non_max_suppression([box for box, _ in candidates], [score for _, score in candidates], det.IOU_THRESHOLD)
-    return [
-        det.Detection((box[0] * width, box[1] * height, box[2] * width, box[3] * height), score)
-        for box, score in (candidates[i] for i in kept)
-    ]
+    return [det.Detection(*candidates[i]) for i in kept]
 
 
 def non_max_suppression(boxes: list[tuple[float, ...]], scores: list[float], iou_threshold: float) -> list[int]:
@@ -139,18 +150,25 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-class FaceFinder(nn.Layer):  # type: ignore[misc]
-    """The detector and the landmarks net, and what turns an image into :class:`Face` records."""
+@dataclass(frozen=True)
+class Located:
+    """A detected face with its 68 landmarks, before its chip is cut."""
 
-    def __init__(
-        self, input_sizes: tuple[int, ...] = DETECTION_SIZES, score_threshold: float = det.SCORE_THRESHOLD
-    ) -> None:
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+
+
+class FaceFinder(nn.Layer):  # type: ignore[misc]
+    """The detector and the landmarks net, and what turns an image into :class:`Face` records: looked for as
+    ``search`` says (:mod:`.search`)."""
+
+    def __init__(self, search: FaceSearch = DEFAULT_SEARCH) -> None:
         super().__init__()
         self.detector = det.TinyFaceDetector()
         self.landmarks = lm.FaceLandmark68Net()
-        self.input_sizes = input_sizes
-        self.score_threshold = score_threshold
-        self._fast_landmarks: LayerRunner | None = None  # built on first use, once the weights are in
+        self.search = search
+        self._fast: dict[str, LayerRunner] = {}  # paddle.inference of each net, built on first use
         for parameter in self.parameters():
             parameter.stop_gradient = True  # finding faces is never trained
 
@@ -158,61 +176,159 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
         """Reads both networks' weights from face-api's files (a folder holding their manifests)."""
         return [det.load_detector(self.detector, folder), lm.load_landmarks(self.landmarks, folder)]
 
-    @paddle.no_grad()  # type: ignore[untyped-decorator]
-    def detect_at(self, image: np.ndarray, input_size: int) -> list[det.Detection]:
-        """The faces the detector finds in a uint8 ``[h, w, 3]`` image resized to ``input_size``."""
+    def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
+        if name not in self._fast:
+            self._fast[name] = LayerRunner(getattr(self, name), 3)
+        return self._fast[name](batch)
+
+    def detect_at(self, image: np.ndarray, look: Look, threshold: float | None = None) -> list[det.Detection]:
+        """The faces the detector finds in a uint8 ``[h, w, 3]`` image looked at as ``look`` says, scored above
+        ``threshold`` (the search's score threshold unless given)."""
+        threshold = self.search.score_threshold if threshold is None else threshold
         height, width = image.shape[:2]
-        pixels = paddle.to_tensor(image.transpose(2, 0, 1)[None].astype(np.float32))
-        batch = _scaled(_resized(_square(pixels, centred=False), input_size), det.MEAN_RGB)
-        raw = self.detector(batch).numpy()[0]
-        return decode_boxes(raw, width, height, input_size, self.score_threshold)
+        if look.square and not look.pad:  # face-api.js's way: padded to a square, then resized as TensorFlow does
+            pixels = paddle.to_tensor(image.transpose(2, 0, 1)[None].astype(np.float32))
+            with paddle.no_grad():
+                batch = _scaled(_resized(_square(pixels, centred=False), look.size), det.MEAN_RGB).numpy()
+            scale = look.size / max(width, height)
+            shown = (_js_round(width * scale), _js_round(height * scale))
+            return decode_boxes(self._run("detector", batch)[0], width, height, shown, threshold)
+        border = round(look.pad * max(height, width))
+        scale = look.size / (max(height, width) + 2 * border)
+        # Resized first and bordered after: the same input as bordering the whole image, at a fraction of the cost.
+        small = Image.fromarray(image).resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BILINEAR
+        )
+        framed = with_border(np.asarray(small), round(border * scale))
+        shown = (framed.shape[1], framed.shape[0])
+        cells = [-(-side // det.STRIDE) * det.STRIDE for side in shown]
+        batch = np.zeros((1, 3, cells[1], cells[0]), np.float32)
+        batch[0, :, : shown[1], : shown[0]] = framed.transpose(2, 0, 1)
+        batch = (batch - np.array(det.MEAN_RGB, np.float32).reshape(1, 3, 1, 1)) / 255.0
+        found = decode_boxes(self._run("detector", batch)[0], width + 2 * border, height + 2 * border, shown, threshold)
+        return [
+            det.Detection((d.box[0] - border, d.box[1] - border, d.box[2] - border, d.box[3] - border), d.score)
+            for d in found
+        ]
 
     def detect(self, image: np.ndarray, largest: bool = False) -> list[det.Detection]:
-        """The faces found at every input size, overlapping boxes pooled by non-maximum suppression, best first.
-        With ``largest`` (only the largest face is wanted), the sizes are tried from the smallest, which finds
-        the large faces, and the first that finds any is kept: on lfw_dev the smallest alone finds 98%."""
-        sizes = self.input_sizes + ((LARGE_SIZE,) if max(image.shape[:2]) > LARGE_IMAGE else ())
+        """The faces found by every look, overlapping boxes pooled by non-maximum suppression, best first.
+        With ``largest`` (only the largest face is wanted), the looks are tried cheapest first and the first that
+        finds any is kept."""
+        return [face for face, _ in self._looked(image, largest, check=False)]
+
+    def _looked(self, image: np.ndarray, largest: bool, check: bool) -> list[tuple[det.Detection, np.ndarray]]:
+        """Detections pooled over the looks, with their landmarks; with ``check``, only those whose landmarks
+        make a face (without, the landmarks are left as zeros). Of the boxes of one face, one from a look that
+        saw it at least ``well_seen`` px wide wins over the better scored ones (its box places the landmarks
+        better); looking for the largest face stops at the first look that saw one so."""
         found: list[det.Detection] = []
-        for size in sorted(sizes):
-            found += self.detect_at(image, size)
-            if largest and found:
-                break
-        kept = non_max_suppression([d.box for d in found], [d.score for d in found], det.IOU_THRESHOLD)
-        return [found[i] for i in kept]
+        priority: list[float] = []
+        points: dict[tuple[float, ...], np.ndarray] = {}  # landmarks of each box located so far
+
+        def confirmed() -> list[tuple[det.Detection, np.ndarray]]:
+            kept = [found[i] for i in non_max_suppression([d.box for d in found], priority, det.IOU_THRESHOLD)]
+            if not check:
+                return [(d, np.zeros((68, 2))) for d in kept]
+            for d in kept:
+                if d.box not in points:
+                    points[d.box] = self._landmarks(image, d.box)
+            faces = [(d, points[d.box]) for d in kept if self._confirms(image, d, points[d.box])]
+            return distinct(faces)
+
+        threshold = self.search.low_threshold if check else self.search.score_threshold
+        looks = self.search.looks(image.shape[1], image.shape[0])
+        for number, look in enumerate(looks, 1):
+            scale = look.size / (max(image.shape[:2]) * (1 + 2 * look.pad))  # input pixels per image pixel
+            for detection in self.detect_at(image, look, threshold):
+                well_seen = (detection.box[2] - detection.box[0]) * scale >= self.search.well_seen
+                found.append(detection)
+                priority.append(detection.score + well_seen)
+            if largest and found and (max(priority) >= 1 or number == len(looks)) and (faces := confirmed()):
+                return faces
+        return confirmed()
+
+    def _landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """The landmarks in ``box``, located again in the box they imply when the search refines them."""
+        points = self.locate_landmarks(image, box)
+        return np.asarray(self.locate_landmarks(image, landmarks_box(points))) if self.search.refine else points
+
+    def _confirms(self, image: np.ndarray, detection: det.Detection, points: np.ndarray) -> bool:
+        """Whether landmarks make a face, and for a low score, stay put when located again in their own box."""
+        if not plausible(points):
+            return False
+        if detection.score >= self.search.score_threshold:
+            return True
+        again = self.locate_landmarks(image, aligned_box(points))
+        return bool(np.abs(again - points).mean() < STEADY * eye_distance(points))
+
+    def locate(self, image: np.ndarray, largest: bool = False) -> list[Located]:
+        """Every face with its landmarks, the detector's best first; when none is found upright, the faces of
+        the image turned by each of the search's turns, until one is found (boxes and points in ``image``)."""
+        if min(image.shape[:2]) < SMALLEST_FACE:
+            return []
+        check = self.search.check_landmarks
+        found = self._looked(image, largest, check)
+        if found:
+            return [Located(d.box, d.score, p if check else self._landmarks(image, d.box)) for d, p in found]
+        for degrees in self.search.turns:
+            view, back = turned(image, degrees)
+            found = self._looked(view, largest, check=True)
+            if found:
+                return [Located(bounds(moved(corners(d.box), back)), d.score, moved(p, back)) for d, p in found]
+        return []
 
     @paddle.no_grad()  # type: ignore[untyped-decorator]
     def locate_landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """68 (x, y) points in image pixels for the face in ``box``."""
+        """68 (x, y) points in image pixels for the face in ``box`` (a box reaching out of the image is cut from
+        the image inside a grey border, as the detector saw it)."""
+        border = int(np.ceil(max(0.0, -box[0], -box[1], box[2] - image.shape[1], box[3] - image.shape[0])))
+        # Not by calling itself on the bordered image: a nested call of Paddle 3.3.1's no_grad decorator leaves
+        # gradients off for the whole process once it returns.
+        image = with_border(image, border)
+        box = (box[0] + border, box[1] + border, box[2] + border, box[3] + border)
         x, y, w, h = _clipped(box, image.shape[1], image.shape[0])
         crop = paddle.to_tensor(image[y : y + h, x : x + w].transpose(2, 0, 1)[None].astype(np.float32))
         batch = _scaled(_resized(_square(crop, centred=True), lm.INPUT_SIZE), lm.MEAN_RGB)
-        if self._fast_landmarks is None:
-            self._fast_landmarks = LayerRunner(self.landmarks, 3)
-        raw = self._fast_landmarks(batch.numpy())[0].reshape(68, 2).astype(np.float64)
+        raw = self._run("landmarks", batch.numpy())[0].reshape(68, 2).astype(np.float64)
         scale = lm.INPUT_SIZE / max(w, h)
         shown = np.array([w * scale, h * scale])
         padding = np.array([(shown[1] - shown[0]) / 2 if w < h else 0.0, (shown[0] - shown[1]) / 2 if h < w else 0.0])
         relative = (raw * lm.INPUT_SIZE - padding) / shown
-        return np.asarray(relative * np.array([w, h]) + np.array([box[0], box[1]]))
+        return np.asarray(relative * np.array([w, h]) + np.array([box[0], box[1]]) - border)
 
     def find(
         self, image: np.ndarray, alignment: str = DEFAULT_ALIGNMENT, size: int = CHIP_SIZE, largest: bool = False
     ) -> list[Face]:
-        """Every face in a uint8 ``[h, w, 3]`` image (see :meth:`detect` for ``largest``), the detector's best
-        first, its chip cut by ``alignment``."""
-        faces = []
-        for found in self.detect(image, largest):
-            points = self.locate_landmarks(image, found.box)
-            faces.append(Face(found.box, found.score, points, face_chip(image, points, alignment, size)))
-        return faces
+        """Every face in a uint8 ``[h, w, 3]`` image (see :meth:`locate`; ``largest``: only the largest is
+        wanted), the detector's best first, its chip cut by ``alignment``."""
+        return [
+            Face(face.box, face.score, face.landmarks, face_chip(image, face.landmarks, alignment, size))
+            for face in self.locate(image, largest)
+        ]
 
     def digest(self) -> str:
-        """A short hash of both networks' weights and the detection settings."""
-        hasher = hashlib.sha256(repr((self.input_sizes, self.score_threshold, LARGE_IMAGE, LARGE_SIZE)).encode())
+        """A short hash of both networks' weights and the search settings."""
+        hasher = hashlib.sha256(repr((self.search, looks_for(640, 480))).encode())
         for key, value in sorted(self.state_dict().items()):
             hasher.update(key.encode())
             hasher.update(np.ascontiguousarray(value.numpy()).tobytes())
         return hasher.hexdigest()[:16]
+
+
+def distinct(faces: list[tuple[det.Detection, np.ndarray]]) -> list[tuple[det.Detection, np.ndarray]]:
+    """The faces in order, less any whose landmarks lie on an earlier one's (a larger box around a face that
+    overlaps its own box too little to be suppressed, whose landmarks still settle on that face)."""
+    kept: list[tuple[det.Detection, np.ndarray]] = []
+    for detection, points in faces:
+        centre, reach = points[36:68].mean(axis=0), eye_distance(points) / 2
+        if all(np.hypot(*(centre - other[36:68].mean(axis=0))) > reach for _, other in kept):
+            kept.append((detection, points))
+    return kept
+
+
+def corners(box: tuple[float, float, float, float]) -> np.ndarray:
+    return np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]])
 
 
 class FaceChips:
