@@ -31,6 +31,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -169,15 +170,7 @@ def seconds_per_image(data: Path, weights: Path, count: int = 60) -> dict[str, f
 SETTINGS = {
     "default search": FaceSearch(),
     "face-api.js (416 px)": PACKAGE_SEARCH,
-    "160 + 320 px (square)": FaceSearch(
-        sizes=(160, 320),
-        score_threshold=0.5,
-        low_threshold=0.5,
-        turns=(),
-        check_landmarks=False,
-        refine=False,
-        well_seen=0.0,
-    ),
+    "160 + 320 px (square)": replace(PACKAGE_SEARCH, sizes=(160, 320)),
 }
 EPISODE_FRAMINGS = ("lfw", "tight", "turned25", "turned45", "small56", "small40")
 PEOPLE_IN_GROUP = 4  # face_framings' group photos

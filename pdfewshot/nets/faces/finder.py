@@ -219,15 +219,14 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
 
     def _looked(self, image: np.ndarray, largest: bool, check: bool) -> list[tuple[det.Detection, np.ndarray]]:
         """Detections pooled over the looks, with their landmarks; with ``check``, only those whose landmarks
-        make a face (without, the landmarks are left as zeros). Of the boxes of one face, one from a look that
-        saw it at least ``well_seen`` px wide wins over the better scored ones (its box places the landmarks
-        better); looking for the largest face stops at the first look that saw one so."""
+        make a face (without, the landmarks are left as zeros). Looking for the largest face stops at the first
+        look that finds one."""
         found: list[det.Detection] = []
-        priority: list[float] = []
         points: dict[tuple[float, ...], np.ndarray] = {}  # landmarks of each box located so far
 
         def confirmed() -> list[tuple[det.Detection, np.ndarray]]:
-            kept = [found[i] for i in non_max_suppression([d.box for d in found], priority, det.IOU_THRESHOLD)]
+            scores = [d.score for d in found]
+            kept = [found[i] for i in non_max_suppression([d.box for d in found], scores, det.IOU_THRESHOLD)]
             if not check:
                 return [(d, np.zeros((68, 2))) for d in kept]
             for d in kept:
@@ -237,14 +236,9 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
             return distinct(faces)
 
         threshold = self.search.low_threshold if check else self.search.score_threshold
-        looks = self.search.looks(image.shape[1], image.shape[0])
-        for number, look in enumerate(looks, 1):
-            scale = look.size / (max(image.shape[:2]) * (1 + 2 * look.pad))  # input pixels per image pixel
-            for detection in self.detect_at(image, look, threshold):
-                well_seen = (detection.box[2] - detection.box[0]) * scale >= self.search.well_seen
-                found.append(detection)
-                priority.append(detection.score + well_seen)
-            if largest and found and (max(priority) >= 1 or number == len(looks)) and (faces := confirmed()):
+        for look in self.search.looks(image.shape[1], image.shape[0]):
+            found += self.detect_at(image, look, threshold)
+            if largest and found and (faces := confirmed()):
                 return faces
         return confirmed()
 

@@ -27,7 +27,6 @@ SCORE_THRESHOLD = 0.3  # below face-api.js's 0.5: landmarks that make a face con
 # A detection scored between these needs steady landmarks as well: located again in the box they span, they
 # move by less than STEADY x the eyes' distance (tight portraits 0.01-0.1; backgrounds mostly more).
 LOW_THRESHOLD, STEADY = 0.1, 0.1
-WELL_SEEN = 80  # px of the detector's input: a face seen at least this wide has a box that places landmarks well
 TURNS = (45.0, -45.0)  # degrees the image is turned when nothing is found upright
 NATIVE_LIMIT = 640  # the largest look's longer side
 STRIDE = 32  # the detector's input must be a multiple of this
@@ -56,7 +55,6 @@ class FaceSearch:
     turns: tuple[float, ...] = TURNS
     check_landmarks: bool = True
     refine: bool = True
-    well_seen: float = WELL_SEEN
 
     def looks(self, width: int, height: int) -> tuple[Look, ...]:
         if self.sizes is not None:
@@ -67,7 +65,7 @@ class FaceSearch:
 # face-api.js's own settings (detectAllFaces with TinyFaceDetectorOptions at 416 px), for checking the port.
 DEFAULT_SEARCH = FaceSearch()
 PACKAGE_SEARCH = FaceSearch(
-    sizes=(416,), score_threshold=0.5, low_threshold=0.5, turns=(), check_landmarks=False, refine=False, well_seen=0.0
+    sizes=(416,), score_threshold=0.5, low_threshold=0.5, turns=(), check_landmarks=False, refine=False
 )
 
 
@@ -119,9 +117,8 @@ def bounds(points: np.ndarray) -> tuple[float, float, float, float]:
 
 # Where the detector's box lies around a face, in units of the mean eye-to-mouth distance from the centre of the
 # eyes and mouth: measured on 200 lfw_dev portraits found at 160 or 320 px (box centre 0.29 below that point,
-# box 2.6 wide and 2.5 high). Landmarks are located again in this box, so that they do not depend on which
-# look found the face: a box from a look where the face was small placed them worse (20-way 1-shot 96.5 against
-# 98.2 on lfw_dev's new people).
+# box 2.6 wide and 2.5 high). Landmarks are located again in this box, so that they depend less on which look
+# found the face (a look that saw the face small draws a rougher box).
 BOX_DOWN, BOX_WIDTH, BOX_HEIGHT = 0.285, 2.63, 2.535
 
 
