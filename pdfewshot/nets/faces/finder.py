@@ -229,9 +229,8 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
             kept = [found[i] for i in non_max_suppression([d.box for d in found], scores, det.IOU_THRESHOLD)]
             if not check:
                 return [(d, np.zeros((68, 2))) for d in kept]
-            for d in kept:
-                if d.box not in points:
-                    points[d.box] = self._landmarks(image, d.box)
+            new = [d.box for d in kept if d.box not in points]
+            points.update(zip(new, self._landmarks(image, new), strict=True))
             faces = [(d, points[d.box]) for d in kept if self._confirms(image, d, points[d.box])]
             return distinct(faces)
 
@@ -242,10 +241,10 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
                 return faces
         return confirmed()
 
-    def _landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """The landmarks in ``box``, located again in the box they imply when the search refines them."""
-        points = self.locate_landmarks(image, box)
-        return np.asarray(self.locate_landmarks(image, landmarks_box(points))) if self.search.refine else points
+    def _landmarks(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[np.ndarray]:
+        """The landmarks in each box, located again in the box they imply when the search refines them."""
+        points = self.locate_all_landmarks(image, boxes)
+        return self.locate_all_landmarks(image, [landmarks_box(p) for p in points]) if self.search.refine else points
 
     def _confirms(self, image: np.ndarray, detection: det.Detection, points: np.ndarray) -> bool:
         """Whether landmarks make a face, and for a low score, stay put when located again in their own box."""
@@ -264,7 +263,9 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
         check = self.search.check_landmarks
         found = self._looked(image, largest, check)
         if found:
-            return [Located(d.box, d.score, p if check else self._landmarks(image, d.box)) for d, p in found]
+            if not check:
+                found = list(zip((d for d, _ in found), self._landmarks(image, [d.box for d, _ in found]), strict=True))
+            return [Located(d.box, d.score, p) for d, p in found]
         for degrees in self.search.turns:
             view, back = turned(image, degrees)
             found = self._looked(view, largest, check=True)
@@ -272,24 +273,20 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
                 return [Located(bounds(moved(corners(d.box), back)), d.score, moved(p, back)) for d, p in found]
         return []
 
-    @paddle.no_grad()  # type: ignore[untyped-decorator]
     def locate_landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """68 (x, y) points in image pixels for the face in ``box`` (a box reaching out of the image is cut from
-        the image inside a grey border, as the detector saw it)."""
-        border = int(np.ceil(max(0.0, -box[0], -box[1], box[2] - image.shape[1], box[3] - image.shape[0])))
-        # Not by calling itself on the bordered image: a nested call of Paddle 3.3.1's no_grad decorator leaves
-        # gradients off for the whole process once it returns.
-        image = with_border(image, border)
-        box = (box[0] + border, box[1] + border, box[2] + border, box[3] + border)
-        x, y, w, h = _clipped(box, image.shape[1], image.shape[0])
-        crop = paddle.to_tensor(image[y : y + h, x : x + w].transpose(2, 0, 1)[None].astype(np.float32))
-        batch = _scaled(_resized(_square(crop, centred=True), lm.INPUT_SIZE), lm.MEAN_RGB)
-        raw = self._run("landmarks", batch.numpy())[0].reshape(68, 2).astype(np.float64)
-        scale = lm.INPUT_SIZE / max(w, h)
-        shown = np.array([w * scale, h * scale])
-        padding = np.array([(shown[1] - shown[0]) / 2 if w < h else 0.0, (shown[0] - shown[1]) / 2 if h < w else 0.0])
-        relative = (raw * lm.INPUT_SIZE - padding) / shown
-        return np.asarray(relative * np.array([w, h]) + np.array([box[0], box[1]]) - border)
+        """68 (x, y) points in image pixels for the face in ``box``."""
+        return self.locate_all_landmarks(image, [box])[0]
+
+    def locate_all_landmarks(
+        self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]
+    ) -> list[np.ndarray]:
+        """68 (x, y) points in image pixels for the face in each box, the landmarks net run once on them all (a
+        box reaching out of the image is cut from the image inside a grey border, as the detector saw it)."""
+        if not boxes:
+            return []
+        crops = [_landmarks_crop(image, box) for box in boxes]
+        raw = self._run("landmarks", np.concatenate([batch for batch, _ in crops]))
+        return [_landmarks_in_image(raw[i], place) for i, (_, place) in enumerate(crops)]
 
     def find(
         self, image: np.ndarray, alignment: str = DEFAULT_ALIGNMENT, size: int = CHIP_SIZE, largest: bool = False
@@ -319,6 +316,32 @@ def distinct(faces: list[tuple[det.Detection, np.ndarray]]) -> list[tuple[det.De
         if all(np.hypot(*(centre - other[36:68].mean(axis=0))) > reach for _, other in kept):
             kept.append((detection, points))
     return kept
+
+
+def _landmarks_crop(
+    image: np.ndarray, box: tuple[float, float, float, float]
+) -> tuple[np.ndarray, tuple[float, float, int, int, int]]:
+    """The landmarks net's input ``[1, 3, 112, 112]`` for the face in ``box``, and where it was cut: (left, top,
+    width, height, grey border)."""
+    border = int(np.ceil(max(0.0, -box[0], -box[1], box[2] - image.shape[1], box[3] - image.shape[0])))
+    image = with_border(image, border)
+    box = (box[0] + border, box[1] + border, box[2] + border, box[3] + border)
+    x, y, w, h = _clipped(box, image.shape[1], image.shape[0])
+    crop = paddle.to_tensor(image[y : y + h, x : x + w].transpose(2, 0, 1)[None].astype(np.float32))
+    with paddle.no_grad():
+        batch = _scaled(_resized(_square(crop, centred=True), lm.INPUT_SIZE), lm.MEAN_RGB).numpy()
+    return batch, (box[0], box[1], w, h, border)
+
+
+def _landmarks_in_image(raw: np.ndarray, place: tuple[float, float, int, int, int]) -> np.ndarray:
+    """The net's output for one crop -> 68 (x, y) points in the pixels of the image it was cut from."""
+    left, top, w, h, border = place
+    points = raw.reshape(68, 2).astype(np.float64)
+    scale = lm.INPUT_SIZE / max(w, h)
+    shown = np.array([w * scale, h * scale])
+    padding = np.array([(shown[1] - shown[0]) / 2 if w < h else 0.0, (shown[0] - shown[1]) / 2 if h < w else 0.0])
+    relative = (points * lm.INPUT_SIZE - padding) / shown
+    return np.asarray(relative * np.array([w, h]) + np.array([left, top]) - border)
 
 
 def corners(box: tuple[float, float, float, float]) -> np.ndarray:
