@@ -86,7 +86,7 @@ def checkpoint_chips(state: dict[str, Any], meta: EmbeddingMeta | PredictorMeta)
 SHOWN_CLASSES = 20  # classes named one line each when images lost their faces; the rest are counted
 
 
-def warn_skipped(report: LoadReport, shaper: FaceChips | None = None, imageset: ImageSet | None = None) -> None:
+def warn_skipped(report: LoadReport, imageset: ImageSet, shaper: FaceChips | None = None) -> None:
     """One line on stderr for each note about the decoded cache, one for the unreadable images, and on the face
     route one for each class with images in which no face was found (how many of its images, which, and
     whether the class is left out: counted against ``imageset``, the images kept), and one for images in which
@@ -102,8 +102,7 @@ def warn_skipped(report: LoadReport, shaper: FaceChips | None = None, imageset: 
         )
     lost = faceless_by_class(report)
     for class_name in sorted(lost)[:SHOWN_CLASSES]:
-        kept = imageset.count(class_name) if imageset is not None else None
-        _warn(_faceless_line(class_name, lost[class_name], kept))
+        _warn(_faceless_line(class_name, lost[class_name], imageset.count(class_name)))
     if len(lost) > SHOWN_CLASSES:
         _warn(f"warning: and {len(lost) - SHOWN_CLASSES} more classes with images in which no face was found")
     if lost:
@@ -129,11 +128,14 @@ def faceless_by_class(report: LoadReport) -> dict[str, list[str]]:
     return lost
 
 
-def _faceless_line(class_name: str, faceless: list[str], kept: int | None) -> str:
-    names = ", ".join(PurePosixPath(relative).name for relative in faceless[:3])
-    names += f" and {len(faceless) - 3} more" if len(faceless) > 3 else ""
-    if kept is None:
-        return f"warning: class {class_name}: no face found in {len(faceless)} images ({names}); skipped"
+def first_few(names: Sequence[str], shown: int = 3) -> str:
+    """The first ``shown`` names, and how many more there are."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _faceless_line(class_name: str, faceless: list[str], kept: int) -> str:
+    names = first_few([PurePosixPath(relative).name for relative in faceless])
     left_out = "; the class is left out" if kept == 0 else ""
     total = len(faceless) + kept
     return f"warning: class {class_name}: no face found in {len(faceless)} of {total} images ({names}){left_out}"
@@ -159,7 +161,7 @@ def load_checkpoint_data(
             imageset, report = load_sources(sources, meta.image_size, meta.channels, strict, shaper)
         except PdfewshotError as error:
             raise PdfewshotError(f"the checkpoint's data source {error}") from None
-    warn_skipped(report, shaper, imageset)
+    warn_skipped(report, imageset, shaper)
     return imageset, sources, report
 
 

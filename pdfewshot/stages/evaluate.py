@@ -307,7 +307,7 @@ def _evaluate_episodes(
         with about("data"):
             sources = [resolve_source(s) for s in config.data]
             imageset, report = load_sources(sources, image_size, 1, strict=config.strict)
-        warn_skipped(report, imageset=imageset)
+        warn_skipped(report, imageset)
     else:
         raise PdfewshotError(": give a data source (or --model) to draw episodes from", "data")
 

@@ -511,7 +511,7 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
             chips = start_chips(start_weights)
             imageset, load_report = load_sources(sources, config.image_size, channels, config.strict, chips)
             if ranks.writer and config.show_progress:
-                warn_skipped(load_report, chips, imageset)
+                warn_skipped(load_report, imageset, chips)
         else:
             imageset = ImageSet.empty(config.image_size, channels or 3)
     with about("data"):

@@ -31,7 +31,7 @@ from pdfewshot.nets.embedding import embed
 from pdfewshot.nets.faces.finder import FaceChips
 from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import checkpoint_chips, open_embedding, open_predictor
+from pdfewshot.stages.common import checkpoint_chips, first_few, open_embedding, open_predictor
 from pdfewshot.stages.faces import face_pair_threshold
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
@@ -137,7 +137,7 @@ def support_images(
     error naming it and its images."""
     images, read, skipped = load_image_files(paths, meta.image_size, meta.channels, chips is None or strict, chips)
     if skipped:
-        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        shown = first_few(skipped)
         if not read:
             raise PdfewshotError(f"class {name}: no face found in any of its {len(skipped)} images ({shown})")
         err_console.print(
