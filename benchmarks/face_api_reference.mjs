@@ -19,6 +19,7 @@ function load(net, name) {
 load(faceapi.nets.tinyFaceDetector, 'tiny_face_detector_model');
 load(faceapi.nets.faceLandmark68Net, 'face_landmark_68_model');
 load(faceapi.nets.faceRecognitionNet, 'face_recognition_model');
+load(faceapi.nets.ssdMobilenetv1, 'ssd_mobilenetv1_model');
 const results = [];
 for (const spec of images) {
   const [file, w, h] = spec.split(':');
@@ -28,8 +29,14 @@ for (const spec of images) {
   const chipDesc = await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(img);
   const lmRaw = faceapi.nets.faceLandmark68Net.runNet(await faceapi.toNetInput(img));
   const faces = await faceapi.detectAllFaces(img, new faceapi.TinyFaceDetectorOptions()).withFaceLandmarks().withFaceDescriptors();
+  const ssd = faceapi.nets.ssdMobilenetv1.forward(img);
+  const ssdBoxes = (await ssd).boxes[0], ssdScores = (await ssd).scores[0];
+  const ssdFaces = await faceapi.detectAllFaces(img, new faceapi.SsdMobilenetv1Options());
   results.push({
-    file, raw_detector: Array.from(await raw.data()).slice(0, 200), raw_detector_sum: (await raw.sum().data())[0],
+    file,
+    ssd_boxes_first_200: Array.from(await ssdBoxes.data()).slice(0, 200), ssd_boxes_sum: (await ssdBoxes.sum().data())[0],
+    ssd_scores_first_200: Array.from(await ssdScores.data()).slice(0, 200), ssd_scores_sum: (await ssdScores.sum().data())[0],
+    ssd_faces: ssdFaces.map((f) => ({ box: [f.box.x, f.box.y, f.box.width, f.box.height], score: f.score })), raw_detector: Array.from(await raw.data()).slice(0, 200), raw_detector_sum: (await raw.sum().data())[0],
     whole_descriptor: Array.from(chipDesc), whole_landmarks_raw: Array.from(await lmRaw.data()),
     faces: faces.map((f) => ({ box: [f.detection.box.x, f.detection.box.y, f.detection.box.width, f.detection.box.height], score: f.detection.score,
       landmarks: f.landmarks.positions.map((p) => [p.x, p.y]), unshifted: f.unshiftedLandmarks.positions.map((p) => [p.x, p.y]), lmdims: [f.unshiftedLandmarks.imageWidth, f.unshiftedLandmarks.imageHeight], aligned: [f.alignedRect.box.x, f.alignedRect.box.y, f.alignedRect.box.width, f.alignedRect.box.height],

@@ -45,7 +45,7 @@ from pdfewshot.config import EvaluateConfig, PretrainConfig
 from pdfewshot.data.sources import load_sources
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE, FaceRecognitionNet, load_descriptor
 from pdfewshot.nets.faces.finder import FaceChips, FaceFinder
-from pdfewshot.nets.faces.search import PACKAGE_SEARCH, FaceSearch
+from pdfewshot.nets.faces.search import PACKAGE_SEARCH, PACKAGE_SSD_SEARCH, FaceSearch
 from pdfewshot.runtime import cpu_info, set_paddle_threads, thread_count
 from pdfewshot.stages.evaluate import evaluate
 from pdfewshot.stages.pretrain import pretrain
@@ -171,6 +171,9 @@ SETTINGS = {
     "default search": FaceSearch(),
     "face-api.js (416 px)": PACKAGE_SEARCH,
     "160 + 320 px (square)": replace(PACKAGE_SEARCH, sizes=(160, 320)),
+    "ssd, face-api.js (512 px)": PACKAGE_SSD_SEARCH,
+    "ssd, default checks": FaceSearch(detector="ssd"),
+    "default + whole image as a face": FaceSearch(whole_image=True),
 }
 EPISODE_FRAMINGS = ("lfw", "tight", "turned25", "turned45", "small56", "small40")
 PEOPLE_IN_GROUP = 4  # face_framings' group photos
@@ -200,7 +203,8 @@ def framing_rows(novel: Path, work: Path, weights: Path, args: argparse.Namespac
     """The detection table of every setting on every framing, and the episodes of the default search."""
     folders = {name: write_framing(novel, work / "framings" / name, name, args.seed) for name in args.framings}
     table: dict[str, Any] = {"detection": {}, "episodes": {}}
-    for setting, search in SETTINGS.items():
+    for setting in args.settings:
+        search = SETTINGS[setting]
         finder = FaceFinder(search)
         finder.load_face_api(weights)
         finder.eval()
@@ -229,6 +233,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-budget", default="10m", help="for faces-trained")
     parser.add_argument("--framings", nargs="*", default=[], help="framings of face_framings.FRAMINGS to measure")
+    parser.add_argument(
+        "--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS), help="detector settings"
+    )
     parser.add_argument("--framing-images", type=int, default=200, help="images of each framing timed and counted")
     args = parser.parse_args()
     import paddle  # after pdfewshot, which records the thread count before Paddle's import sets OMP_NUM_THREADS

@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from pdfewshot.config import DEFAULT_EMBEDDING, DEFAULT_PREDICTOR, EvaluateConfig, FinetuneConfig, PretrainConfig
+from pdfewshot.config import (
+    DEFAULT_EMBEDDING,
+    DEFAULT_PREDICTOR,
+    EvaluateConfig,
+    FinetuneConfig,
+    PredictConfig,
+    PretrainConfig,
+)
 from pdfewshot.data.decoding import decode_image, shape_picture
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.faces.finder import FaceChips
@@ -36,7 +43,7 @@ from pdfewshot.stages.evaluate import EvaluateResult
 from pdfewshot.stages.evaluate import evaluate as evaluate_stage
 from pdfewshot.stages.faces import every_face
 from pdfewshot.stages.finetune import finetune as finetune_stage
-from pdfewshot.stages.predict import Prediction, Scorer, label, label_faces, open_scorer
+from pdfewshot.stages.predict import Prediction, Scorer, label, label_faces, open_scorer, parse_threshold, rejection
 from pdfewshot.stages.pretrain import pretrain as pretrain_stage
 from pdfewshot.stages.support import Taught, remove_class, teach
 from pdfewshot.storage.atomic import atomic_write
@@ -143,21 +150,27 @@ class Classifier:
     def classes(self) -> list[str]:
         return list(self.scorer.class_names) if self.scorer is not None else []
 
-    def predict(self, images: Sequence[ImageLike], top_k: int = 1) -> list[Prediction]:
+    def predict(
+        self, images: Sequence[ImageLike], top_k: int = 1, reject_below: float | str | None = None
+    ) -> list[Prediction]:
         """The best classes of each image (on the face route: of every face, each with its box, and "no face
-        found" for an image without one)."""
+        found" for an image without one), "unknown" below the classifier's stored threshold; ``reject_below``:
+        another threshold, or "none" to always name a class (as ``predict --reject-below``)."""
         scorer = self.scorer
         if scorer is None:
             raise PdfewshotError(f"{self.path}: no classes yet; teach one with add_class")
         if isinstance(images, ImageLike):
             images = [images]
+        threshold = parse_threshold(reject_below) if isinstance(reject_below, str) else reject_below
+        rule = rejection(PredictConfig(model=self.path, reject_below=threshold), scorer)
         if scorer.chips is None:
             names = [_picture(image)[0] for image in images]
-            logits, _ = scorer.logits_and_known(_rows(images, scorer.image_size, scorer.channels, None), None)
-            return label(names, logits, None, scorer.class_names, top_k, None)
+            rows = _rows(images, scorer.image_size, scorer.channels, None)
+            logits, known = scorer.logits_and_known(rows, rule.score if rule else None)
+            return label(names, logits, known, scorer.class_names, top_k, rule)
         pictures = [_picture(image) for image in images]
         faces = [(name, every_face(scorer.chips, picture, scorer.image_size)) for name, picture in pictures]
-        return label_faces(faces, scorer, top_k, None)
+        return label_faces(faces, scorer, top_k, rule)
 
     def add_class(self, name: str, images: Sequence[ImageLike]) -> Taught:
         """Teaches class ``name`` from ``images`` (a new class, or more images of one), written to the checkpoint
@@ -198,7 +211,8 @@ def _save_png(row: np.ndarray, path: str) -> None:
 def pretrain(data: str | Path | Sequence[str | Path] | None = None, **options: Any) -> Embedding:
     """``pdfewshot pretrain``: an embedding learned on ``data`` (default: the built-in set), or a start's weights
     as they are (``epochs=0``, e.g. ``pretrained="imagenet"`` or ``"faces"``); options as
-    :class:`pdfewshot.config.PretrainConfig`. Returns the checkpoint written (``out``)."""
+    :class:`pdfewshot.config.PretrainConfig`. Returns the checkpoint written: ``out``, by default
+    ``models/emb_model.pdparams`` under the working folder, as the command writes it."""
     config = _config(PretrainConfig, {"data": data, **options} if data is not None else options)
     return Embedding(pretrain_stage(config).checkpoint)
 
@@ -210,8 +224,10 @@ def finetune(
     **options: Any,
 ) -> Classifier:
     """``pdfewshot finetune``: a cosine classifier over ``embedding`` from ``shot`` images of each class of
-    ``data`` (default: the embedding's held-out classes); options as :class:`pdfewshot.config.FinetuneConfig`."""
+    ``data`` (default: the embedding's held-out classes); options as :class:`pdfewshot.config.FinetuneConfig`.
+    Written to ``out``, by default ``predictor.pdparams`` beside the embedding."""
     model = embedding.path if isinstance(embedding, Embedding) else Path(embedding)
+    options.setdefault("out", model.with_name(DEFAULT_PREDICTOR.name))
     config = _config(FinetuneConfig, {"model": model, "data": data, "shot": shot, **options})
     return Classifier(finetune_stage(config).checkpoint)
 

@@ -9,6 +9,7 @@ first imported. Errors name the settings they are about; :func:`user_errors` sho
 import dataclasses
 import inspect
 import os
+import sys
 import typing
 from collections.abc import Callable
 from functools import wraps
@@ -31,6 +32,7 @@ from pdfewshot.config import (
     IMAGENET_PROBE_EPOCHS,
     IMAGENET_TIME_BUDGET,
     NO_FREEZE,
+    REJECT_SCORE_NAMES,
     TOKEN_VARIABLE,
     CompareConfig,
     EvaluateConfig,
@@ -46,10 +48,16 @@ from pdfewshot.data.profile import GLYPH_SIZE, IMAGENET_SIZE, PHOTO_SIZE
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.runtime import configure_runtime
 
+if typing.TYPE_CHECKING:
+    from rich.table import Table
+
+    from pdfewshot.stages.predict import Prediction, Rejection
+
 app = typer.Typer(
     help="Few-shot image classification with PaddlePaddle: pretrain -> finetune -> test.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[visualdl]" and "[[stage]]" are not Rich markup
 )
 data_app = typer.Typer(help="Work with data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -150,6 +158,37 @@ def main(
     configure_runtime(threads)
     if cache_dir is not None:
         os.environ[CACHE_VARIABLE] = cache_dir
+
+
+GLOBAL_OPTIONS = ("--threads", "--cache-dir")  # options of every command, given before or after its name
+
+
+def hoisted(args: list[str]) -> list[str]:
+    """The command line with the global options given after the command's name moved before it, where Click
+    looks for them (``pdfewshot predict --cache-dir X`` works as ``pdfewshot --cache-dir X predict``)."""
+    command = next((i for i, arg in enumerate(args) if not arg.startswith("-") and
+                    (i == 0 or args[i - 1] not in GLOBAL_OPTIONS)), None)  # fmt: skip
+    if command is None:
+        return list(args)
+    before, after, rest = list(args[:command]), [args[command]], args[command + 1 :]
+    index = 0
+    while index < len(rest):
+        arg = rest[index]
+        if arg == "--":
+            after += rest[index:]
+            break
+        if arg in GLOBAL_OPTIONS and index + 1 < len(rest):
+            before += rest[index : index + 2]
+            index += 2
+            continue
+        (before if arg.split("=", 1)[0] in GLOBAL_OPTIONS else after).append(arg)
+        index += 1
+    return before + after
+
+
+def run() -> None:
+    """The ``pdfewshot`` command."""
+    app(args=hoisted(sys.argv[1:]), prog_name="pdfewshot")
 
 
 @app.command()
@@ -417,13 +456,13 @@ def finetune(
     reject_score: Annotated[
         str,
         typer.Option(
-            help="The unknown score whose threshold is suggested for predict --reject-below suggested: max-cosine, "
-            "energy or max-softmax."
+            help="The unknown score whose threshold the predictor stores (predict answers 'unknown' below it by "
+            "default): " + ", ".join(REJECT_SCORE_NAMES) + "."
         ),
     ] = FINETUNE.reject_score,
     reject_rate: Annotated[
         float,
-        typer.Option(help="Share of genuine images of the support classes the suggested threshold may reject."),
+        typer.Option(help="Share of genuine images of the support classes the stored threshold may reject."),
     ] = FINETUNE.reject_rate,
     seed: SeedOption = FINETUNE.seed,
     strict: StrictOption = FINETUNE.strict,
@@ -442,9 +481,13 @@ def finetune(
     )
     if result.suggested_reject_below is not None:
         typer.echo(
-            f"suggested --reject-below {result.suggested_reject_below:.4f} of {config.reject_score} (leave-one-out "
-            f"on the support set: about {1 - config.reject_rate:.0%} of its images clear it); stored in the checkpoint"
+            f"stored threshold for 'unknown': {result.suggested_reject_below:.4f} of {config.reject_score} "
+            f"({result.reject_origin}); predict applies it unless given --reject-below none"
         )
+    else:
+        typer.echo(f"no threshold for 'unknown' could be chosen (one image a class with --reject-score "
+                   f"{config.reject_score}, or a pair-bce embedding): predict names a class for every image unless "
+                   "given --reject-below")  # fmt: skip
     typer.echo(f"wrote {result.checkpoint}")
 
 
@@ -464,6 +507,11 @@ def test_command(
     result = run_test(build(QueryTestConfig, locals()))
     console.print(accuracy_table(result.per_class, f"{model.name}: per-class accuracy"))
     typer.echo(f"wrote {report}")
+    if result.rejection is not None and result.unknown_share is not None:
+        typer.echo(
+            f"{result.unknown_share:.1%} of the queries answered 'unknown' by predict ({result.rejection.describe()}); "
+            f"right and not unknown: {result.right_and_known:.4f}"
+        )
     typer.echo(f"overall: {result.overall:.4f}")
 
 
@@ -609,8 +657,9 @@ def compare(
     import json
 
     from rich.table import Table
+    from rich.text import Text
 
-    from pdfewshot.reporting.console import console, err_console
+    from pdfewshot.reporting.console import console, err_console, path_cell
     from pdfewshot.stages.compare import compare as run
 
     result = run(build(CompareConfig, {**locals(), "images": images or []}))
@@ -621,19 +670,49 @@ def compare(
     err_console.print(f"{result.similarity}; {shown} ({result.threshold_from})", markup=False)
     table = Table(title=f"{model.name}: {result.similarity}")
     for column in ("first", "second", result.similarity, "answer"):
-        table.add_column(column, justify="right" if column == result.similarity else "left")
+        table.add_column(column, justify="right" if column == result.similarity else "left", overflow="fold")
     labelled = any(row.truth is not None for row in result.rows)
     if labelled:
         table.add_column("label")
     for row in result.rows:
         answer = "-" if row.same is None else ("same" if row.same else "different")
-        cells = [row.first, row.second, f"{row.similarity:.4f}", answer]
+        cells: list[str | Text] = [path_cell(row.first), path_cell(row.second), f"{row.similarity:.4f}", answer]
         if labelled:
             cells.append("-" if row.truth is None else ("same" if row.truth else "different"))
         table.add_row(*cells)
     console.print(table)
     if result.accuracy is not None:
         typer.echo(f"accuracy: {result.accuracy:.4f} ({sum(r.truth is not None for r in result.rows)} labelled pairs)")
+
+
+def prediction_table(results: list["Prediction"], rule: "Rejection | None", top_k: int, title: str) -> "Table":
+    """``predict``'s table: each image (each face, with its box), its class and probability, the rejection
+    score's value when "unknown" is answered, and the next classes with ``top_k``."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from pdfewshot.reporting.console import path_cell
+
+    table = Table(title=title)
+    table.add_column("image", overflow="fold")
+    faces = any(r.box is not None for r in results)
+    if faces:
+        table.add_column("face (left, top, right, bottom)")
+    table.add_column("prediction", overflow="fold")
+    table.add_column("probability", justify="right")
+    if rule is not None:
+        table.add_column(rule.score, justify="right")
+    if top_k > 1:
+        table.add_column("next", justify="left")
+    for r in results:
+        box = [", ".join(f"{value:.0f}" for value in r.box) if r.box else ""] if faces else []
+        row: list[Any] = [path_cell(r.image), *box, Text(r.label), f"{r.ranked[0][1]:.4f}" if r.ranked else ""]
+        if r.known_score is not None:
+            row.append(f"{r.known_score:.4f}")
+        if top_k > 1:
+            row.append(Text(", ".join(f"{name} {p:.4f}" for name, p in r.ranked[1:])))
+        table.add_row(*row)
+    return table
 
 
 @app.command("predict")
@@ -649,16 +728,16 @@ def predict_command(
     reject_below: Annotated[
         str | None,
         typer.Option(
-            help="Answer 'unknown' when the image's --reject-score is below this; 'suggested' takes the threshold "
-            "finetune suggested (and its score)."
+            help="Answer 'unknown' when the image's --reject-score is below this number; 'suggested' (the default "
+            "when the predictor stores one): its own threshold (and score); 'none': always name a class."
         ),
     ] = None,
     reject_score: Annotated[
         str | None,
         typer.Option(
             help="What --reject-below thresholds: max-cosine (the best class's cosine), energy (log-sum-exp of the "
-            "logits) or max-softmax (the best class's probability) (default: the score finetune suggested its "
-            "threshold for)."
+            "logits) or max-softmax (the best class's probability) (default: the score of the predictor's own "
+            "threshold)."
         ),
     ] = PREDICT.reject_score,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -666,8 +745,6 @@ def predict_command(
 ) -> None:
     """Classify new images with a predictor: class and probability for each, or 'unknown'."""
     import json
-
-    from rich.table import Table
 
     from pdfewshot.reporting.console import console, err_console
     from pdfewshot.stages.predict import parse_threshold, predict
@@ -678,27 +755,12 @@ def predict_command(
         typer.echo(json.dumps([r.to_json() for r in results], indent=1))
         return
     if rule is not None:
-        err_console.print(rule.describe(), markup=False)
-    table = Table(title=f"{model.name}: predictions")
-    table.add_column("image")
-    faces = any(r.box is not None for r in results)
-    if faces:
-        table.add_column("face (left, top, right, bottom)")
-    table.add_column("prediction")
-    table.add_column("probability", justify="right")
-    if rule is not None:
-        table.add_column(rule.score, justify="right")
-    if top_k > 1:
-        table.add_column("next", justify="left")
-    for r in results:
-        box = [", ".join(f"{value:.0f}" for value in r.box) if r.box else ""] if faces else []
-        row = [r.image, *box, r.label, f"{r.ranked[0][1]:.4f}" if r.ranked else ""]
-        if r.known_score is not None:
-            row.append(f"{r.known_score:.4f}")
-        if top_k > 1:
-            row.append(", ".join(f"{name} {p:.4f}" for name, p in r.ranked[1:]))
-        table.add_row(*row)
-    console.print(table)
+        also = "; --reject-below none names a class for every image" if rule.suggested else ""
+        err_console.print(rule.describe() + also, markup=False, soft_wrap=True)
+    elif config.reject_below is None:
+        err_console.print("note: the predictor stores no threshold, so every image is named a class; give "
+                          "--reject-below a number to answer 'unknown'", markup=False, soft_wrap=True)  # fmt: skip
+    console.print(prediction_table(results, rule, top_k, f"{model.name}: predictions"))
 
 
 @app.command("export")

@@ -231,6 +231,32 @@ def embedding_without_novel_classes(world: World) -> list[str]:
     return ["finetune", "--model", str(out), "--out", str(world.out / "p.pdparams")]
 
 
+def no_threshold_stored(world: World) -> list[str]:
+    """A 1-shot predictor of the energy score: no image to leave out, and no pair threshold for energy."""
+    out = world.root / "cases" / "energy.pdparams"
+    if not out.exists():
+        code, output = invoke(["finetune", "--model", str(world.embedding), "--shot", "1", "--steps", "1",
+                               "--reject-score", "energy", "--out", str(out)])  # fmt: skip
+        assert code == 0, output
+    image = str(world.data / "alpha0" / "char0" / "0.png")
+    return ["predict", image, "--model", str(out), "--reject-below", "suggested"]
+
+
+def huge_image(folder: Path) -> Path:
+    """A 15000 x 15000 PNG (1 MB, 225 million pixels: Pillow's own check would raise a decompression bomb)."""
+    from PIL import Image
+
+    path = folder / "huge.png"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (15000, 15000), 128).save(path, compress_level=1)
+    return path
+
+
+def huge_image_strict(world: World) -> list[str]:
+    return ["predict", str(huge_image(world.root / "cases" / "huge")), "--model", str(world.predictor), "--strict"]
+
+
 CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("missing path", lambda w: ["pretrain", "--data", str(w.root / "nowhere")],
      "--data {root}/nowhere: no such file or folder"),
@@ -357,6 +383,24 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("face weights without their binary", face_weights_case("missing"),
      "its weights file {root}/cases/faces-missing/face_recognition_model.bin is missing"),
     ("face weights cut short", face_weights_case("short"), "face_recognition_model.bin holds 1000 bytes"),
+    ("finetune before any pretrain", lambda w: ["finetune", "--shot", "1"],
+     "--model models/emb_model.pdparams: no such checkpoint file; no embedding has been made there yet: run "
+     "'pdfewshot pretrain' first"),
+    ("predict before any finetune", lambda w: ["predict", str(w.data / "alpha0" / "char0" / "0.png")],
+     "no predictor has been made there yet: run 'pdfewshot finetune' (or 'pdfewshot support add') first"),
+    ("a folder that holds no weights", lambda w: ["pretrain", "--pretrained", str(w.data), "--epochs", "0",
+                                                  "--out", str(w.out / "m.pdparams")],
+     "a folder, where a weights file (.pdparams) or face-api's weights folder"),
+    ("a folder of one class to finetune on",
+     lambda w: ["finetune", "--model", str(w.embedding), "--data", str(make_flat(w.root / "cases" / "solo", classes=1)),
+                "--shot", "1", "--out", str(w.out / "p.pdparams")],
+     "--data: one class (class0); a classifier needs two or more. Add a folder for another class, or teach the "
+     "others later with 'pdfewshot support add' or the page of 'pdfewshot serve'"),
+    ("the stored threshold of a predictor with none", no_threshold_stored,
+     "stores no threshold (a pair-bce predictor, a single class, or one image a class with --reject-score energy); "
+     "give --reject-below a number"),
+    ("a huge image under --strict", huge_image_strict, "huge.png: too large: 15000x15000 pixels, more than pdfewshot "
+     "decodes (67 million for PNG); shrink it first"),
 ]  # fmt: skip
 
 
@@ -385,3 +429,15 @@ def test_unreadable_images_are_skipped_with_a_warning_without_strict(world: Worl
                            "--steps-per-epoch", "1", "--batch-size", "2", "--out", str(out)])  # fmt: skip
     assert code == 0, output
     assert "warning: skipped 1 unreadable images (first: " in output and "class1/bad.png" in output
+
+
+def test_a_huge_image_in_a_class_is_skipped_with_one_line(world: World) -> None:
+    folder = world.root / "cases" / "with-huge"
+    if not folder.exists():
+        make_flat(folder, classes=2, per_class=3)
+    huge = huge_image(folder / "class1")
+    out = world.root / "w" / "huge.pdparams"
+    code, output = invoke(["finetune", "--model", str(world.embedding), "--data", str(folder), "--shot", "1",
+                           "--steps", "1", "--out", str(out)])  # fmt: skip
+    assert code == 0 and "Traceback" not in output, output
+    assert f"(first: {huge}: too large: 15000x15000 pixels" in output

@@ -2,13 +2,14 @@
 setting are shown as the option (or argument) that sets it."""
 
 import dataclasses
+import os
 from typing import Any
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from pdfewshot.cli import app, option_name, user_errors
+from pdfewshot.cli import app, hoisted, option_name, user_errors
 from pdfewshot.config import (
     EvaluateConfig,
     ExportConfig,
@@ -82,3 +83,26 @@ def test_a_failed_pipeline_state_write_names_the_file_not_an_option(tmp_path: An
     result = CliRunner().invoke(app, ["run", str(pipeline_file)])
     assert result.exit_code == 2
     assert "--out" not in result.output and "models/.run-state" in result.output
+
+
+@pytest.mark.parametrize(
+    ("given", "seen"),
+    [
+        (["predict", "a.png", "--cache-dir", "x"], ["--cache-dir", "x", "predict", "a.png"]),
+        (["--threads", "2", "predict", "--threads=3", "a.png"], ["--threads", "2", "--threads=3", "predict", "a.png"]),
+        (["support", "add", "ann", "f/", "--cache-dir", "off"], ["--cache-dir", "off", "support", "add", "ann", "f/"]),
+        (["predict", "--", "--cache-dir"], ["predict", "--", "--cache-dir"]),  # after "--": an image's name
+        (["--version"], ["--version"]),
+    ],
+)
+def test_global_options_may_follow_the_command(given: list[str], seen: list[str]) -> None:
+    assert hoisted(given) == seen
+
+
+def test_a_global_option_after_the_command_is_applied(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PDFEWSHOT_CACHE", raising=False)
+    args = ["data", "synth", str(tmp_path / "g"), "--alphabets", "1", "--characters", "2", "--drawers", "2"]
+    result = CliRunner().invoke(app, hoisted([*args, "--cache-dir", "off"]))
+    assert result.exit_code == 0, result.output
+    assert os.environ.get("PDFEWSHOT_CACHE") == "off"
+    monkeypatch.delenv("PDFEWSHOT_CACHE", raising=False)

@@ -5,6 +5,7 @@ go through :func:`shape_picture`, so an image becomes the same row wherever it e
 """
 
 import io
+import threading
 from typing import Protocol
 
 import numpy as np
@@ -13,8 +14,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pdfewshot.errors import UnusableImage
 
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
-# What Pillow raises for a file that is not an image, is empty or is cut short.
+# Images are decoded at most this large (8192 x 8192, about 200 MB as RGB): a JPEG larger than WORKING_SIDE
+# is decoded reduced (by 2, 4 or 8, which its format allows for free), so one of up to 64 times this many
+# pixels is read; any other image of more pixels is refused before it is decoded.
+MAX_PIXELS = 8192 * 8192
+WORKING_SIDE = 2048  # a decoded image with a longer side is shrunk to it at once: no stage looks at more
+JPEG_REDUCTION = 8  # the most libjpeg reduces by while decoding
+
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than :data:`MAX_PIXELS` once decoded as small as its format allows."""
+
+
+# What Pillow raises for a file that is not an image, is empty or is cut short, and an image too large.
 UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+_OPENING = threading.Lock()  # Pillow's own pixel limit is lifted while a file is opened: see open_image
 
 
 class Shaper(Protocol):
@@ -27,12 +41,36 @@ class Shaper(Protocol):
 
 
 def decode_image(raw: bytes | np.ndarray) -> Image.Image:
-    """A Pillow image from encoded bytes (or an array), fully decoded so damage shows here."""
+    """A Pillow image from encoded bytes (or an array), fully decoded so damage shows here, with its longer
+    side at most :data:`WORKING_SIDE`. A large JPEG is decoded reduced; an image that would still have more
+    than :data:`MAX_PIXELS` is refused (:class:`ImageTooLarge`) without being decoded."""
     if isinstance(raw, np.ndarray):
         return Image.fromarray(raw)
-    image = Image.open(io.BytesIO(raw))
+    image = open_image(raw)
+    width, height = image.size
+    if image.format == "JPEG" and max(width, height) > WORKING_SIDE:
+        image.draft(None, (WORKING_SIDE, WORKING_SIDE))  # the smallest reduction keeping that much
+    if image.size[0] * image.size[1] > MAX_PIXELS:
+        most = MAX_PIXELS * (JPEG_REDUCTION**2 if image.format == "JPEG" else 1)
+        raise ImageTooLarge(
+            f"{width}x{height} pixels, more than pdfewshot decodes ({most / 1e6:.0f} million for "
+            f"{image.format or 'this format'}); shrink it first"
+        )
     image.load()  # decode now, so that truncated files fail here and not later
+    if max(image.size) > WORKING_SIDE:
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
     return image
+
+
+def open_image(raw: bytes) -> Image.Image:
+    """``Image.open`` without Pillow's decompression-bomb error, which would refuse a huge JPEG that
+    :func:`decode_image` decodes reduced; the size is checked there instead, before anything is decoded."""
+    with _OPENING:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(raw))
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def image_to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
@@ -61,6 +99,8 @@ def shape_picture(picture: Image.Image, size: int, channels: int, shaper: Shaper
 
 def why_skipped(error: Exception) -> str:
     """The reason an image is skipped, as reports show it."""
+    if isinstance(error, ImageTooLarge):
+        return f"too large: {error}"
     return str(error) if isinstance(error, UnusableImage) else f"unreadable image: {error}"
 
 

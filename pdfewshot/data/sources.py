@@ -50,8 +50,13 @@ class LoadReport:
 
     def skip(self, source: str, relative: str, why: str) -> None:
         """Records an image of a class folder that was not used, and why."""
-        self.skipped.append((f"{source}:{relative}", why))
+        self.skipped.append((image_location(source, relative), why))
         self.by_class.setdefault(PurePosixPath(relative).parent.as_posix(), []).append((relative, why))
+
+
+def image_location(source: str, relative: str) -> str:
+    """Where an image of a source is, as messages name it: its file's path, or ZIP:NAME inside a zip."""
+    return f"{source}:{relative}" if source.lower().endswith(".zip") else str(Path(source) / relative)
 
 
 def resolve_source(source: str) -> str:
@@ -231,7 +236,7 @@ def _class_to_read(source: str, relative: str, seen: set[str], report: LoadRepor
         return None
     class_name = PurePosixPath(relative).parent.as_posix()
     if class_name == ".":
-        report.skipped.append((f"{source}:{relative}", "not inside a class folder"))
+        report.skipped.append((image_location(source, relative), "not inside a class folder"))
         return None
     return class_name
 

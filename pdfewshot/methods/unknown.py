@@ -14,7 +14,8 @@ Each score is higher for a query that looks known. They read what a fitted class
   everywhere it is ``max-cosine``. A relative distance in the spirit of Ren et al. (2021).
 
 :func:`suggest_threshold` picks a threshold from the support set alone for a stated share of known images
-to reject, and :func:`auroc` / :func:`false_accept_rate` measure a score on known and unknown queries.
+to reject (:func:`between_class_threshold` one where no image can be left out), and :func:`auroc` /
+:func:`false_accept_rate` measure a score on known and unknown queries.
 A logit score of a *fitted* classifier (fine-tuned weights and bias) is read from that classifier's
 logits, whose scale the prototypes' do not share; its threshold comes from folds of the support set,
 each held out of a fit on the rest (:func:`held_out_folds`).
@@ -187,6 +188,18 @@ def suggest_threshold(
     if not own.any():
         return None
     return float(np.quantile(values[own], reject_rate))
+
+
+def between_class_threshold(prototypes: np.ndarray) -> float | None:
+    """The largest cosine between two classes' prototypes: a query no closer than that to its best class
+    looks no more like it than two known classes look like each other. For one image a class (where no
+    image can be left out) the threshold of max-cosine; None with fewer than two classes."""
+    if len(prototypes) < 2:
+        return None
+    unit = normalise(prototypes)
+    cosines = unit @ unit.T
+    np.fill_diagonal(cosines, -np.inf)
+    return float(cosines.max())
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float:

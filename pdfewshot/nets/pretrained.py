@@ -28,7 +28,7 @@ from pdfewshot.nets.faces.descriptor import FaceRecognitionNet, load_descriptor
 from pdfewshot.nets.faces.finder import DEFAULT_ALIGNMENT, FaceFinder
 from pdfewshot.nets.tfjs import MANIFEST_SUFFIX
 from pdfewshot.storage.checkpoint import META_KEY, check_meta, read_checkpoint
-from pdfewshot.storage.metadata import EmbeddingMeta
+from pdfewshot.storage.metadata import EmbeddingMeta, Verification
 
 IMAGENET_CLASSES = 1000
 DEFAULT_IMAGENET_BACKBONE = "resnet18"  # the tutorial's, for ``imagenet`` without a backbone
@@ -174,6 +174,23 @@ def is_face_api(path: Path) -> bool:
     )
 
 
+def face_api_inside(path: Path) -> Path:
+    """``path``, or its ``model/`` folder when that holds face-api's weights (the npm package as shipped)."""
+    inner = path / "model"
+    return inner if path.is_dir() and not is_face_api(path) and is_face_api(inner) else path
+
+
+# The cosine at which face-api's descriptor, as shipped, tells two faces to be one person's: what compare, the
+# page and a classifier of one photo a person use when pretrain has no faces of other people to choose one on.
+# Chosen by ``pdfewshot evaluate --pairs 3000`` on 1,500 pairs of the 118 lfw_dev people that benchmarks/faces.py
+# does not test on (its people40 split's base), right for 0.9913 of the other 1,500 (docs/results.md, Faces).
+FACE_API_PAIRS = Verification(
+    threshold=0.9022, similarity="cosine", accuracy=0.9913,
+    chosen_on="1500 pairs of 118 lfw_dev people (face-api's descriptor as shipped, chosen once by evaluate --pairs; "
+    "no data here to choose on)",
+)  # fmt: skip
+
+
 @dataclass
 class StartWeights:
     """Weights to start a backbone from, and what the network must be to take them."""
@@ -186,6 +203,7 @@ class StartWeights:
     imagenet: bool  # an ImageNet classifier's weights (Paddle's download or a file of the same kind)
     face_finder: dict[str, Any] | None = None  # the face route: the detector's and landmarks' weights
     face_alignment: str | None = None  # the face route: how chips are cut (nets.faces.finder.ALIGNMENTS)
+    pairs: Verification | None = None  # the start's own pair threshold, for when no data choose one
 
     @property
     def faces(self) -> bool:
@@ -200,7 +218,7 @@ def read_face_start(path: Path) -> StartWeights:
     finder.load_face_api(path if path.is_dir() else path.parent)
     state = {key: value.numpy() for key, value in descriptor.state_dict().items()}
     finder_state = {key: value.numpy() for key, value in finder.state_dict().items()}
-    return StartWeights(path, FACE_BACKBONE, state, 3, "face", False, finder_state, DEFAULT_ALIGNMENT)
+    return StartWeights(path, FACE_BACKBONE, state, 3, "face", False, finder_state, DEFAULT_ALIGNMENT, FACE_API_PAIRS)
 
 
 def _vision_shapes(backbone: str) -> dict[str, list[int]]:
@@ -249,11 +267,17 @@ def read_start_weights(source: str | Path, backbone: str | None) -> StartWeights
     """What ``source`` (``imagenet``, or a file) holds: a pdfewshot embedding checkpoint (of ``backbone``
     when given), or a bare paddle.vision state dict of an ImageNet classifier (of ``backbone``, or found
     from its keys when no backbone is given; the ``imagenet`` download is one). Errors are about the file."""
-    if str(source) == FACES or is_face_api(Path(source).expanduser()):
+    given = face_api_inside(Path(source).expanduser())
+    if str(source) == FACES or is_face_api(given):
         if backbone not in (None, FACE_BACKBONE):
             raise PdfewshotError(f"{backbone}: face-api's weights are a {FACE_BACKBONE} backbone", "backbone")
-        return read_face_start(face_api_weights() if str(source) == FACES else Path(source).expanduser())
+        return read_face_start(face_api_weights() if str(source) == FACES else given)
     path = imagenet_weights(backbone or DEFAULT_IMAGENET_BACKBONE) if str(source) == IMAGENET else Path(source)
+    if path.is_dir():
+        raise PdfewshotError(
+            f"{path}: a folder, where a weights file (.pdparams) or face-api's weights folder (holding "
+            f"{DESCRIPTOR_MODEL}{MANIFEST_SUFFIX}, as the npm package's model/ does) is wanted"
+        )
     if not path.is_file():
         raise PdfewshotError(f"{path}: no such file")
     try:

@@ -1,5 +1,6 @@
 """What the user sees: Rich progress bars with the running loss (or accuracy), accuracy tables."""
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -8,11 +9,22 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 # Status lines and warnings stay one line however long their paths (Rich would wrap them at the terminal
 # width), so that logs can be grepped; progress bars and rules still fit the terminal.
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def path_cell(path: str) -> Text:
+    """An image's path as a table shows it: relative to the working folder when inside it (so that rows differ
+    where the images do), as plain text (a bracket in a file name is not markup)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        relative = path
+    return Text(path if relative.startswith("..") else relative)
 
 
 class LossProgress:

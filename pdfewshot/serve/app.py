@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from pdfewshot import __version__
 from pdfewshot.config import REJECT_SCORE_NAMES, PredictConfig, ServeConfig
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.serve.api_docs import api_page
 from pdfewshot.serve.service import ClassifierService, ServiceError, Upload
 from pdfewshot.stages.predict import parse_threshold
 
@@ -66,9 +67,11 @@ def create_app(service: ClassifierService, config: ServeConfig) -> FastAPI:
         version=__version__,
         description="Classify images with a few-shot classifier, teach it new classes, drop classes.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's Swagger UI comes from a CDN: blank offline; /docs is served from here instead
+        redoc_url=None,
     )
     _answer_errors_in_json(app)
-    _reading_routes(app, service)
+    _reading_routes(app, service, config)
     _predicting_and_changing_routes(app, service, config)
     app.mount("/static", StaticFiles(directory=str(PAGE)), name="static")
     return app
@@ -108,17 +111,22 @@ def _answer_errors_in_json(app: FastAPI) -> None:
         return _error(error.status_code, str(error.detail))
 
 
-def _reading_routes(app: FastAPI, service: ClassifierService) -> None:
+def _reading_routes(app: FastAPI, service: ClassifierService, config: ServeConfig) -> None:
     """The page, and what the classifier is and knows."""
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
         return (PAGE / "index.html").read_text(encoding="utf-8")
 
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> str:
+        return api_page(app.openapi())
+
     @app.get("/health")
     def health() -> dict[str, Any]:
-        """The model served, its classes and input, its suggested threshold, and the package version."""
-        return service.health()
+        """The model served, its classes and input, its threshold for unknown, whether it is the face route, the
+        most images a request may carry, and the package version."""
+        return {**service.health(), "max_images": config.max_images}
 
     @app.get("/classes")
     def classes() -> list[dict[str, Any]]:
@@ -140,7 +148,10 @@ def _predicting_and_changing_routes(app: FastAPI, service: ClassifierService, co
         top_k: Annotated[int, Query(ge=1, description="Classes listed per image, most probable first.")] = 1,
         reject_below: Annotated[
             str | None,
-            Query(description="Answer 'unknown' below this value of reject_score; 'suggested': finetune's threshold."),
+            Query(
+                description="Answer 'unknown' below this value of reject_score; 'suggested' (what is done when this is "
+                "left out and the classifier stores a threshold): its own threshold; 'none': never 'unknown'."
+            ),
         ] = None,
         reject_score: Annotated[
             str | None, Query(description=f"One of {', '.join(REJECT_SCORE_NAMES)}; default: the predictor's own.")
@@ -160,6 +171,15 @@ def _predicting_and_changing_routes(app: FastAPI, service: ClassifierService, co
         _authorise(config, authorization)
         taught = service.teach(name, _read_uploads(images, config))
         return {"class": taught.name, "new": taught.new, "images": taught.images, "support": taught.total}
+
+    @app.get("/download/{kind}", responses={200: {"content": {"application/octet-stream": {}}}})
+    def download(kind: str, authorization: Annotated[str | None, Header()] = None) -> Response:
+        """The classifier with every class taught: 'predictor', its checkpoint (.pdparams, for pdfewshot predict
+        --model and the Python API), or 'export', a zip of the folder pdfewshot export writes (paddle.inference)."""
+        _authorise(config, authorization)
+        data, name = service.download(kind)
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(data, media_type="application/octet-stream", headers=disposition)
 
     @app.delete("/classes/{name:path}")
     def forget(name: str, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:

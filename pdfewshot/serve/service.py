@@ -20,7 +20,9 @@ an image without one is answered "no face found"; teaching takes each image's la
 import io
 import queue
 import shutil
+import tempfile
 import threading
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -30,16 +32,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from pdfewshot import __version__
-from pdfewshot.config import PredictConfig
-from pdfewshot.data.decoding import UNREADABLE, decode_image, shape_picture
+from pdfewshot.config import ExportConfig, PredictConfig
+from pdfewshot.data.decoding import UNREADABLE, ImageTooLarge, decode_image, open_image, shape_picture
 from pdfewshot.data.sources import read_by_key
 from pdfewshot.errors import PdfewshotError, UnusableImage, about
 from pdfewshot.nets.faces.finder import NO_FACE, Face, FaceChips
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import checkpoint_chips
+from pdfewshot.stages.export import export
 from pdfewshot.stages.faces import every_face
 from pdfewshot.stages.predict import UNKNOWN, Prediction, Rejection, Scorer, label, open_scorer, rejection
 from pdfewshot.stages.support import Taught, example_folders, remove_class, support_counts, teach
@@ -63,6 +66,9 @@ class ServiceError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+DOWNLOADS = ("predictor", "export")  # what GET /download/{kind} gives
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,31 @@ class ClassifierService:
             self._thumbnails[key] = _thumbnail(name, index, sources[index])
         return self._thumbnails[key]
 
+    def download(self, kind: str) -> tuple[bytes, str]:
+        """The classifier as it stands, with every class taught, and a file name for it: ``predictor``, its
+        checkpoint (what ``pdfewshot predict --model`` and the Python API read), or ``export``, a zip of the
+        folder ``pdfewshot export`` writes (for ``paddle.inference``)."""
+        if kind not in DOWNLOADS:
+            raise ServiceError(404, f"{kind}: no such download; there are {', '.join(DOWNLOADS)}")
+        if self.current().scorer is None:
+            raise ServiceError(409, "no classes yet: teach one first")
+        if kind == "predictor":
+            if not self.can_teach:
+                raise ServiceError(409, f"{self.model}: an export folder is served; download the export")
+            return self._call(self.model.read_bytes), self.model.name
+        return self._call(self._export_zip), f"{self.model.stem}-export.zip"
+
+    def _export_zip(self) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="pdfewshot-download-") as folder:
+            exported = (
+                self.model if self.model.is_dir() else export(ExportConfig(model=self.model, out=Path(folder) / "x"))
+            )
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(p for p in exported.rglob("*") if p.is_file()):
+                    archive.write(path, f"{self.model.stem}-export/{path.relative_to(exported).as_posix()}")
+            return buffer.getvalue()
+
     def health(self) -> dict[str, Any]:
         state = self.current()
         image_size, channels = self._input(state)
@@ -221,6 +252,7 @@ class ClassifierService:
             "reject_score": state.scorer.reject_score if state.scorer else None,
             "suggested_reject_below": state.scorer.suggested_reject_below if state.scorer else None,
             "can_teach": self.can_teach,
+            "faces": (state.scorer.chips if state.scorer else self._embedding_chips) is not None,
             "version": __version__,
         }
 
@@ -453,6 +485,8 @@ def _refused(upload: Upload) -> Iterator[None]:
         yield
     except UnidentifiedImageError:
         raise ServiceError(400, f"{upload.filename}: not an image (Pillow cannot identify it)") from None
+    except ImageTooLarge as error:
+        raise ServiceError(413, f"{upload.filename}: too large: {error}") from None
     except UNREADABLE as error:
         raise ServiceError(400, f"{upload.filename}: unreadable image ({error})") from None
     except UnusableImage as error:
@@ -492,7 +526,7 @@ def _write_bytes(data: bytes, path: str) -> None:
 
 
 def _suffix(data: bytes) -> str:
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:
         return IMAGE_SUFFIXES_BY_FORMAT.get(str(image.format), ".png")
 
 

@@ -61,6 +61,7 @@ def export(config: ExportConfig) -> Path:
             scored=scored,
             face_alignment=meta.face_alignment,
             face_finder=FACE_FINDER if finder is not None else None,
+            reject_origin=meta.reject_origin,
         )  # fmt: skip
         write_json(staging / ExportMeta.FILE, to_json(description))
     return out

@@ -13,20 +13,9 @@ from pdfewshot.data.sources import iter_source
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.faces.finder import Face, FaceChips, FaceFinder
 from pdfewshot.nets.pretrained import StartWeights
-from pdfewshot.storage.metadata import EmbeddingMeta
 
 FACE_SAMPLE = 24  # images looked at to tell whether data are faces
 FACE_SHARE = 0.9  # share of them with a face found for the data to count as faces
-
-
-def face_pair_threshold(meta: EmbeddingMeta) -> float | None:
-    """On the face route, the max-cosine threshold a classifier suggests when it cannot choose one on its own
-    support images (one photo a person, or none yet): the embedding's pair threshold, the cosine at which two
-    faces are told to be one person's (chosen by pretrain on other people). None off the face route."""
-    verification = meta.verification
-    if meta.face_alignment is None or verification is None or verification.similarity != "cosine":
-        return None
-    return verification.threshold
 
 
 def start_chips(start: StartWeights | None) -> FaceChips | None:

@@ -23,7 +23,7 @@ from pdfewshot.stages.common import (
     load_checkpoint_data,
     open_embedding,
 )
-from pdfewshot.stages.faces import face_pair_threshold
+from pdfewshot.stages.thresholds import stored_threshold
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import check_checkpoint_path, save_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, ImageRef, PredictorMeta, QueryManifest
@@ -36,7 +36,8 @@ class FinetuneResult:
     support: int
     queries: int
     losses: list[float]
-    suggested_reject_below: float | None = None
+    suggested_reject_below: float | None = None  # the threshold stored, which predict applies by default
+    reject_origin: str | None = None  # how it was chosen (pdfewshot.stages.thresholds)
 
 
 def queries_path(checkpoint: Path) -> Path:
@@ -109,11 +110,10 @@ def _fit(config: FinetuneConfig, net: EmbeddingNet, pair_head: bool, images: np.
 
 
 def _predictor_meta(config: FinetuneConfig, meta: EmbeddingMeta, manifest: QueryManifest, sources: list[str],
-                    threshold: float | None) -> PredictorMeta:  # fmt: skip
-    """The predictor checkpoint's description; a 1-shot face classifier suggests the embedding's pair threshold."""
-    suggested = threshold
-    if threshold is None and config.reject_score == "max-cosine":
-        suggested = face_pair_threshold(meta)
+                    fitted: Fitted) -> PredictorMeta:  # fmt: skip
+    """The predictor checkpoint's description, with the threshold it answers "unknown" below (:mod:`.thresholds`)."""
+    held = fitted.predictor.prototypes.numpy() if isinstance(fitted.predictor, Predictor) else np.zeros((0, 1))
+    suggested, origin = stored_threshold(config.reject_score, fitted.threshold, meta, held)
     return PredictorMeta(
         backbone=meta.backbone, image_size=meta.image_size, channels=meta.channels,
         embedding_dim=meta.embedding_dim, readout=meta.readout, class_names=manifest.classes, scale=config.scale,
@@ -121,7 +121,7 @@ def _predictor_meta(config: FinetuneConfig, meta: EmbeddingMeta, manifest: Query
         data=sources, embedding_checkpoint=str(Path(config.model).resolve()), embedding_config=meta.config,
         shot=config.shot, seed=config.seed, queries_manifest=queries_path(config.out).name,
         suggested_reject_below=suggested, reject_score=config.reject_score, reject_rate=config.reject_rate,
-        config={
+        reject_origin=origin, config={
             "steps": config.steps, "lr": config.lr, "entropy_weight": config.entropy_weight,
             "train_backbone": config.train_backbone, "backbone_lr": config.backbone_lr,
         },
@@ -152,6 +152,12 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         net, meta = open_embedding(config.model)
     imageset, sources, report = load_checkpoint_data(meta, config.data, config.strict, face_chips(net, meta))
     candidates = few_shot_classes(meta, imageset, bool(config.data))
+    if len(candidates) < 2:
+        raise PdfewshotError(
+            f": one class ({candidates[0]}); a classifier needs two or more. Add a folder for another class, or "
+            "teach the others later with 'pdfewshot support add' or the page of 'pdfewshot serve'",
+            "data" if config.data else "model",
+        )
 
     rng = np.random.default_rng(config.seed)
     class_names = choose_classes(candidates, config.way, rng)
@@ -168,7 +174,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     manifest = QueryManifest(class_names, refs(support), refs(query))
     with about("out"):
         write_json(queries_path(config.out), manifest.to_json())
-        save_checkpoint(
-            config.out, fitted.predictor, _predictor_meta(config, meta, manifest, sources, fitted.threshold)
-        )
-    return FinetuneResult(config.out, class_names, len(support), len(query), fitted.losses, fitted.threshold)
+        described = _predictor_meta(config, meta, manifest, sources, fitted)
+        save_checkpoint(config.out, fitted.predictor, described)
+    return FinetuneResult(config.out, class_names, len(support), len(query), fitted.losses,
+                          described.suggested_reject_below, described.reject_origin)  # fmt: skip

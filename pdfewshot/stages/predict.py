@@ -21,7 +21,7 @@ from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import face_chips, open_predictor
 from pdfewshot.stages.export import read_export_meta
 from pdfewshot.stages.faces import find_faces
-from pdfewshot.storage.metadata import ExportMeta
+from pdfewshot.storage.metadata import ExportMeta, PredictorMeta
 
 UNKNOWN = "unknown"
 SCORE_RANGES = {
@@ -60,21 +60,25 @@ class Rejection:
 
     score: str
     threshold: float
-    suggested: bool  # the threshold finetune suggested for its reject rate
+    suggested: bool  # the threshold stored in the predictor (else one given)
+    origin: str = "given"  # how the threshold was chosen (pdfewshot.stages.thresholds)
 
     def describe(self) -> str:
-        origin = "suggested by finetune" if self.suggested else "given"
-        return f"answering unknown below {self.threshold:.4f} of {self.score} ({origin})"
+        return f"answering unknown below {self.threshold:.4f} of {self.score} ({self.origin})"
+
+
+STORED, NO_REJECTION = "suggested", "none"  # --reject-below: the predictor's own threshold; never "unknown"
 
 
 def parse_threshold(text: str | None) -> float | str | None:
-    """``--reject-below`` as given: None, "suggested" or a number."""
-    if text in (None, "suggested"):
+    """``--reject-below`` as given: None (the stored threshold, when there is one), "suggested", "none" or a
+    number."""
+    if text in (None, STORED, NO_REJECTION):
         return text
     try:
         return float(text)
     except ValueError:
-        raise PdfewshotError(f"{text}: expected a number or 'suggested'", "reject_below") from None
+        raise PdfewshotError(f"{text}: expected a number, 'suggested' or 'none'", "reject_below") from None
 
 
 def collect_images(inputs: Sequence[Path]) -> list[Path]:
@@ -110,6 +114,7 @@ class Scorer:
     reject_score: str
     scored: bool
     chips: FaceChips | None = None  # the face route: what finds each image's faces
+    reject_origin: str | None = None  # how the stored threshold was chosen
 
     def logits_and_known(self, images: np.ndarray, score: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The logits of the images and, when ``score`` is given, its value for each image."""
@@ -134,11 +139,16 @@ def open_scorer(model: Path) -> Scorer:
         runner = InferenceRunner(str(model / exported.program))
         return Scorer(runner, exported.class_names, exported.image_size, exported.channels,
                       exported.suggested_reject_below, exported.reject_score, exported.scored,
-                      exported_chips(model, exported))  # fmt: skip
-    predictor, meta = open_predictor(model)
+                      exported_chips(model, exported), exported.reject_origin)  # fmt: skip
+    return predictor_scorer(*open_predictor(model))
+
+
+def predictor_scorer(predictor: paddle.nn.Layer, meta: PredictorMeta) -> Scorer:
+    """An opened predictor checkpoint as a scorer (run by the fast path)."""
     network, scored = scoring_network(predictor)
     return Scorer(partial(run_fast, network), meta.class_names, meta.image_size, meta.channels,
-                  meta.suggested_reject_below, meta.reject_score, scored, face_chips(predictor, meta))  # fmt: skip
+                  meta.suggested_reject_below, meta.reject_score, scored, face_chips(predictor, meta),
+                  meta.reject_origin)  # fmt: skip
 
 
 def exported_chips(folder: Path, exported: ExportMeta) -> FaceChips | None:
@@ -158,28 +168,40 @@ def rejection(config: PredictConfig, scorer: Scorer) -> Rejection | None:
         raise PdfewshotError(
             f"{config.reject_score}: unknown, choose from {', '.join(REJECT_SCORE_NAMES)}", "reject_score"
         )
-    if config.reject_below is None:
+    if config.reject_below == NO_REJECTION:
         return None
-    if config.reject_below == "suggested":
+    if config.reject_below is None:  # the default: the stored threshold, when it is of the score asked for
+        if scorer.suggested_reject_below is None or config.reject_score not in (None, scorer.reject_score):
+            return None
+        return stored_rejection(scorer)
+    if config.reject_below == STORED:
         if scorer.suggested_reject_below is None:
             raise PdfewshotError(
-                f"{config.model}: has no suggested threshold (fine-tuned with one shot, or a pair-bce predictor)",
+                f"{config.model}: stores no threshold (a pair-bce predictor, a single class, or one image a class "
+                f"with --reject-score {scorer.reject_score}); give --reject-below a number",
                 "model",
             )
         if config.reject_score not in (None, scorer.reject_score):
             raise PdfewshotError(
-                f"{config.reject_score}: the suggested threshold is one of {scorer.reject_score}; give a number "
+                f"{config.reject_score}: the stored threshold is one of {scorer.reject_score}; give a number "
                 "with another score",
                 "reject_score",
             )
-        return Rejection(scorer.reject_score, scorer.suggested_reject_below, suggested=True)
+        return stored_rejection(scorer)
     score = config.reject_score or scorer.reject_score
     if isinstance(config.reject_below, str):
-        raise PdfewshotError(f"{config.reject_below}: expected a number or 'suggested'", "reject_below")
+        raise PdfewshotError(f"{config.reject_below}: expected a number, 'suggested' or 'none'", "reject_below")
     low, high, what = SCORE_RANGES.get(score, (-np.inf, np.inf, "a number"))
     if not low <= config.reject_below <= high:
         raise PdfewshotError(f"{config.reject_below}: must be {what} for {score}", "reject_below")
     return Rejection(score, float(config.reject_below), suggested=False)
+
+
+def stored_rejection(scorer: Scorer) -> Rejection:
+    """Answering "unknown" below the predictor's own threshold (which must be there)."""
+    assert scorer.suggested_reject_below is not None
+    origin = f"stored: {scorer.reject_origin}" if scorer.reject_origin else "stored in the predictor"
+    return Rejection(scorer.reject_score, scorer.suggested_reject_below, suggested=True, origin=origin)
 
 
 def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
@@ -196,7 +218,9 @@ def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
         return predict_faces(config, scorer, paths, rule), rule
     images, names, skipped = load_image_files(paths, scorer.image_size, scorer.channels, config.strict)
     if skipped:
-        err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
+        err_console.print(
+            f"warning: skipped {len(skipped)} unreadable or too large images (first: {skipped[0]})", markup=False
+        )
     if not names:
         raise PdfewshotError("no readable images to predict")
     logits, known = scorer.logits_and_known(images, rule.score if rule is not None else None)
@@ -211,7 +235,9 @@ def predict_faces(
     assert scorer.chips is not None, "the face route"
     faces, skipped = find_faces(paths, scorer.chips, scorer.image_size, config.strict)
     if skipped:
-        err_console.print(f"warning: skipped {len(skipped)} unreadable images (first: {skipped[0]})", markup=False)
+        err_console.print(
+            f"warning: skipped {len(skipped)} unreadable or too large images (first: {skipped[0]})", markup=False
+        )
     if not faces:
         raise PdfewshotError("no readable images to predict")
     return label_faces(faces, scorer, config.top_k, rule)

@@ -773,6 +773,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     meta.training.processes = ranks.world_size
     if ranks.writer:
         meta.verification = _pair_threshold(net, prepared)
+        if meta.verification is None and prepared.start is not None and not losses:
+            meta.verification = prepared.start.pairs  # the start's as it is, for a start kept as it is
     if ranks.writer:
         _write(config, net, meta, losses)
     wait_for_all(ranks)

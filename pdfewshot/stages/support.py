@@ -26,15 +26,16 @@ import paddle.nn.functional as F
 from pdfewshot.config import DEFAULT_REJECT_SCORE, FinetuneConfig
 from pdfewshot.data.sources import load_image_files
 from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.methods.unknown import between_class_threshold
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
 from pdfewshot.nets.faces.finder import FaceChips
 from pdfewshot.reporting.console import err_console
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import checkpoint_chips, first_few, open_embedding, open_predictor
-from pdfewshot.stages.faces import face_pair_threshold
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
+from pdfewshot.stages.thresholds import BETWEEN_CLASSES, KEPT_ORIGINS, stored_threshold
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import checkpoint_lock, read_checkpoint, save_checkpoint, sidecar_path
 from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
@@ -107,14 +108,16 @@ def empty_predictor(embedding: Path, model: Path) -> tuple[Predictor, PredictorM
     if meta.pair_head:
         raise PdfewshotError(f"{embedding}: a pair-bce embedding classifies through stored pairs; finetune it first")
     scale = FinetuneConfig().scale
+    threshold, origin = stored_threshold(DEFAULT_REJECT_SCORE, None, meta, np.zeros((0, net.output_dim)))
     classifier = CosineClassifier(0, net.output_dim, scale)
     predictor = Predictor(net, classifier, paddle.zeros([0, net.output_dim]))
     predictor_meta = PredictorMeta(
         backbone=meta.backbone, image_size=meta.image_size, channels=meta.channels, embedding_dim=meta.embedding_dim,
         readout=meta.readout, class_names=[], scale=scale, method="cosine", loss=meta.loss, support_count=0, data=[],
         embedding_checkpoint=str(embedding.resolve()), embedding_config=meta.config, shot=0, seed=0,
-        queries_manifest=model.stem + ".queries.json", suggested_reject_below=face_pair_threshold(meta), config={},
+        queries_manifest=model.stem + ".queries.json", suggested_reject_below=threshold, config={},
         normalisation=meta.normalisation, reject_score=DEFAULT_REJECT_SCORE, face_alignment=meta.face_alignment,
+        reject_origin=origin,
     )  # fmt: skip
     return predictor, predictor_meta
 
@@ -180,7 +183,7 @@ def teach(model: Path, name: str, images: np.ndarray, folder: Path, embedding: P
         if manifest is None:
             manifest = QueryManifest(list(meta.class_names), [], [])
         manifest.classes = list(meta.class_names)
-        _save(model, updated, meta, manifest)
+        _save(model, updated, _rethresholded(meta, updated), manifest)
         total = support_counts(meta, manifest)[name]
         return Taught(name, new, len(embeddings), total)
 
@@ -274,4 +277,19 @@ def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: Pred
         [item for item in manifest.support if item.class_name != name],
         [item for item in manifest.queries if item.class_name != name],
     )
-    _save(model, updated, meta, manifest)
+    _save(model, updated, _rethresholded(meta, updated), manifest)
+
+
+def _rethresholded(meta: PredictorMeta, predictor: paddle.nn.Layer) -> PredictorMeta:
+    """``meta`` with the threshold chosen again from the classes it now has, where that threshold came from
+    the classes (the closest two) or none could be chosen before; a threshold that holds for any classes
+    (the embedding's, the support images' spread, or one an older predictor stored) is kept."""
+    chosen_from_classes = meta.reject_origin == BETWEEN_CLASSES
+    if not chosen_from_classes and (meta.suggested_reject_below is not None or meta.reject_origin in KEPT_ORIGINS):
+        return meta
+    if meta.reject_score != "max-cosine" or not isinstance(predictor, Predictor):
+        return meta
+    threshold = between_class_threshold(predictor.prototypes.numpy())
+    return replace(
+        meta, suggested_reject_below=threshold, reject_origin=BETWEEN_CLASSES if threshold is not None else None
+    )

@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import paddle
 
-from pdfewshot.config import QueryTestConfig
+from pdfewshot.config import PredictConfig, QueryTestConfig
 from pdfewshot.errors import PdfewshotError, about
-from pdfewshot.nets.inference import run_fast
 from pdfewshot.reporting.console import ClassAccuracy
 from pdfewshot.reporting.plots import accuracy_pictures
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import face_chips, load_checkpoint_data, open_predictor, require_classes
+from pdfewshot.stages.predict import Rejection, predictor_scorer, rejection
 from pdfewshot.storage.atomic import read_json, write_json
 from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
 
@@ -25,15 +25,41 @@ class QueryTestResult:
     per_class: list[ClassAccuracy]
     predictions: np.ndarray
     labels: np.ndarray
+    rejection: Rejection | None = None  # the predictor's stored threshold, which predict applies by default
+    known_scores: np.ndarray | None = None  # each query's value of that threshold's score
 
     @property
     def overall(self) -> float:
         return float(np.mean(self.predictions == self.labels)) if len(self.labels) else 0.0
 
+    @property
+    def unknown_share(self) -> float | None:
+        """The share of queries ``predict`` would answer "unknown" (below the stored threshold)."""
+        if self.rejection is None or self.known_scores is None or not len(self.labels):
+            return None
+        return float(np.mean(self.known_scores < self.rejection.threshold))
+
+    @property
+    def right_and_known(self) -> float | None:
+        """The share of queries ``predict`` would answer with their own class (not "unknown")."""
+        share = self.unknown_share
+        if share is None or self.known_scores is None or self.rejection is None:
+            return None
+        return float(np.mean((self.predictions == self.labels) & (self.known_scores >= self.rejection.threshold)))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "overall": self.overall,
             "queries": len(self.labels),
+            "stored_threshold": None
+            if self.rejection is None
+            else {
+                "score": self.rejection.score,
+                "threshold": self.rejection.threshold,
+                "origin": self.rejection.origin,
+                "unknown": self.unknown_share,
+                "right_and_not_unknown": self.right_and_known,
+            },
             "per_class": [
                 {"class": r.name, "queries": r.queries, "correct": r.correct, "accuracy": r.accuracy}
                 for r in self.per_class
@@ -75,12 +101,15 @@ def run_test(config: QueryTestConfig) -> QueryTestResult:
     labels = np.array([class_index[q.class_name] for q in manifest.queries], dtype=np.int64)
 
     images = imageset.images[indices]
-    predictions = run_fast(predictor, images).argmax(axis=1) if len(images) else np.zeros(0, dtype=np.int64)
+    scorer = predictor_scorer(predictor, meta)
+    rule = rejection(PredictConfig(model=config.model), scorer)
+    logits, known = scorer.logits_and_known(images, rule.score if rule else None) if len(images) else (None, None)
+    predictions = logits.argmax(axis=1) if logits is not None else np.zeros(0, dtype=np.int64)
     per_class = [
         ClassAccuracy(name, int(np.sum(labels == c)), int(np.sum((labels == c) & (predictions == c))))
         for c, name in enumerate(meta.class_names)
     ]
-    result = QueryTestResult(per_class, predictions, labels)
+    result = QueryTestResult(per_class, predictions, labels, rule, known)
     if config.report is not None:
         with about("report"):
             write_json(config.report, result.to_json())

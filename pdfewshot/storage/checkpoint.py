@@ -94,11 +94,16 @@ def save_checkpoint(path: str | Path, layer: nn.Layer, meta: Described, extra: M
     atomic_write_text(sidecar_path(path), json.dumps(full, indent=1) + "\n")
 
 
+MADE_BY = {"embedding": "'pdfewshot pretrain'", "predictor": "'pdfewshot finetune' (or 'pdfewshot support add')"}
+
+
 def read_checkpoint(path: str | Path, kind: type[Meta]) -> tuple[dict[str, Any], Meta]:
     """The state dict and metadata of checkpoint ``path``, checked to be a pdfewshot checkpoint of ``kind``."""
     path = Path(path)
     if not path.is_file():
-        raise PdfewshotError(f"{path}: no such checkpoint file")
+        maker = MADE_BY.get(kind.KIND)
+        hint = f"; no {kind.KIND} has been made there yet: run {maker} first" if maker and not path.exists() else ""
+        raise PdfewshotError(f"{path}: no such checkpoint file{hint}")
     try:
         state = paddle.load(str(path))
     except Exception as error:  # Paddle raises assorted types for a damaged or foreign file

@@ -137,6 +137,7 @@ class PredictorMeta:
     reject_score: str = "max-softmax"  # what suggested_reject_below is a threshold of (older ones: softmax)
     reject_rate: float = 0.05
     face_alignment: str | None = None  # the face route (as its embedding's)
+    reject_origin: str | None = None  # how suggested_reject_below was chosen (pdfewshot.stages.thresholds)
 
     def __post_init__(self) -> None:
         _check_readout(self.readout)
@@ -183,6 +184,7 @@ class ExportMeta:
     scored: bool = False  # the output carries the largest cosine to a class prototype after the logits
     face_alignment: str | None = None  # the face route: the input is face chips cut this way
     face_finder: str | None = None  # the face route: the file of the face detector's and landmarks' weights
+    reject_origin: str | None = None  # how suggested_reject_below was chosen (as the predictor's)
 
 
 @dataclass(frozen=True)

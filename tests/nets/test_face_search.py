@@ -113,3 +113,13 @@ def test_no_face_on_background_or_in_an_image_too_small_to_hold_one(finder: Face
         for corner in (picture[:60, :60], picture[:60, -60:]):
             assert finder.locate(np.ascontiguousarray(corner)) == []
     assert finder.locate(np.full((8, 8, 3), 90, np.uint8)) == []
+
+
+@needs_faces
+def test_the_whole_image_is_taken_for_a_face_only_where_its_landmarks_make_one(portrait: Image.Image) -> None:
+    """The fallback for a face crop no detector finds (no looks at all here, so it is the only way)."""
+    crop_only = finder_with(FaceSearch(sizes=(), turns=(), whole_image=True))
+    (face,) = crop_only.locate(np.asarray(tight(portrait).convert("RGB")))
+    assert face.score == 0.0 and 15 < face.landmarks[36:48, 0].mean() < 77
+    assert crop_only.locate(np.full((112, 92, 3), 128, np.uint8)) == []
+    assert finder_with(FaceSearch(sizes=(), turns=())).locate(np.asarray(tight(portrait).convert("RGB"))) == []

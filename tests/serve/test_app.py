@@ -4,6 +4,7 @@ import hashlib
 import io
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -141,7 +142,10 @@ def test_an_embedding_starts_a_page_with_no_classes_and_the_last_class_can_go(
         taught = client.post("/classes/dark", files=files_of(*dark))
         assert taught.status_code == 200 and taught.json() == {"class": "dark", "new": True, "images": 2, "support": 2}
         assert beside.is_file() and read_checkpoint(beside, PredictorMeta)[1].class_names == ["dark"]
-        assert client.post("/predict", files=files_of(dark[1])).json()[0]["label"] == "dark"
+        named = client.post("/predict", files=files_of(dark[1]), params={"reject_below": "none"})
+        assert named.json()[0]["label"] == "dark"
+        answered = client.post("/predict", files=files_of(dark[1])).json()[0]  # the embedding's pair threshold
+        assert answered["rejection"]["threshold"] == client.get("/health").json()["suggested_reject_below"]
     restarted = ClassifierService(embedding)
     try:
         assert [c.name for c in restarted.classes()] == ["dark"]
@@ -175,6 +179,7 @@ def test_bad_class_names_change_nothing(
 def test_bad_uploads_and_options_get_one_line_json_errors(client: TestClient, model: Path, tmp_path: Path) -> None:
     write_image(tmp_path / "good.png", 9)
     (tmp_path / "notes.png").write_text("not an image")
+    Image.new("L", (15000, 15000), 128).save(tmp_path / "huge.png", compress_level=1)  # 1 MB, 225 Mpx
     good = files_of(tmp_path / "good.png")
     before = fingerprint(model)
     cases = [
@@ -187,6 +192,8 @@ def test_bad_uploads_and_options_get_one_line_json_errors(client: TestClient, mo
         (client.post("/predict", files=files_of(*[tmp_path / "good.png"] * 17)), 413, "17 files, at most 16"),
         (client.post("/classes/new", files=files_of(tmp_path / "good.png", tmp_path / "notes.png")), 400,
          "notes.png: not an image"),
+        (client.post("/predict", files=files_of(tmp_path / "huge.png")), 413, "huge.png: too large: 15000x15000"),
+        (client.post("/classes/new", files=files_of(tmp_path / "huge.png")), 413, "huge.png: too large"),
         (client.get("/classes/nobody/examples/0"), 404, "no such class"),
         (client.get("/nowhere"), 404, "Not Found"),
     ]  # fmt: skip
@@ -216,6 +223,30 @@ def test_upload_size_limit_and_token(model: Path, tmp_path: Path) -> None:
         assert fingerprint(model) == before
         right = {"Authorization": "Bearer s3cret"}
         assert client.post("/classes/x", files=files_of(tmp_path / "small.png"), headers=right).status_code == 200
+        assert client.get("/download/predictor").status_code == 401
+        assert client.get("/download/predictor", headers=right).status_code == 200
+
+
+def test_the_classifier_as_taught_can_be_downloaded_and_used(client: TestClient, tmp_path: Path) -> None:
+    """The checkpoint and the export zip carry the class taught on the page; predict reads both."""
+    from pdfewshot.stages.predict import predict
+
+    dark = [tmp_path / f"dark{i}.png" for i in range(3)]
+    for i, path in enumerate(dark):
+        write_image(path, 200 + i, size=16)
+    assert client.post("/classes/dark", files=files_of(*dark[:2])).status_code == 200
+    got = client.get("/download/predictor")
+    assert got.status_code == 200 and got.headers["content-disposition"] == 'attachment; filename="p.pdparams"'
+    (tmp_path / "got" / "p.pdparams").parent.mkdir()
+    (tmp_path / "got" / "p.pdparams").write_bytes(got.content)
+    zipped = client.get("/download/export")
+    assert zipped.status_code == 200 and "p-export.zip" in zipped.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        archive.extractall(tmp_path / "got")
+    for model in (tmp_path / "got" / "p.pdparams", tmp_path / "got" / "p-export"):
+        results, _ = predict(PredictConfig(inputs=[dark[2]], model=model, reject_below="none", top_k=9))
+        assert "dark" in [name for name, _ in results[0].ranked]
+    assert client.get("/download/weights").status_code == 404
 
 
 def test_concurrent_teaching_keeps_every_class_and_predictions_see_whole_classifiers(
@@ -295,3 +326,6 @@ def test_the_page_and_its_files_are_served(client: TestClient) -> None:
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "pdfewshot"
+    docs = client.get("/docs")  # the API's reference, from this server alone
+    assert docs.status_code == 200 and "<code>POST /predict</code>" in docs.text and "reject_below" in docs.text
+    assert "http" not in docs.text.replace("http-equiv", "")

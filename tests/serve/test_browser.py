@@ -238,3 +238,123 @@ def test_a_face_page_learns_people_and_names_each_face_of_a_group_photo(browser:
         server.send_signal(signal.SIGINT)
         output = server.communicate(timeout=60)[0]
     assert server.returncode == 0, output
+
+
+def camera_browser(tmp_path: Path, camera: bool = True) -> WebDriver:
+    """Headless Chromium at a phone's width with a fake camera (its moving test pattern), allowed without a
+    prompt; ``camera`` False: the prompt is refused, as a person who says no does."""
+    options = webdriver.ChromeOptions()
+    arguments = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=430,1600",
+                 "--use-fake-device-for-media-stream"]  # fmt: skip
+    arguments.append("--use-fake-ui-for-media-stream" if camera else "--deny-permission-prompts")
+    for argument in arguments:
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path / "downloads")})
+    if BROWSER:
+        options.binary_location = BROWSER
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+AXE = os.environ.get("PDFEWSHOT_AXE")  # axe-core's axe.min.js (npm install axe-core), served from this file
+
+
+def serious_violations(browser: WebDriver) -> list[str]:
+    """axe-core's serious and critical accessibility violations of the page as it is now."""
+    assert AXE and Path(AXE).is_file(), "PDFEWSHOT_AXE must name axe-core's axe.min.js (.ci/run installs it)"
+    browser.execute_script(Path(AXE).read_text())
+    result = browser.execute_async_script("const done = arguments[0]; axe.run(document).then(done);")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in result["violations"]
+            if v["impact"] in ("serious", "critical")]  # fmt: skip
+
+
+def test_the_camera_teaches_a_class_answers_live_and_corrections_and_downloads_work(tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    data, model = tiny_predictor(tmp_path)
+    port = free_port()
+    server = start_server(model, port)
+    browser = camera_browser(tmp_path)
+    wait = WebDriverWait(browser, 60)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#classes li"))
+        browser.find_element(By.ID, "camera-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "live").is_displayed())
+        assert browser.find_element(By.ID, "camera-button").get_attribute("aria-pressed") == "true"
+        # live answers, one request at a time, counted
+        wait.until(lambda d: int(d.find_element(By.ID, "live-rate").get_attribute("data-answers") or 0) >= 3)
+        assert "answers a second" in browser.find_element(By.ID, "live-rate").text
+        assert browser.find_element(By.CSS_SELECTOR, "#live-answer .bar")
+
+        # hold to record (the mouse), then one photo, then more by the keyboard (Space held on the button)
+        browser.find_element(By.ID, "teach-name").send_keys("screen")
+        record = browser.find_element(By.ID, "record-button")
+        ActionChains(browser).click_and_hold(record).pause(1.3).release().perform()
+        wait.until(lambda d: "learned screen from" in d.find_element(By.ID, "teach-message").text)
+        frames = int(browser.find_element(By.ID, "teach-message").text.split("from ")[1].split()[0])
+        assert 3 <= frames <= 16
+        health = get_json(f"http://127.0.0.1:{port}/health")
+        assert "screen" in [c["name"] for c in get_json(f"http://127.0.0.1:{port}/classes")]
+        browser.find_element(By.ID, "photo-button").click()  # the name stays for more of the class
+        wait.until(lambda d: "added 1 frames to screen" in d.find_element(By.ID, "teach-message").text)
+        record.send_keys("")  # focus
+        ActionChains(browser).key_down(Keys.SPACE, record).pause(0.8).key_up(Keys.SPACE, record).perform()
+        wait.until(lambda d: "frames to screen" in d.find_element(By.ID, "teach-message").text
+                   and "added 1 " not in d.find_element(By.ID, "teach-message").text)  # fmt: skip
+        assert get_json(f"http://127.0.0.1:{port}/health")["classes"] == health["classes"]
+
+        # a correction: a dropped image taught to a new class from its answer
+        browser.find_element(By.ID, "classify-input").send_keys(str(sorted((data / "alpha0" / "char1").iterdir())[0]))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li form.correct"))
+        form = browser.find_element(By.CSS_SELECTOR, "#results li form.correct")
+        Select(form.find_element(By.TAG_NAME, "select")).select_by_visible_text("a new class…")
+        form.find_element(By.CSS_SELECTOR, "input[type=text]").send_keys("corrected")
+        form.find_element(By.TAG_NAME, "button").click()
+        wait.until(lambda d: "learned corrected" in d.find_element(By.CSS_SELECTOR, "#results li form.correct").text)
+        assert "corrected" in [c["name"] for c in get_json(f"http://127.0.0.1:{port}/classes")]
+
+        # the classifier as taught, downloaded, and read by predict
+        browser.find_element(By.ID, "download-predictor").click()
+        wait.until(lambda d: "saved p.pdparams" in d.find_element(By.ID, "download-message").text)
+        saved = tmp_path / "downloads" / "p.pdparams"
+        WebDriverWait(browser, 30).until(lambda _: saved.is_file() and saved.stat().st_size > 1000)
+        from pdfewshot.storage.checkpoint import read_checkpoint
+        from pdfewshot.storage.metadata import PredictorMeta
+
+        assert {"screen", "corrected"} <= set(read_checkpoint(saved, PredictorMeta)[1].class_names)
+
+        assert serious_violations(browser) == [], "accessibility"
+        browser.find_element(By.ID, "camera-button").click()
+        assert not browser.find_element(By.ID, "live").is_displayed()
+        browser.save_screenshot(str(tmp_path / "camera.png"))
+    finally:
+        browser.quit()
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
+
+
+def test_a_refused_camera_says_so_and_files_still_work(tmp_path: Path) -> None:
+    data, model = tiny_predictor(tmp_path)
+    port = free_port()
+    server = start_server(model, port)
+    browser = camera_browser(tmp_path, camera=False)
+    wait = WebDriverWait(browser, 60)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#classes li"))
+        browser.find_element(By.ID, "camera-button").click()
+        wait.until(lambda d: "No camera" in d.find_element(By.ID, "camera-message").text)
+        assert "Pick or drop files instead" in browser.find_element(By.ID, "camera-message").text
+        assert not browser.find_element(By.ID, "live").is_displayed()
+        browser.find_element(By.ID, "classify-input").send_keys(str(sorted((data / "alpha0" / "char1").iterdir())[0]))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li .bar"))
+        assert browser.find_element(By.ID, "classify-camera").get_attribute("capture") == "environment"
+        assert serious_violations(browser) == [], "accessibility"
+    finally:
+        browser.quit()
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)

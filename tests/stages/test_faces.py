@@ -80,7 +80,8 @@ def test_predict_names_every_face_with_its_box_and_says_no_face_found(route: dic
     group.paste(second, (265, 5))
     group.save(route["root"] / "group.jpg")
     empty = blank(route["root"] / "empty.png")
-    results, _ = predict(PredictConfig(inputs=[route["root"] / "group.jpg", empty], model=route["predictor"]))
+    config = PredictConfig(inputs=[route["root"] / "group.jpg", empty], model=route["predictor"], reject_below="none")
+    results, _ = predict(config)
     faces = [r for r in results if r.image.endswith("group.jpg")]
     assert sorted(r.label for r in faces) == sorted(NEW[1:])
     lefts = {r.label: r.box[0] for r in faces if r.box is not None}
@@ -89,7 +90,7 @@ def test_predict_names_every_face_with_its_box_and_says_no_face_found(route: dic
     # One photo a person leaves finetune no images to choose a threshold on: it takes the pair threshold.
     stranger = sorted((PEOPLE / BASE[2]).iterdir())[5]
     known = sorted((PEOPLE / NEW[0]).iterdir())[5]
-    answers, rule = predict(PredictConfig(inputs=[stranger, known], model=route["predictor"], reject_below="suggested"))
+    answers, rule = predict(PredictConfig(inputs=[stranger, known], model=route["predictor"]))  # by default
     chosen = read_checkpoint(route["embedding"], EmbeddingMeta)[1].verification
     assert rule is not None and chosen is not None and rule.threshold == chosen.threshold
     assert [r.label for r in answers] == ["unknown", NEW[0]]
@@ -101,8 +102,8 @@ def test_an_export_of_a_face_predictor_finds_faces_as_the_checkpoint_does(route:
 
     folder = export(ExportConfig(model=route["predictor"], out=route["root"] / "export"))
     portrait = sorted((PEOPLE / NEW[2]).iterdir())[5]
-    by_checkpoint, _ = predict(PredictConfig(inputs=[portrait], model=route["predictor"]))
-    by_export, _ = predict(PredictConfig(inputs=[portrait], model=folder))
+    by_checkpoint, _ = predict(PredictConfig(inputs=[portrait], model=route["predictor"], reject_below="none"))
+    by_export, _ = predict(PredictConfig(inputs=[portrait], model=folder, reject_below="none"))
     assert [(r.label, r.box) for r in by_export] == [(r.label, r.box) for r in by_checkpoint]
     assert by_export[0].label == NEW[2]
 

@@ -37,14 +37,22 @@ def test_predict_agrees_with_test_on_the_held_out_queries(trained: tuple[Path, P
     tested = run_test(QueryTestConfig(model=model, report=None))
     manifest = json.loads(model.with_name("p.queries.json").read_text())
     files = [str(data / q["key"]) for q in manifest["queries"]]
-    predicted = predict_json([*files, "--model", str(model)])
+    predicted = predict_json([*files, "--model", str(model), "--reject-below", "none"])
     classes = json.loads(model.with_name("p.json").read_text())["class_names"]
     assert [p["label"] for p in predicted] == [classes[i] for i in tested.predictions]
+    # By default predict answers "unknown" below the stored threshold, as often as test says it would.
+    default = predict_json([*files, "--model", str(model)])
+    unknown = [p["label"] == "unknown" for p in default]
+    assert tested.unknown_share is not None and np.mean(unknown) == pytest.approx(tested.unknown_share)
+    assert all(p["rejection"]["suggested"] for p in default)
+    assert [p["label"] for p, gone in zip(predicted, unknown, strict=True) if not gone] == [
+        p["label"] for p in default if p["label"] != "unknown"
+    ]
 
 
 def test_top_k_probabilities_and_folders(trained: tuple[Path, Path]) -> None:
     data, model = trained
-    predicted = predict_json([str(data / "alpha0"), "--model", str(model), "--top-k", "50"])
+    predicted = predict_json([str(data / "alpha0"), "--model", str(model), "--top-k", "50", "--reject-below", "none"])
     assert len(predicted) == 3 * 6  # every image under the folder, recursively
     for item in predicted:
         probabilities = [t["probability"] for t in item["top"]]
@@ -61,12 +69,32 @@ def test_reject_below_answers_unknown(trained: tuple[Path, Path]) -> None:
     assert predict_json([image, "--model", str(model), "--reject-below", "0.0"])[0]["label"] != "unknown"
 
 
-def test_table_output(trained: tuple[Path, Path]) -> None:
+def test_table_output(trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data, model = trained
-    result = runner.invoke(app, ["predict", str(data / "alpha1" / "char0"), "--model", str(model), "--top-k", "2"])
+    args = ["predict", str(data / "alpha1" / "char0"), "--model", str(model), "--top-k", "2"]
+    result = runner.invoke(app, args, env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│")]
     assert "predictions" in result.output and len(rows) == 6  # one row per image of the folder
+    assert "answering unknown below" in result.output and "--reject-below none names a class" in result.output
+    # Paths are shown whole, relative to the working folder, and a bracket in a name is not markup.
+    (tmp_path / "[x] photos").mkdir()
+    (tmp_path / "[x] photos" / "[1].png").write_bytes((data / "alpha1" / "char0" / "0.png").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["predict", "[x] photos", "--model", str(model)], env={"COLUMNS": "400"})
+    assert "│ [x] photos/[1].png " in result.output, result.output
+
+
+def test_a_huge_image_is_skipped_with_one_line(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    data, model = trained
+    Image.new("L", (15000, 15000), 128).save(tmp_path / "huge.png", compress_level=1)
+    (tmp_path / "fine.png").write_bytes((data / "alpha0" / "char0" / "0.png").read_bytes())
+    result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model), "--json"])
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: skipped 1 unreadable or too large images (first: {tmp_path / 'huge.png'})"]
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,8 @@ class Residual(nn.Layer):  # type: ignore[misc]
             if out.shape[2] != size:  # face-api.js pads the convolution's output at its far edge
                 out = F.pad(out, [0, size - out.shape[3], 0, size - out.shape[2]])
             if shortcut.shape[1] != out.shape[1]:
-                shortcut = paddle.concat([shortcut, paddle.zeros_like(shortcut)], axis=1)
+                # shortcut * 0, not zeros_like: saved for the fast path, zeros_like warns about its place
+                shortcut = paddle.concat([shortcut, shortcut * 0.0], axis=1)
         return F.relu(out + shortcut)
 
     def slots(self, prefix: str, key: str) -> list[Slot]:
@@ -94,7 +95,8 @@ class FaceRecognitionNet(nn.Layer):  # type: ignore[misc]
         out = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
         for block in self.blocks:
             out = block(out)
-        return self.fc(out.mean(axis=[2, 3]))
+        # average pooling, not mean: oneDNN's check of a mean prints a bare line when the fast path is built
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
     def slots(self, key: str = "") -> list[Slot]:
         """Which tensor of face-api.js's manifest fills which parameter (keys under ``key``)."""

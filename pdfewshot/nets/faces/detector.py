@@ -82,6 +82,24 @@ class TinyFaceDetector(nn.Layer):  # type: ignore[misc]
         return [*slots, Slot("conv8/filters", "conv8.weight", "conv"), Slot("conv8/bias", "conv8.bias")]
 
 
+def non_max_suppression(boxes: list[tuple[float, ...]], scores: list[float], iou_threshold: float) -> list[int]:
+    """Indices of the boxes kept, best first: each box drops the lower-scored ones it overlaps beyond the threshold."""
+    remaining = sorted(range(len(boxes)), key=lambda i: scores[i])
+    kept = []
+    while remaining:
+        best = remaining.pop()
+        kept.append(best)
+        remaining = [i for i in remaining if _iou(boxes[best], boxes[i]) <= iou_threshold]
+    return kept
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def load_detector(net: TinyFaceDetector, source: str | Path) -> Path:
     """Sets ``net``'s weights from face-api's ``tiny_face_detector_model`` (a folder or its manifest)."""
     path = manifest_path(source, MODEL)

@@ -29,9 +29,11 @@ from PIL import Image
 from pdfewshot.errors import UnusableImage
 from pdfewshot.nets.faces import detector as det
 from pdfewshot.nets.faces import landmarks as lm
+from pdfewshot.nets.faces import ssd
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE
 from pdfewshot.nets.faces.search import (
     DEFAULT_SEARCH,
+    DETECTORS,
     STEADY,
     FaceSearch,
     Look,
@@ -128,26 +130,10 @@ def decode_boxes(
         box_w, box_h = np.exp(tw) * det.ANCHORS[anchor][0] * per_x, np.exp(th) * det.ANCHORS[anchor][1] * per_y
         left, top = centre_x - box_w / 2, centre_y - box_h / 2
         candidates.append(((left, top, left + box_w, top + box_h), float(scores[anchor, row, col])))
-    kept = non_max_suppression([box for box, _ in candidates], [score for _, score in candidates], det.IOU_THRESHOLD)
+    kept = det.non_max_suppression(
+        [box for box, _ in candidates], [score for _, score in candidates], det.IOU_THRESHOLD
+    )
     return [det.Detection(*candidates[i]) for i in kept]
-
-
-def non_max_suppression(boxes: list[tuple[float, ...]], scores: list[float], iou_threshold: float) -> list[int]:
-    """Indices of the boxes kept, best first: each box drops the lower-scored ones it overlaps beyond the threshold."""
-    remaining = sorted(range(len(boxes)), key=lambda i: scores[i])
-    kept = []
-    while remaining:
-        best = remaining.pop()
-        kept.append(best)
-        remaining = [i for i in remaining if _iou(boxes[best], boxes[i]) <= iou_threshold]
-    return kept
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @dataclass(frozen=True)
@@ -167,6 +153,10 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
         super().__init__()
         self.detector = det.TinyFaceDetector()
         self.landmarks = lm.FaceLandmark68Net()
+        if search.detector not in DETECTORS:
+            raise ValueError(f"detector {search.detector!r} is not one of {', '.join(DETECTORS)}")
+        if search.detector == "ssd":  # held only when used: its weights would travel in every face checkpoint
+            self.ssd = ssd.SsdMobilenetV1()
         self.search = search
         self._fast: dict[str, LayerRunner] = {}  # paddle.inference of each net, built on first use
         for parameter in self.parameters():
@@ -174,7 +164,8 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
 
     def load_face_api(self, folder: str | Path) -> list[Path]:
         """Reads both networks' weights from face-api's files (a folder holding their manifests)."""
-        return [det.load_detector(self.detector, folder), lm.load_landmarks(self.landmarks, folder)]
+        paths = [det.load_detector(self.detector, folder), lm.load_landmarks(self.landmarks, folder)]
+        return [*paths, ssd.load_ssd(self.ssd, folder)] if self.search.detector == "ssd" else paths
 
     def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
         if name not in self._fast:
@@ -185,6 +176,8 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
         """The faces the detector finds in a uint8 ``[h, w, 3]`` image looked at as ``look`` says, scored above
         ``threshold`` (the search's score threshold unless given)."""
         threshold = self.search.score_threshold if threshold is None else threshold
+        if self.search.detector == "ssd":
+            return self._detect_ssd(image, look, threshold)
         height, width = image.shape[:2]
         if look.square and not look.pad:  # face-api.js's way: padded to a square, then resized as TensorFlow does
             pixels = paddle.to_tensor(image.transpose(2, 0, 1)[None].astype(np.float32))
@@ -206,10 +199,19 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
         batch[0, :, : shown[1], : shown[0]] = framed.transpose(2, 0, 1)
         batch = (batch - np.array(det.MEAN_RGB, np.float32).reshape(1, 3, 1, 1)) / 255.0
         found = decode_boxes(self._run("detector", batch)[0], width + 2 * border, height + 2 * border, shown, threshold)
-        return [
-            det.Detection((d.box[0] - border, d.box[1] - border, d.box[2] - border, d.box[3] - border), d.score)
-            for d in found
-        ]
+        return [det.Detection(moved_box(d.box, -border), d.score) for d in found]
+
+    def _detect_ssd(self, image: np.ndarray, look: Look, threshold: float) -> list[det.Detection]:
+        """SSD MobileNetV1 as face-api.js runs it (padded to a square on the far side, 512 px), in ``look``'s border."""
+        border = round(look.pad * max(image.shape[:2]))
+        framed = with_border(image, border)
+        pixels = paddle.to_tensor(framed.transpose(2, 0, 1)[None].astype(np.float32))
+        with paddle.no_grad():
+            batch = ssd.scaled(_resized(_square(pixels, centred=False), ssd.INPUT_SIZE)).numpy()
+        outputs = self._run("ssd", batch)[0]
+        height, width = framed.shape[:2]
+        found = ssd.decode_ssd(outputs, self.ssd.anchors.numpy()[0], width, height, threshold)
+        return [det.Detection(moved_box(d.box, -border), d.score) for d in found]
 
     def detect(self, image: np.ndarray, largest: bool = False) -> list[det.Detection]:
         """The faces found by every look, overlapping boxes pooled by non-maximum suppression, best first.
@@ -226,13 +228,15 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
 
         def confirmed() -> list[tuple[det.Detection, np.ndarray]]:
             scores = [d.score for d in found]
-            kept = [found[i] for i in non_max_suppression([d.box for d in found], scores, det.IOU_THRESHOLD)]
+            kept = [found[i] for i in det.non_max_suppression([d.box for d in found], scores, det.IOU_THRESHOLD)]
             if not check:
                 return [(d, np.zeros((68, 2))) for d in kept]
             new = [d.box for d in kept if d.box not in points]
             points.update(zip(new, self._landmarks(image, new), strict=True))
-            faces = [(d, points[d.box]) for d in kept if self._confirms(image, d, points[d.box])]
-            return distinct(faces)
+            faces = [(d, points[d.box]) for d in kept]
+            return distinct(
+                [face for face, confirmed in zip(faces, self._confirm(image, faces), strict=True) if confirmed]
+            )
 
         threshold = self.search.low_threshold if check else self.search.score_threshold
         for look in self.search.looks(image.shape[1], image.shape[0]):
@@ -246,14 +250,16 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
         points = self.locate_all_landmarks(image, boxes)
         return self.locate_all_landmarks(image, [landmarks_box(p) for p in points]) if self.search.refine else points
 
-    def _confirms(self, image: np.ndarray, detection: det.Detection, points: np.ndarray) -> bool:
-        """Whether landmarks make a face, and for a low score, stay put when located again in their own box."""
-        if not plausible(points):
-            return False
-        if detection.score >= self.search.score_threshold:
-            return True
-        again = self.locate_landmarks(image, aligned_box(points))
-        return bool(np.abs(again - points).mean() < STEADY * eye_distance(points))
+    def _confirm(self, image: np.ndarray, faces: list[tuple[det.Detection, np.ndarray]]) -> list[bool]:
+        """Whether each face's landmarks make a face, and for a low score, stay put when located again in their
+        own box (the landmarks net run once on all such boxes)."""
+        shaped = [plausible(points) for _, points in faces]
+        unsure = [i for i, (d, _) in enumerate(faces) if shaped[i] and d.score < self.search.score_threshold]
+        again = self.locate_all_landmarks(image, [aligned_box(faces[i][1]) for i in unsure])
+        for i, moved_to in zip(unsure, again, strict=True):
+            points = faces[i][1]
+            shaped[i] = bool(np.abs(moved_to - points).mean() < STEADY * eye_distance(points))
+        return shaped
 
     def locate(self, image: np.ndarray, largest: bool = False) -> list[Located]:
         """Every face with its landmarks, the detector's best first; when none is found upright, the faces of
@@ -271,7 +277,17 @@ class FaceFinder(nn.Layer):  # type: ignore[misc]
             found = self._looked(view, largest, check=True)
             if found:
                 return [Located(bounds(moved(corners(d.box), back)), d.score, moved(p, back)) for d, p in found]
-        return []
+        return self._whole_image_face(image) if self.search.whole_image else []
+
+    def _whole_image_face(self, image: np.ndarray) -> list[Located]:
+        """The image taken as a face crop when no detector finds one: the landmarks net on the whole image,
+        kept when its points make a face and stay put when located again in their own box (score 0)."""
+        height, width = image.shape[:2]
+        points = self.locate_landmarks(image, (0.0, 0.0, float(width), float(height)))
+        detection = det.Detection((0.0, 0.0, float(width), float(height)), 0.0)
+        if not self._confirm(image, [(detection, points)])[0]:
+            return []
+        return [Located(aligned_box(points), 0.0, points)]
 
     def locate_landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68 (x, y) points in image pixels for the face in ``box``."""
@@ -342,6 +358,11 @@ def _landmarks_in_image(raw: np.ndarray, place: tuple[float, float, int, int, in
     padding = np.array([(shown[1] - shown[0]) / 2 if w < h else 0.0, (shown[0] - shown[1]) / 2 if h < w else 0.0])
     relative = (points * lm.INPUT_SIZE - padding) / shown
     return np.asarray(relative * np.array([w, h]) + np.array([left, top]) - border)
+
+
+def moved_box(box: tuple[float, float, float, float], by: float) -> tuple[float, float, float, float]:
+    """``box`` moved by ``by`` pixels along both axes (out of a border of ``-by``)."""
+    return box[0] + by, box[1] + by, box[2] + by, box[3] + by
 
 
 def corners(box: tuple[float, float, float, float]) -> np.ndarray:

@@ -17,7 +17,7 @@ threshold sit below the package's 0.5 without taking backgrounds for faces. When
 turned by each of :data:`TURNS` in turn (heads tilted 45 degrees are missed upright).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -30,6 +30,10 @@ LOW_THRESHOLD, STEADY = 0.1, 0.1
 TURNS = (45.0, -45.0)  # degrees the image is turned when nothing is found upright
 NATIVE_LIMIT = 640  # the largest look's longer side
 STRIDE = 32  # the detector's input must be a multiple of this
+# The tiny detector (the default), or SSD MobileNetV1 (measured against it in benchmarks/faces.py: slower, and
+# no more faces found in any framing there).
+DETECTORS = ("tiny", "ssd")
+SSD_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -45,28 +49,36 @@ class Look:
 
 @dataclass(frozen=True)
 class FaceSearch:
-    """How faces are looked for: fixed ``sizes`` (square, as face-api.js does; None: looks chosen from the image
-    by :func:`looks_for`), the detector's ``score_threshold``, the ``turns`` tried when nothing is found, and
-    whether a face's landmarks must make a face (``check_landmarks``)."""
+    """How faces are looked for: by which of :data:`DETECTORS`, at fixed ``sizes`` (square, as face-api.js does;
+    None: looks chosen from the image by :func:`looks_for`), the detector's ``score_threshold``, the ``turns``
+    tried when nothing is found, and whether a face's landmarks must make a face (``check_landmarks``)."""
 
+    detector: str = "tiny"
     sizes: tuple[int, ...] | None = None
     score_threshold: float = SCORE_THRESHOLD
     low_threshold: float = LOW_THRESHOLD
     turns: tuple[float, ...] = TURNS
     check_landmarks: bool = True
     refine: bool = True
+    # When nothing is found, take the whole image for a face crop if its landmarks make a steady face (measured
+    # in benchmarks/faces.py, not the default: it took background crops for faces).
+    whole_image: bool = False
 
     def looks(self, width: int, height: int) -> tuple[Look, ...]:
         if self.sizes is not None:
             return tuple(Look(size) for size in self.sizes)
+        if self.detector == "ssd":  # its anchors are fixed for 512 px: only a border changes what it sees
+            return (Look(SSD_SIZE), Look(SSD_SIZE, pad=0.5))
         return looks_for(width, height)
 
 
-# face-api.js's own settings (detectAllFaces with TinyFaceDetectorOptions at 416 px), for checking the port.
 DEFAULT_SEARCH = FaceSearch()
+# face-api.js's own settings (detectAllFaces with TinyFaceDetectorOptions at 416 px), for checking the port.
 PACKAGE_SEARCH = FaceSearch(
     sizes=(416,), score_threshold=0.5, low_threshold=0.5, turns=(), check_landmarks=False, refine=False
 )
+# The same with SsdMobilenetv1Options (512 px, minConfidence 0.5).
+PACKAGE_SSD_SEARCH = replace(PACKAGE_SEARCH, detector="ssd", sizes=(SSD_SIZE,))
 
 
 def looks_for(width: int, height: int) -> tuple[Look, ...]:
