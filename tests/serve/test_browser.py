@@ -289,6 +289,9 @@ def test_the_camera_teaches_a_class_answers_live_and_corrections_and_downloads_w
         wait.until(lambda d: int(d.find_element(By.ID, "live-rate").get_attribute("data-answers") or 0) >= 3)
         assert "answers a second" in browser.find_element(By.ID, "live-rate").text
         assert browser.find_element(By.CSS_SELECTOR, "#live-answer .bar")
+        browser.find_element(By.ID, "keep-frame").click()  # the frame and its answer, kept to be corrected
+        kept = browser.find_element(By.CSS_SELECTOR, "#results li")
+        assert "camera" in kept.text and kept.find_elements(By.CSS_SELECTOR, "form.correct")
 
         # hold to record (the mouse), then one photo, then more by the keyboard (Space held on the button)
         browser.find_element(By.ID, "teach-name").send_keys("screen")
@@ -309,7 +312,7 @@ def test_the_camera_teaches_a_class_answers_live_and_corrections_and_downloads_w
 
         # a correction: a dropped image taught to a new class from its answer
         browser.find_element(By.ID, "classify-input").send_keys(str(sorted((data / "alpha0" / "char1").iterdir())[0]))
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li form.correct"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li form.correct")) == 2)
         form = browser.find_element(By.CSS_SELECTOR, "#results li form.correct")
         Select(form.find_element(By.TAG_NAME, "select")).select_by_visible_text("a new class…")
         form.find_element(By.CSS_SELECTOR, "input[type=text]").send_keys("corrected")
@@ -354,6 +357,75 @@ def test_a_refused_camera_says_so_and_files_still_work(tmp_path: Path) -> None:
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li .bar"))
         assert browser.find_element(By.ID, "classify-camera").get_attribute("capture") == "environment"
         assert serious_violations(browser) == [], "accessibility"
+    finally:
+        browser.quit()
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
+
+
+def y4m_video(path: Path, picture: Path, frames: int = 6) -> Path:
+    """A still photo as a raw video (YUV4MPEG2, 4:2:0) that Chromium's fake camera plays in a loop."""
+    from PIL import Image
+
+    image = Image.open(picture).convert("YCbCr")
+    width, height = image.size
+    luma, blue, red = image.split()
+    half = (width // 2, height // 2)
+    frame = b"FRAME\n" + luma.tobytes() + blue.resize(half).tobytes() + red.resize(half).tobytes()
+    path.write_bytes(f"YUV4MPEG2 W{width} H{height} F5:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+    return path
+
+
+@pytest.mark.skipif(not (FACE_WEIGHTS.is_dir() and PEOPLE.is_dir()), reason="needs ../shared")
+def test_live_answers_name_each_face_of_the_camera_picture(tmp_path: Path) -> None:
+    """Served face-api's networks with no data: two people taught from photos, then the camera shows the two and
+    a stranger (a video made from their photos): each face boxed and named live, the stranger "unknown"."""
+    from PIL import Image
+
+    from pdfewshot.config import PretrainConfig
+    from pdfewshot.stages.pretrain import pretrain
+
+    embedding = tmp_path / "faces.pdparams"
+    pretrain(PretrainConfig(out=embedding, pretrained=str(FACE_WEIGHTS), epochs=0, show_progress=False))
+    taught, stranger = ["Andre_Agassi", "Angelina_Jolie"], "Ann_Veneman"
+    scene = Image.new("RGB", (640, 480), (128, 128, 128))
+    for i, name in enumerate([*taught, stranger]):
+        face = Image.open(sorted((PEOPLE / name).iterdir())[5]).convert("RGB").crop((45, 40, 205, 220))
+        scene.paste(face.resize((190, 214)), (20 + 210 * i, 130))
+    scene.save(tmp_path / "scene.png")
+    video = y4m_video(tmp_path / "scene.y4m", tmp_path / "scene.png")
+    port = free_port()
+    server = start_server(embedding, port)
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=430,1600",
+                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                     f"--use-file-for-fake-video-capture={video}"):  # fmt: skip
+        options.add_argument(argument)
+    if BROWSER:
+        options.binary_location = BROWSER
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    wait = WebDriverWait(browser, 90)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda d: d.find_element(By.ID, "empty").is_displayed())
+        for name in taught:
+            photos = sorted((PEOPLE / name).iterdir())[:2]
+            browser.find_element(By.ID, "teach-name").send_keys(name)
+            browser.find_element(By.ID, "teach-input").send_keys("\n".join(str(p) for p in photos))
+            browser.find_element(By.ID, "teach-button").click()
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#classes li[data-name="{name}"]'))  # noqa: B023
+        browser.find_element(By.ID, "camera-button").click()
+        wait.until(lambda d: (d.find_element(By.ID, "live-answer").get_attribute("data-label") or "").count(",") == 2)
+        labels = browser.find_element(By.ID, "live-answer").get_attribute("data-label").split(",")
+        assert sorted(labels) == sorted([*taught, "unknown"]), labels
+        drawn = browser.execute_script(
+            "const c = document.getElementById('overlay');"
+            "return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((v, i) => i % 4 === 3 && v)"
+            ".length;"
+        )
+        assert drawn > 3 * 100, "a box and a name on each face"
+        browser.find_element(By.ID, "live").screenshot(str(tmp_path / "live.png"))
+        shutil.copy(tmp_path / "live.png", os.environ.get("PDFEWSHOT_LIVE_SCREENSHOT", str(tmp_path / "kept.png")))
     finally:
         browser.quit()
         server.send_signal(signal.SIGINT)

@@ -105,26 +105,29 @@ async function classify(files) {
   const query = new URLSearchParams({ top_k: "3" });
   try {
     const predictions = await api("POST", "/predict?" + query, formOf(files));
-    const results = $("results");
-    byImage(predictions).forEach((answers, i) => {
-      const row = element("li");
-      row.dataset.label = answers.map((prediction) => prediction.label).join(",");
-      const source = URL.createObjectURL(files[i]);
-      const faces = answers.some((prediction) => prediction.box);
-      if (faces) row.className = "with-faces";
-      row.append(faces ? facesFigure(source, answers) : thumbnail(source, answers[0].image));
-      const column = element("div", "answer");
-      answers.forEach((prediction, k) => {
-        column.append(...answer(prediction, faces ? k + 1 : null));
-        if (health.can_teach && prediction.label !== "no face found") column.append(correction(files[i], prediction));
-      });
-      row.append(column);
-      results.prepend(row);
-    });
+    byImage(predictions).forEach((answers, i) => addResult(files[i], answers));
     show("classify-message", "");
   } catch (error) {
     show("classify-message", error.message, true);
   }
+}
+
+// One answer in the list, newest first: the image (with its faces boxed), the top classes, and under each
+// answer "That is ..." to teach the image to the right class.
+function addResult(file, answers) {
+  const row = element("li");
+  row.dataset.label = answers.map((prediction) => prediction.label).join(",");
+  const source = URL.createObjectURL(file);
+  const faces = answers.some((prediction) => prediction.box);
+  if (faces) row.className = "with-faces";
+  row.append(faces ? facesFigure(source, answers) : thumbnail(source, answers[0].image));
+  const column = element("div", "answer");
+  answers.forEach((prediction, k) => {
+    column.append(...answer(prediction, faces ? k + 1 : null));
+    if (health.can_teach && prediction.label !== "no face found") column.append(correction(file, prediction));
+  });
+  row.append(column);
+  $("results").prepend(row);
 }
 
 // The predictions of one upload stay together: one, or on the face route one for each face found.
@@ -310,6 +313,7 @@ async function faceCrop(file, box) {
 let stream = null;
 let facing = "environment";  // the back camera on phones; "user" is the front one
 let live = false;
+let lastLive = null;  // the last frame answered live, and its answers
 let classNames = [];
 
 async function openCamera() {
@@ -383,6 +387,8 @@ async function liveLoop() {
       try {
         const predictions = await api("POST", "/predict?top_k=3", formOf([frame]));
         showLive(predictions);
+        lastLive = { frame, predictions };
+        $("keep-frame").disabled = false;
         times.push(performance.now());
         while (times.length > 10) times.shift();
         const rate = times.length > 1 ? (times.length - 1) * 1000 / (times[times.length - 1] - times[0]) : 0;
@@ -403,6 +409,9 @@ function showLive(predictions) {
   const faces = predictions.some((prediction) => prediction.box);
   column.replaceChildren(...predictions.flatMap((prediction, k) => answer(prediction, faces ? k + 1 : null)));
   column.dataset.label = predictions.map((prediction) => prediction.label).join(",");
+  // Screen readers hear the answer when it changes, not at every frame.
+  const said = predictions.length ? "The camera shows: " + column.dataset.label.replaceAll(",", ", ") : "";
+  if ($("live-said").textContent !== said) $("live-said").textContent = said;
   const video = $("video"), overlay = $("overlay");
   overlay.width = video.videoWidth;
   overlay.height = video.videoHeight;
@@ -520,6 +529,10 @@ record.addEventListener("keydown", (event) => {
 });
 record.addEventListener("keyup", (event) => { if (event.key === " " || event.key === "Enter") stopRecording(); });
 $("photo-button").addEventListener("click", takePhoto);
+$("keep-frame").addEventListener("click", () => {
+  if (lastLive) addResult(new File([lastLive.frame], `camera ${new Date().toLocaleTimeString()}.jpg`,
+    { type: "image/jpeg" }), lastLive.predictions);
+});
 $("download-predictor").addEventListener("click", (event) => download(event, "predictor"));
 $("download-export").addEventListener("click", (event) => download(event, "export"));
 loadHealth().then(loadClasses).catch((error) => show("classify-message", error.message, true));
