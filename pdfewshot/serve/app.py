@@ -167,10 +167,12 @@ def _predicting_and_changing_routes(app: FastAPI, service: ClassifierService, co
 
     @app.post("/classes/{name:path}")
     def teach(name: str, images: Images, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        """Teaches a new class from the images, or adds them to a class the classifier has."""
+        """Teaches a new class from the images, or adds them to a class the classifier has; on the face route
+        an image with no face is left out and named in 'skipped' (an error only when none has a face)."""
         _authorise(config, authorization)
-        taught = service.teach(name, _read_uploads(images, config))
-        return {"class": taught.name, "new": taught.new, "images": taught.images, "support": taught.total}
+        taught, skipped = service.teach(name, _read_uploads(images, config))
+        return {"class": taught.name, "new": taught.new, "images": taught.images, "support": taught.total,
+                "skipped": skipped}  # fmt: skip
 
     @app.get("/download/{kind}", responses={200: {"content": {"application/octet-stream": {}}}})
     def download(kind: str, authorization: Annotated[str | None, Header()] = None) -> Response:

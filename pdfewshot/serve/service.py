@@ -41,7 +41,7 @@ from pdfewshot.data.sources import read_by_key
 from pdfewshot.errors import PdfewshotError, UnusableImage, about
 from pdfewshot.nets.faces.finder import NO_FACE, Face, FaceChips
 from pdfewshot.runtime import set_paddle_threads
-from pdfewshot.stages.common import checkpoint_chips
+from pdfewshot.stages.common import checkpoint_chips, first_few
 from pdfewshot.stages.export import export
 from pdfewshot.stages.faces import every_face
 from pdfewshot.stages.predict import UNKNOWN, Prediction, Rejection, Scorer, label, open_scorer, rejection
@@ -187,8 +187,9 @@ class ClassifierService:
             for name in _class_names(state)
         ]
 
-    def teach(self, name: str, uploads: Sequence[Upload]) -> Taught:
-        """Teaches ``name`` from the uploaded images: a new class, or more images of one."""
+    def teach(self, name: str, uploads: Sequence[Upload]) -> tuple[Taught, list[str]]:
+        """Teaches ``name`` from the uploaded images: a new class, or more images of one; on the face route an
+        image with no face is left out (the names of those left out come back) unless none has one."""
         check_class_name(name)
         self._require_teachable()
         return self._call(lambda: self._teach(name, uploads))
@@ -404,9 +405,9 @@ class ClassifierService:
             labelled = iter(label(names, logits, known, scorer.class_names, job.config.top_k, rule))
             job.future.set_result(_per_face(rows, labelled, scorer.chips is not None))
 
-    def _teach(self, name: str, uploads: Sequence[Upload]) -> Taught:
+    def _teach(self, name: str, uploads: Sequence[Upload]) -> tuple[Taught, list[str]]:
         known = _class_names(self.state)
-        arrays = _decode(uploads, *self._input(self.state), self._chips(self.state))
+        arrays, uploads, skipped = _decode_teachable(uploads, *self._input(self.state), self._chips(self.state))
         folder = taught_folder(self.model) / name
         if name not in known and folder.exists():
             shutil.rmtree(folder)  # images of an earlier class of this name, since removed
@@ -424,7 +425,7 @@ class ClassifierService:
                 path.unlink(missing_ok=True)
             raise
         self.state = self._load()
-        return taught
+        return taught, skipped
 
     def _forget(self, name: str) -> None:
         known = _class_names(self.state)
@@ -476,6 +477,30 @@ def _decode(uploads: Sequence[Upload], image_size: int, channels: int, chips: Fa
         with _refused(upload):
             arrays.append(shape_picture(decode_image(upload.data), image_size, channels, chips))
     return np.stack(arrays)
+
+
+def _decode_teachable(
+    uploads: Sequence[Upload], image_size: int, channels: int, chips: FaceChips | None
+) -> tuple[np.ndarray, list[Upload], list[str]]:
+    """The uploads to teach from, as :func:`_decode`, except that on the face route one with no face is left
+    out (a camera's frames of a moving person): the rows, the uploads kept and the names of those left out;
+    a 400 when no upload has a face."""
+    if chips is None:
+        return _decode(uploads, image_size, channels), list(uploads), []
+    arrays, kept, skipped = [], [], []
+    for upload in uploads:
+        with _refused(upload):
+            picture = decode_image(upload.data)
+        try:
+            arrays.append(shape_picture(picture, image_size, channels, chips))
+            kept.append(upload)
+        except UnusableImage:  # no face found
+            skipped.append(upload.filename)
+    if len(skipped) == 1 and not kept:
+        raise ServiceError(400, f"{skipped[0]}: {NO_FACE}")
+    if not kept:
+        raise ServiceError(400, f"{NO_FACE} in any of the {len(uploads)} images ({first_few(skipped)})")
+    return np.stack(arrays), kept, skipped
 
 
 @contextmanager

@@ -90,7 +90,7 @@ def test_teach_adds_a_class_that_a_restarted_server_still_has(client: TestClient
         write_image(bright[-1], 250 - i, size=40)
     response = client.post("/classes/my mug", files=files_of(*bright))
     assert response.status_code == 200, response.text
-    assert response.json() == {"class": "my mug", "new": True, "images": 3, "support": 3}
+    assert response.json() == {"class": "my mug", "new": True, "images": 3, "support": 3, "skipped": []}
     assert read_checkpoint(model, PredictorMeta)[1].class_names[-1] == "my mug"
     listed = {c["name"]: c for c in client.get("/classes").json()}
     assert listed["my mug"]["taught"] and listed["my mug"]["support"] == 3 and listed["my mug"]["examples"] == 3
@@ -98,7 +98,7 @@ def test_teach_adds_a_class_that_a_restarted_server_still_has(client: TestClient
     assert client.post("/predict", files=files_of(bright[0])).json()[0]["label"] == "my mug"
 
     more = client.post("/classes/my mug", files=files_of(bright[1]))
-    assert more.json() == {"class": "my mug", "new": False, "images": 1, "support": 4}
+    assert more.json() == {"class": "my mug", "new": False, "images": 1, "support": 4, "skipped": []}
 
     restarted = ClassifierService(model)  # as after a kill: only what is on disk
     try:
@@ -140,7 +140,13 @@ def test_an_embedding_starts_a_page_with_no_classes_and_the_last_class_can_go(
         assert empty.status_code == 409 and "no classes yet" in empty.json()["error"]
         assert not beside.exists()
         taught = client.post("/classes/dark", files=files_of(*dark))
-        assert taught.status_code == 200 and taught.json() == {"class": "dark", "new": True, "images": 2, "support": 2}
+        assert taught.status_code == 200 and taught.json() == {
+            "class": "dark",
+            "new": True,
+            "images": 2,
+            "support": 2,
+            "skipped": [],
+        }
         assert beside.is_file() and read_checkpoint(beside, PredictorMeta)[1].class_names == ["dark"]
         named = client.post("/predict", files=files_of(dark[1]), params={"reject_below": "none"})
         assert named.json()[0]["label"] == "dark"

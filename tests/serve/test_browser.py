@@ -32,7 +32,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 def free_port() -> int:
@@ -240,13 +240,15 @@ def test_a_face_page_learns_people_and_names_each_face_of_a_group_photo(browser:
     assert server.returncode == 0, output
 
 
-def camera_browser(tmp_path: Path, camera: bool = True) -> WebDriver:
-    """Headless Chromium at a phone's width with a fake camera (its moving test pattern), allowed without a
-    prompt; ``camera`` False: the prompt is refused, as a person who says no does."""
+def camera_browser(tmp_path: Path, camera: bool = True, video: Path | None = None) -> WebDriver:
+    """Headless Chromium at a phone's width with a fake camera (its moving test pattern, or ``video``), allowed
+    without a prompt; ``camera`` False: the prompt is refused, as a person who says no does."""
     options = webdriver.ChromeOptions()
     arguments = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=430,1600",
                  "--use-fake-device-for-media-stream"]  # fmt: skip
     arguments.append("--use-fake-ui-for-media-stream" if camera else "--deny-permission-prompts")
+    if video is not None:
+        arguments.append(f"--use-file-for-fake-video-capture={video}")
     for argument in arguments:
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path / "downloads")})
@@ -272,7 +274,6 @@ def serious_violations(browser: WebDriver) -> list[str]:
 def test_the_camera_teaches_a_class_answers_live_and_corrections_and_downloads_work(tmp_path: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import Select
 
     data, model = tiny_predictor(tmp_path)
     port = free_port()
@@ -416,7 +417,7 @@ def test_live_answers_name_each_face_of_the_camera_picture(tmp_path: Path) -> No
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#classes li[data-name="{name}"]'))  # noqa: B023
         browser.find_element(By.ID, "camera-button").click()
         wait.until(lambda d: (d.find_element(By.ID, "live-answer").get_attribute("data-label") or "").count(",") == 2)
-        labels = browser.find_element(By.ID, "live-answer").get_attribute("data-label").split(",")
+        labels = (browser.find_element(By.ID, "live-answer").get_attribute("data-label") or "").split(",")
         assert sorted(labels) == sorted([*taught, "unknown"]), labels
         drawn = browser.execute_script(
             "const c = document.getElementById('overlay');"
@@ -426,6 +427,201 @@ def test_live_answers_name_each_face_of_the_camera_picture(tmp_path: Path) -> No
         assert drawn > 3 * 100, "a box and a name on each face"
         browser.find_element(By.ID, "live").screenshot(str(tmp_path / "live.png"))
         shutil.copy(tmp_path / "live.png", os.environ.get("PDFEWSHOT_LIVE_SCREENSHOT", str(tmp_path / "kept.png")))
+    finally:
+        browser.quit()
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
+
+
+CALTECH = SHARED / "data" / "caltech101_dev"
+IMAGENET_FILE = SHARED / "weights" / "mobilenet_v2_imagenet.pdparams"
+MARKS = ((255, 0, 0), (0, 0, 255))  # a corner of each segment's frames, outside the square the server crops
+
+
+def segments_video(path: Path, segments: list[list[Path]], seconds: int = 3, fps: int = 5) -> Path:
+    """A 640x480 video (YUV4MPEG2) of ``seconds`` of each segment's photos in turn, each photo filling the
+    centre square (what the server crops), the top-left corner marked with the segment's colour, so that the
+    test can read which segment the camera shows."""
+    from PIL import Image, ImageOps
+
+    frames = []
+    for number, photos in enumerate(segments):
+        for index in range(seconds * fps):
+            frame = Image.new("RGB", (640, 480), (128, 128, 128))
+            photo = Image.open(photos[index * len(photos) // (seconds * fps)]).convert("RGB")
+            frame.paste(ImageOps.fit(photo, (480, 480)), (80, 0))  # filling the square, as a camera held close
+            frame.paste(MARKS[number], (0, 0, 40, 40))
+            frames.append(frame.convert("YCbCr"))
+    data = [f"YUV4MPEG2 W640 H480 F{fps}:1 Ip A1:1 C420jpeg\n".encode()]
+    for frame in frames:
+        luma, blue, red = frame.split()
+        data.append(b"FRAME\n" + luma.tobytes() + blue.resize((320, 240)).tobytes() + red.resize((320, 240)).tobytes())
+    path.write_bytes(b"".join(data))
+    return path
+
+
+# Installed in the page by the test (the page itself knows nothing of it): every 50 ms, which segment the
+# camera shows (the colour of its marked corner), and each live answer with its time.
+WATCH = """
+window.watched = {shown: [], answers: []};
+const probe = document.createElement('canvas'); probe.width = probe.height = 1;
+const video = document.getElementById('video');
+setInterval(() => {
+  if (!video.videoWidth) return;
+  probe.getContext('2d').drawImage(video, 20, 20, 1, 1, 0, 0, 1, 1);
+  const [r, g, b] = probe.getContext('2d').getImageData(0, 0, 1, 1).data;
+  window.watched.shown.push([performance.now(), r > b ? 0 : 1]);
+}, 50);
+new MutationObserver(() => window.watched.answers.push(
+  [performance.now(), document.getElementById('live-answer').dataset.label || ''])
+).observe(document.getElementById('live-answer'), {attributes: true, attributeFilter: ['data-label']});
+"""
+
+
+def shown_segment(browser: WebDriver) -> int | None:
+    shown = browser.execute_script("return window.watched.shown.slice(-1)")
+    return shown[0][1] if shown else None
+
+
+def record_while_shown(browser: WebDriver, segment: int, name: str, hold: float = 2.6) -> int:
+    """Holds "record" from the moment the camera starts showing ``segment`` for ``hold`` seconds; the frames taught."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    name_field = browser.find_element(By.ID, "teach-name")
+    name_field.clear()
+    name_field.send_keys(name)
+    WebDriverWait(browser, 30, poll_frequency=0.02).until(lambda d: shown_segment(d) not in (None, segment))
+    WebDriverWait(browser, 30, poll_frequency=0.02).until(lambda d: shown_segment(d) == segment)
+    ActionChains(browser).click_and_hold(browser.find_element(By.ID, "record-button")).pause(hold).release().perform()
+    try:
+        WebDriverWait(browser, 60).until(
+            lambda d: f"learned {name} from" in d.find_element(By.ID, "teach-message").text
+        )
+    except Exception:
+        raise AssertionError(browser.find_element(By.ID, "teach-message").text) from None
+    return int(browser.find_element(By.ID, "teach-message").text.split("from ")[1].split()[0])
+
+
+def named_share(browser: WebDriver, names: list[str], seconds: float) -> tuple[float, int, float]:
+    """Over ``seconds`` of live answers: the share that name the segment shown (an answer counts once the
+    segment has been on screen for 0.7 s, longer than a frame takes to come back answered), how many were
+    counted, and the page's own answers a second."""
+    browser.execute_script("window.watched.answers = [];")  # from now: every class is taught
+    time.sleep(seconds)
+    watched = browser.execute_script("return window.watched")
+    shown = watched["shown"]
+    right = counted = 0
+    for moment, label in watched["answers"]:
+        recent = [segment for at, segment in shown if moment - 700 <= at <= moment]
+        if len(set(recent)) != 1 or not label:
+            continue
+        counted += 1
+        right += label.split(",")[0] == names[recent[0]]
+    rate = float(browser.find_element(By.ID, "live-rate").text.split()[0])
+    return right / max(counted, 1), counted, rate
+
+
+def keep_screenshots(paths: Iterator[Path]) -> None:
+    """Copies the screenshots into $PDFEWSHOT_SCREENSHOTS, when set, to be looked at."""
+    folder = os.environ.get("PDFEWSHOT_SCREENSHOTS")
+    if folder is None:
+        return
+    for path in paths:
+        shutil.copy(path, Path(folder) / path.name)
+
+
+def phone_and_desktop_screenshots(browser: WebDriver, stem: Path) -> None:
+    for name, width in (("phone", 430), ("desktop", 1200)):
+        browser.set_window_size(width, 1600)
+        time.sleep(0.5)
+        browser.save_screenshot(f"{stem}-{name}.png")
+        assert Path(f"{stem}-{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not (CALTECH.is_dir() and IMAGENET_FILE.is_file()), reason="needs ../shared")
+def test_two_classes_recorded_from_the_camera_are_named_live(tmp_path: Path) -> None:
+    """Served the ImageNet MobileNetV2 as it is: two caltech101_dev categories recorded from a camera showing
+    each for 3 s in turn, then named live as the picture changes; an answer corrected; the model downloaded and
+    loaded; bad input refused; axe-core."""
+    import pdfewshot
+    from pdfewshot.config import PretrainConfig
+    from pdfewshot.stages.pretrain import pretrain
+
+    embedding = tmp_path / "photos.pdparams"
+    pretrain(PretrainConfig(out=embedding, pretrained=str(IMAGENET_FILE), epochs=0, show_progress=False))
+    names = ["sunflower", "car_side"]
+    video = segments_video(tmp_path / "two.y4m", [sorted((CALTECH / n).iterdir())[:3] for n in names])
+    port = free_port()
+    server = start_server(embedding, port)
+    browser = camera_browser(tmp_path, video=video)
+    wait = WebDriverWait(browser, 90)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda d: d.find_element(By.ID, "empty").is_displayed())
+        browser.find_element(By.ID, "camera-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "live").is_displayed())
+        browser.execute_script(WATCH)
+        # recording with no class name teaches nothing
+        browser.find_element(By.ID, "record-button").click()
+        assert "give the class a name first" in browser.find_element(By.ID, "teach-message").text
+        assert get_json(f"http://127.0.0.1:{port}/health")["classes"] == 0
+        frames = [record_while_shown(browser, segment, name) for segment, name in enumerate(names)]
+        assert all(8 <= count <= 12 for count in frames), frames
+        wait.until(lambda d: int(d.find_element(By.ID, "live-rate").get_attribute("data-answers") or 0) >= 5)
+        share, counted, rate = named_share(browser, names, 12)
+        print(f"photos: {share:.2f} of {counted} live answers name the class shown; {rate:.1f} answers a second")
+        assert share >= 0.9 and counted >= 20  # the rate is printed, not asserted: docs/results.md has it
+
+        # a correction of a live answer, kept
+        browser.find_element(By.ID, "keep-frame").click()
+        form = browser.find_element(By.CSS_SELECTOR, "#results li form.correct")
+        Select(form.find_element(By.TAG_NAME, "select")).select_by_visible_text(names[1])
+        form.find_element(By.TAG_NAME, "button").click()
+        wait.until(lambda d: "added to car_side" in d.find_element(By.CSS_SELECTOR, "#results li form.correct").text)
+
+        browser.find_element(By.ID, "download-predictor").click()
+        saved = tmp_path / "downloads" / "photos.predictor.pdparams"
+        WebDriverWait(browser, 60).until(lambda _: saved.is_file() and saved.stat().st_size > 1_000_000)
+        classifier = pdfewshot.load(saved)
+        assert isinstance(classifier, pdfewshot.Classifier) and classifier.classes == names
+
+        assert serious_violations(browser) == [], "accessibility"
+        phone_and_desktop_screenshots(browser, tmp_path / "camera")
+        keep_screenshots(tmp_path.glob("camera-*.png"))
+    finally:
+        browser.quit()
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
+
+
+@pytest.mark.skipif(not (FACE_WEIGHTS.is_dir() and PEOPLE.is_dir()), reason="needs ../shared")
+def test_two_people_recorded_from_the_camera_are_named_live(tmp_path: Path) -> None:
+    """The face route, one face in view: two lfw_dev people, 3 s of each in turn, recorded and named live."""
+    from pdfewshot.config import PretrainConfig
+    from pdfewshot.stages.pretrain import pretrain
+
+    embedding = tmp_path / "faces.pdparams"
+    pretrain(PretrainConfig(out=embedding, pretrained=str(FACE_WEIGHTS), epochs=0, show_progress=False))
+    names = ["Andre_Agassi", "Angelina_Jolie"]
+    video = segments_video(tmp_path / "two.y4m", [sorted((PEOPLE / n).iterdir())[:3] for n in names])
+    port = free_port()
+    server = start_server(embedding, port)
+    browser = camera_browser(tmp_path, video=video)
+    wait = WebDriverWait(browser, 90)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda d: d.find_element(By.ID, "empty").is_displayed())
+        browser.find_element(By.ID, "camera-button").click()
+        wait.until(lambda d: d.find_element(By.ID, "live").is_displayed())
+        browser.execute_script(WATCH)
+        frames = [record_while_shown(browser, segment, name) for segment, name in enumerate(names)]
+        assert all(8 <= count <= 12 for count in frames), frames
+        wait.until(lambda d: int(d.find_element(By.ID, "live-rate").get_attribute("data-answers") or 0) >= 5)
+        share, counted, rate = named_share(browser, names, 12)
+        print(f"faces: {share:.2f} of {counted} live answers name the person shown; {rate:.1f} answers a second")
+        assert share >= 0.9 and counted >= 12
+        phone_and_desktop_screenshots(browser, tmp_path / "faces")
+        keep_screenshots(tmp_path.glob("faces-*.png"))
     finally:
         browser.quit()
         server.send_signal(signal.SIGINT)

@@ -243,10 +243,16 @@ def test_the_api_answers_every_face_and_refuses_to_learn_from_no_face(route: dic
         empty = blank(tmp_path / "empty.png").read_bytes()
         refused = client.post("/classes/Nobody", files=[("images", ("empty.png", empty, "image/png"))])
         assert refused.status_code == 400 and refused.json()["error"] == "empty.png: no face found"
+        both = [("images", (f"empty{i}.png", empty, "image/png")) for i in range(2)]
+        refused = client.post("/classes/Nobody", files=both)
+        assert refused.json()["error"] == "no face found in any of the 2 images (empty0.png, empty1.png)"
         for name in NEW[:2]:
             photos = sorted((PEOPLE / name).iterdir())[:2]
             files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]
-            assert client.post(f"/classes/{name}", files=files).status_code == 200
+            files.append(("images", ("empty.png", empty, "image/png")))  # left out, and said
+            taught = client.post(f"/classes/{name}", files=files)
+            assert taught.status_code == 200 and taught.json()["skipped"] == ["empty.png"]
+            assert taught.json()["images"] == 2
         portrait = sorted((PEOPLE / NEW[1]).iterdir())[6]
         answer = client.post("/predict", files=[("images", ("one.jpg", portrait.read_bytes(), "image/jpeg")),
                                                 ("images", ("empty.png", empty, "image/png"))])  # fmt: skip

@@ -202,8 +202,10 @@ async function teach(event) {
   try {
     const taught = await api("POST", "/classes/" + encodeURIComponent(name), formOf(teachFiles), true);
     const total = taught.support === null ? "" : ` (now ${taught.support})`;
-    show("teach-message", taught.new ? `learned ${taught.class} from ${taught.images} images`
-      : `added ${taught.images} images to ${taught.class}${total}`);
+    const left = taught.skipped && taught.skipped.length
+      ? `; no face found in ${taught.skipped.join(", ")}, left out` : "";
+    show("teach-message", (taught.new ? `learned ${taught.class} from ${taught.images} images`
+      : `added ${taught.images} images to ${taught.class}${total}`) + left);
     teachFiles = [];
     $("teach-chosen").textContent = "Drop 1–5 images of it here, or tap to pick them";
     $("teach-name").value = "";
@@ -479,8 +481,9 @@ async function teachFrames(name, frames) {
   show("teach-message", `teaching ${name} from ${frames.length} frames…`);
   try {
     const taught = await api("POST", "/classes/" + encodeURIComponent(name), formOf(frames), true);
-    show("teach-message", taught.new ? `learned ${taught.class} from ${taught.images} frames`
-      : `added ${taught.images} frames to ${taught.class}`);
+    const left = taught.skipped && taught.skipped.length ? ` (${taught.skipped.length} with no face left out)` : "";
+    show("teach-message", (taught.new ? `learned ${taught.class} from ${taught.images} frames`
+      : `added ${taught.images} frames to ${taught.class}`) + left);
     await refresh();
   } catch (error) {
     show("teach-message", error.message, true);
