@@ -768,12 +768,17 @@ def predict_command(
 def export_command(
     model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = EXPORT.model,
     out: Annotated[Path, typer.Option(help="Folder to write (replaced if it holds an earlier export).")] = EXPORT.out,
+    onnx: Annotated[
+        bool, typer.Option(help="Also write the model as ONNX, predictor.onnx (needs pip install '.[onnx]').")
+    ] = EXPORT.onnx,
 ) -> None:
     """Export a predictor for deployment: a Paddle inference model plus pdfewshot.json (classes, preprocessing)."""
-    from pdfewshot.stages.export import export
+    from pdfewshot.stages.export import ONNX_FILE, export
 
     folder = export(build(ExportConfig, locals()))
     typer.echo(f"wrote {folder} (use it with: pdfewshot predict IMAGES --model {folder})")
+    if onnx:
+        typer.echo(f"wrote {folder / ONNX_FILE} (the same model as ONNX: input and output as pdfewshot.json says)")
 
 
 @app.command("run")

@@ -215,6 +215,7 @@ class ExportConfig:
 
     model: Path = DEFAULT_PREDICTOR
     out: Path = DEFAULT_EXPORT
+    onnx: bool = False  # also write the model as ONNX (paddle2onnx, the onnx extra)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Export for deployment: the predictor as a Paddle inference model plus a JSON file that says how to
-use it, loadable by ``paddle.inference`` alone (no pdfewshot network code needed)."""
+use it, loadable by ``paddle.inference`` alone (no pdfewshot network code needed); with ``onnx``, the same
+model as ONNX beside it, for other runtimes."""
 
 from pathlib import Path
 
@@ -10,12 +11,14 @@ from pdfewshot.config import ExportConfig
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.classifier import scoring_network
 from pdfewshot.nets.inference import save_for_inference
+from pdfewshot.nets.onnx import write_onnx
 from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import open_predictor
 from pdfewshot.storage.atomic import atomic_folder, read_json, write_json
 from pdfewshot.storage.metadata import ExportMeta, from_json, to_json
 
 PROGRAM = "predictor"  # the files are predictor.json (or .pdmodel) and predictor.pdiparams
+ONNX_FILE = PROGRAM + ".onnx"  # with --onnx: the same model as ONNX
 FACE_FINDER = "face_finder.pdparams"  # the face route: the detector's and landmarks' weights (a Paddle state dict)
 
 
@@ -42,6 +45,8 @@ def export(config: ExportConfig) -> Path:
     finder = predictor.embedding.face_finder if meta.face_alignment is not None else None
     with about("out"), atomic_folder(out) as staging:
         save_for_inference(network, meta.channels, meta.image_size, str(staging / PROGRAM))
+        if config.onnx:
+            write_onnx(staging / PROGRAM, staging / ONNX_FILE)
         if finder is not None:
             paddle.save(finder.state_dict(), str(staging / FACE_FINDER))
         description = ExportMeta(
@@ -62,6 +67,7 @@ def export(config: ExportConfig) -> Path:
             face_alignment=meta.face_alignment,
             face_finder=FACE_FINDER if finder is not None else None,
             reject_origin=meta.reject_origin,
+            onnx=ONNX_FILE if config.onnx else None,
         )  # fmt: skip
         write_json(staging / ExportMeta.FILE, to_json(description))
     return out

@@ -185,6 +185,7 @@ class ExportMeta:
     face_alignment: str | None = None  # the face route: the input is face chips cut this way
     face_finder: str | None = None  # the face route: the file of the face detector's and landmarks' weights
     reject_origin: str | None = None  # how suggested_reject_below was chosen (as the predictor's)
+    onnx: str | None = None  # the same model as ONNX (export --onnx), same input and output
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,33 @@ def test_exported_model_predicts_as_the_checkpoint_does(trained: tuple[Path, Pat
     refused = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "other")])
     assert refused.exit_code == 2 and "exists and is not an earlier pdfewshot export" in refused.output
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_the_onnx_export_gives_the_outputs_of_the_paddle_one(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime
+
+    from pdfewshot.data.sources import load_image_files
+    from pdfewshot.nets.runner import InferenceRunner
+
+    data, model = trained
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "--model", str(model), "--out", str(out), "--onnx"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith(f"wrote {out / 'predictor.onnx'} (the same model as ONNX")
+    description = json.loads((out / "pdfewshot.json").read_text())
+    assert description["onnx"] == "predictor.onnx"
+    size, channels = description["image_size"], description["channels"]
+    images, _, _ = load_image_files(sorted(data.rglob("*.png"))[:9], size, channels)  # as pdfewshot.json says
+    pixels = images.astype(np.float32).transpose(0, 3, 1, 2)
+    session = onnxruntime.InferenceSession(str(out / "predictor.onnx"))
+    by_onnx = session.run(None, {session.get_inputs()[0].name: pixels})[0]
+    by_paddle = InferenceRunner(str(out / "predictor"))(images)
+    assert by_onnx.shape == by_paddle.shape == (9, len(description["class_names"]) + 1)
+    np.testing.assert_allclose(by_onnx, by_paddle, atol=1e-4)
+    # without paddle2onnx: one line saying what to install, and no export written
+    monkeypatch.setitem(__import__("sys").modules, "paddle2onnx", None)
+    refused = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "none"), "--onnx"])
+    assert refused.exit_code == 2 and "--onnx: needs paddle2onnx (pip install '.[onnx]')" in refused.output
+    assert not (tmp_path / "none").exists()
