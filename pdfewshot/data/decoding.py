@@ -20,6 +20,7 @@ GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 MAX_PIXELS = 8192 * 8192
 WORKING_SIDE = 2048  # a decoded image with a longer side is shrunk to it at once: no stage looks at more
 JPEG_REDUCTION = 8  # the most libjpeg reduces by while decoding
+DECODED_FROM = "pdfewshot_decoded_from"  # Image.info key: the size of an image decode_image made smaller
 
 
 class ImageTooLarge(ValueError):
@@ -59,7 +60,16 @@ def decode_image(raw: bytes | np.ndarray) -> Image.Image:
     image.load()  # decode now, so that truncated files fail here and not later
     if max(image.size) > WORKING_SIDE:
         image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+    if image.size != (width, height):
+        image.info[DECODED_FROM] = (width, height)
     return image
+
+
+def decoded_scale(picture: Image.Image) -> tuple[float, float]:
+    """How many of the file's pixels one pixel of ``picture`` stands for, across and down (1 unless
+    :func:`decode_image` made it smaller): what takes a position in the picture back to the file's."""
+    width, height = picture.info.get(DECODED_FROM, picture.size)
+    return width / picture.size[0], height / picture.size[1]
 
 
 def open_image(raw: bytes) -> Image.Image:

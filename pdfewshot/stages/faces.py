@@ -2,13 +2,14 @@
 face start is chosen by default), and every face of an image for ``predict``, ``compare`` and ``serve``."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pdfewshot.data.decoding import UNREADABLE, decode_image, flattened
+from pdfewshot.data.decoding import UNREADABLE, decode_image, decoded_scale, flattened
 from pdfewshot.data.sources import iter_source
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.faces.finder import Face, FaceChips, FaceFinder
@@ -45,7 +46,15 @@ def every_face(chips: FaceChips, raw: bytes | np.ndarray | Image.Image, size: in
     an unreadable one)."""
     picture = raw if isinstance(raw, Image.Image) else decode_image(raw)
     image = np.asarray(flattened(picture).convert("RGB"))
-    return sorted(chips.finder.find(image, chips.alignment, size), key=lambda face: -face.area)
+    faces = sorted(chips.finder.find(image, chips.alignment, size), key=lambda face: -face.area)
+    across, down = decoded_scale(picture)  # boxes and landmarks in the pixels of the image as given
+    if (across, down) == (1.0, 1.0):
+        return faces
+    return [
+        replace(face, box=(face.box[0] * across, face.box[1] * down, face.box[2] * across, face.box[3] * down),
+                landmarks=face.landmarks * np.array([across, down]))
+        for face in faces
+    ]  # fmt: skip
 
 
 def find_faces(

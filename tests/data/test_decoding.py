@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pdfewshot.data.decoding import MAX_PIXELS, WORKING_SIDE, ImageTooLarge, decode_image, why_skipped
+from pdfewshot.data.decoding import (
+    MAX_PIXELS,
+    WORKING_SIDE,
+    ImageTooLarge,
+    decode_image,
+    decoded_scale,
+    why_skipped,
+)
 
 DECODE = """
 import sys
@@ -57,6 +64,8 @@ def test_a_huge_png_is_refused_before_it_is_decoded(huge: dict[str, Path]) -> No
 def test_an_image_larger_than_the_working_side_is_shrunk_and_a_small_one_kept(tmp_path: Path) -> None:
     Image.new("RGB", (3000, 1000), (10, 20, 30)).save(tmp_path / "wide.png")
     Image.new("RGB", (300, 200), (10, 20, 30)).save(tmp_path / "small.png")
-    assert decode_image((tmp_path / "wide.png").read_bytes()).size == (WORKING_SIDE, 683)
-    assert decode_image((tmp_path / "small.png").read_bytes()).size == (300, 200)
+    wide = decode_image((tmp_path / "wide.png").read_bytes())
+    assert wide.size == (WORKING_SIDE, 683) and decoded_scale(wide) == (3000 / WORKING_SIDE, 1000 / 683)
+    small = decode_image((tmp_path / "small.png").read_bytes())
+    assert small.size == (300, 200) and decoded_scale(small) == (1.0, 1.0)
     assert MAX_PIXELS == 8192 * 8192

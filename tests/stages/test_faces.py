@@ -96,6 +96,29 @@ def test_predict_names_every_face_with_its_box_and_says_no_face_found(route: dic
     assert [r.label for r in answers] == ["unknown", NEW[0]]
 
 
+def test_a_face_in_a_huge_photo_is_boxed_in_the_photo_s_own_pixels(route: dict[str, Path]) -> None:
+    """A photo larger than decoding keeps is looked at reduced; its boxes still come back in its own pixels."""
+    portrait = Image.open(sorted((PEOPLE / NEW[2]).iterdir())[5]).convert("RGB")
+    portrait.save(route["root"] / "portrait.png")
+    portrait.resize((4000, 4000)).save(route["root"] / "portrait_huge.jpg", quality=90)
+    config = PredictConfig(inputs=[route["root"] / "portrait.png", route["root"] / "portrait_huge.jpg"],
+                           model=route["predictor"], reject_below="none")  # fmt: skip
+    (small, huge), _ = predict(config)
+    assert small.box is not None and huge.box is not None and huge.label == small.label
+    overlap = np.minimum(np.array(huge.box) / 16, small.box)[2:] - np.maximum(np.array(huge.box) / 16, small.box)[:2]
+    area = (small.box[2] - small.box[0]) * (small.box[3] - small.box[1])
+    assert overlap.min() > 0 and overlap.prod() / area > 0.6  # the same face (the looks differ, so the box does)
+    from pdfewshot.stages.common import checkpoint_chips
+    from pdfewshot.stages.faces import every_face
+    from pdfewshot.storage.metadata import PredictorMeta
+
+    chips = checkpoint_chips(*read_checkpoint(route["predictor"], PredictorMeta))
+    assert chips is not None
+    eyes = [every_face(chips, (route["root"] / name).read_bytes(), 150)[0].landmarks[36:48].mean(axis=0)
+            for name in ("portrait.png", "portrait_huge.jpg")]  # fmt: skip
+    np.testing.assert_allclose(eyes[1] / 16, eyes[0], atol=3)  # the eyes, within 3 of the portrait's 250 px
+
+
 def test_an_export_of_a_face_predictor_finds_faces_as_the_checkpoint_does(route: dict[str, Path]) -> None:
     from pdfewshot.config import ExportConfig
     from pdfewshot.stages.export import export
