@@ -10,32 +10,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.runner import saved_program
 
 OPSET = 13  # ONNX Runtime 1.x and most runtimes run it
 
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """stdout and stderr, of Python and of the C++ underneath, sent to a file (shown only on failure)."""
+    """stdout and stderr, of Python and of the C++ underneath, sent to a file (its end shown on failure)."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
+    failed = False
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         try:
             yield
         except BaseException:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace")[-2000:])
+            failed = True
             raise
         finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            for descriptor, kept in zip((1, 2), saved, strict=True):
+                os.dup2(kept, descriptor)
+                os.close(kept)
+            if failed:
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace")[-2000:])
 
 
 def write_onnx(prefix: Path, out: Path) -> None:
@@ -45,9 +46,6 @@ def write_onnx(prefix: Path, out: Path) -> None:
         import paddle2onnx
     except ImportError:
         raise PdfewshotError(": needs paddle2onnx (pip install '.[onnx]')", "onnx") from None
-    programs = [prefix.with_name(prefix.name + suffix) for suffix in (".json", ".pdmodel")]
-    program = next(path for path in programs if path.is_file())
+    weights = prefix.with_name(prefix.name + ".pdiparams")
     with _quiet():
-        paddle2onnx.export(
-            str(program), str(prefix.with_name(prefix.name + ".pdiparams")), str(out), opset_version=OPSET
-        )
+        paddle2onnx.export(str(saved_program(prefix)), str(weights), str(out), opset_version=OPSET)

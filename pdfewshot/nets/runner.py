@@ -34,18 +34,20 @@ def save_for_inference(layer: nn.Layer, channels: int, image_size: int | None, p
         layer.train()
 
 
+def saved_program(prefix: Path) -> Path:
+    """The program file :func:`save_for_inference` wrote at ``prefix``: ``.json`` (Paddle 3's), else ``.pdmodel``."""
+    for suffix in (".json", ".pdmodel"):
+        program = prefix.with_name(prefix.name + suffix)
+        if program.is_file():
+            return program
+    raise FileNotFoundError(f"{prefix}: no saved program (.json or .pdmodel)")
+
+
 class InferenceRunner:
     """A ``paddle.inference`` predictor (oneDNN on CPU) of a model saved by :func:`save_for_inference`."""
 
     def __init__(self, prefix: str, threads: int | None = None) -> None:
-        folder, name = Path(prefix).parent, Path(prefix).name
-        program = next(
-            (folder / (name + suffix) for suffix in (".json", ".pdmodel") if (folder / (name + suffix)).is_file()),
-            None,
-        )
-        if program is None:
-            raise FileNotFoundError(f"{prefix}: no saved program (.json or .pdmodel)")
-        config = paddle.inference.Config(str(program), prefix + ".pdiparams")
+        config = paddle.inference.Config(str(saved_program(Path(prefix))), prefix + ".pdiparams")
         config.disable_gpu()
         config.enable_mkldnn()
         config.set_cpu_math_library_num_threads(threads or thread_count())

@@ -217,14 +217,18 @@ def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
     if scorer.chips is not None:
         return predict_faces(config, scorer, paths, rule), rule
     images, names, skipped = load_image_files(paths, scorer.image_size, scorer.channels, config.strict)
-    if skipped:
-        err_console.print(
-            f"warning: skipped {len(skipped)} unreadable or too large images (first: {skipped[0]})", markup=False
-        )
+    _warn_unread(skipped)
     if not names:
         raise PdfewshotError("no readable images to predict")
     logits, known = scorer.logits_and_known(images, rule.score if rule is not None else None)
     return label(names, logits, known, scorer.class_names, config.top_k, rule), rule
+
+
+def _warn_unread(skipped: Sequence[str]) -> None:
+    if skipped:
+        err_console.print(
+            f"warning: skipped {len(skipped)} unreadable or too large images (first: {skipped[0]})", markup=False
+        )
 
 
 def predict_faces(
@@ -234,10 +238,7 @@ def predict_faces(
     "no face found" for an image without any; never a guess."""
     assert scorer.chips is not None, "the face route"
     faces, skipped = find_faces(paths, scorer.chips, scorer.image_size, config.strict)
-    if skipped:
-        err_console.print(
-            f"warning: skipped {len(skipped)} unreadable or too large images (first: {skipped[0]})", markup=False
-        )
+    _warn_unread(skipped)
     if not faces:
         raise PdfewshotError("no readable images to predict")
     return label_faces(faces, scorer, config.top_k, rule)

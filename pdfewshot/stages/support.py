@@ -26,7 +26,6 @@ import paddle.nn.functional as F
 from pdfewshot.config import DEFAULT_REJECT_SCORE, FinetuneConfig
 from pdfewshot.data.sources import load_image_files
 from pdfewshot.errors import PdfewshotError, about
-from pdfewshot.methods.unknown import between_class_threshold
 from pdfewshot.nets.classifier import CosineClassifier, PairPredictor, Predictor
 from pdfewshot.nets.embedding import embed
 from pdfewshot.nets.faces.finder import FaceChips
@@ -35,7 +34,7 @@ from pdfewshot.runtime import set_paddle_threads
 from pdfewshot.stages.common import checkpoint_chips, first_few, open_embedding, open_predictor
 from pdfewshot.stages.predict import collect_images
 from pdfewshot.stages.test import manifest_path, read_manifest
-from pdfewshot.stages.thresholds import BETWEEN_CLASSES, KEPT_ORIGINS, stored_threshold
+from pdfewshot.stages.thresholds import after_classes_change, stored_threshold
 from pdfewshot.storage.atomic import write_json
 from pdfewshot.storage.checkpoint import checkpoint_lock, read_checkpoint, save_checkpoint, sidecar_path
 from pdfewshot.storage.metadata import PredictorMeta, QueryManifest
@@ -281,15 +280,8 @@ def _remove_class(model: Path, name: str, predictor: paddle.nn.Layer, meta: Pred
 
 
 def _rethresholded(meta: PredictorMeta, predictor: paddle.nn.Layer) -> PredictorMeta:
-    """``meta`` with the threshold chosen again from the classes it now has, where that threshold came from
-    the classes (the closest two) or none could be chosen before; a threshold that holds for any classes
-    (the embedding's, the support images' spread, or one an older predictor stored) is kept."""
-    chosen_from_classes = meta.reject_origin == BETWEEN_CLASSES
-    if not chosen_from_classes and (meta.suggested_reject_below is not None or meta.reject_origin in KEPT_ORIGINS):
-        return meta
-    if meta.reject_score != "max-cosine" or not isinstance(predictor, Predictor):
-        return meta
-    threshold = between_class_threshold(predictor.prototypes.numpy())
-    return replace(
-        meta, suggested_reject_below=threshold, reject_origin=BETWEEN_CLASSES if threshold is not None else None
-    )
+    """``meta`` with its threshold as :func:`after_classes_change` leaves it for the classes it now has."""
+    prototypes = predictor.prototypes.numpy() if isinstance(predictor, Predictor) else None
+    threshold, origin = after_classes_change(meta.reject_score, meta.suggested_reject_below, meta.reject_origin,
+                                             prototypes)  # fmt: skip
+    return replace(meta, suggested_reject_below=threshold, reject_origin=origin)

@@ -32,20 +32,23 @@ class QueryTestResult:
     def overall(self) -> float:
         return float(np.mean(self.predictions == self.labels)) if len(self.labels) else 0.0
 
+    def _stored(self) -> tuple[np.ndarray, float] | None:
+        """Each query's score and the stored threshold (None without one)."""
+        if self.rejection is None or self.known_scores is None or not len(self.labels):
+            return None
+        return self.known_scores, self.rejection.threshold
+
     @property
     def unknown_share(self) -> float | None:
         """The share of queries ``predict`` would answer "unknown" (below the stored threshold)."""
-        if self.rejection is None or self.known_scores is None or not len(self.labels):
-            return None
-        return float(np.mean(self.known_scores < self.rejection.threshold))
+        stored = self._stored()
+        return None if stored is None else float(np.mean(stored[0] < stored[1]))
 
     @property
     def right_and_known(self) -> float | None:
         """The share of queries ``predict`` would answer with their own class (not "unknown")."""
-        share = self.unknown_share
-        if share is None or self.known_scores is None or self.rejection is None:
-            return None
-        return float(np.mean((self.predictions == self.labels) & (self.known_scores >= self.rejection.threshold)))
+        stored = self._stored()
+        return None if stored is None else float(np.mean((self.predictions == self.labels) & (stored[0] >= stored[1])))
 
     def to_json(self) -> dict[str, Any]:
         return {

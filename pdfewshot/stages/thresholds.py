@@ -20,9 +20,6 @@ from pdfewshot.storage.metadata import EmbeddingMeta
 LEAVE_ONE_OUT = "the support images left out one at a time (finetune)"
 PAIR = "the embedding's pair threshold (pretrain)"
 BETWEEN_CLASSES = "the cosine between the two closest classes"
-# Thresholds that hold for any classes taught later (the embedding's, or the support images' spread); the
-# one from the closest two classes is chosen again whenever a class is taught or removed.
-KEPT_ORIGINS = (LEAVE_ONE_OUT, PAIR)
 
 
 def pair_threshold(meta: EmbeddingMeta) -> float | None:
@@ -46,3 +43,15 @@ def stored_threshold(
         return pair, PAIR
     between = between_class_threshold(prototypes)
     return (between, BETWEEN_CLASSES) if between is not None else (None, None)
+
+
+def after_classes_change(
+    score: str, threshold: float | None, origin: str | None, prototypes: np.ndarray | None
+) -> tuple[float | None, str | None]:
+    """The threshold once classes are taught or removed: one that holds for any classes (the embedding's, the
+    support images' spread, or one an older predictor stored without its origin) is kept; one chosen from the
+    classes, or none, is chosen again from the class ``prototypes`` now (None: a predictor without them)."""
+    if (threshold is not None and origin != BETWEEN_CLASSES) or score != "max-cosine" or prototypes is None:
+        return threshold, origin
+    between = between_class_threshold(prototypes)
+    return between, BETWEEN_CLASSES if between is not None else None

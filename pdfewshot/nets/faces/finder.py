@@ -39,6 +39,7 @@ from pdfewshot.nets.faces.search import (
     Look,
     bounds,
     eye_distance,
+    eyes_and_mouth,
     landmarks_box,
     looks_for,
     moved,
@@ -59,7 +60,6 @@ ALIGNMENTS = ("landmarks", "eyes-mouth", "level")
 DEFAULT_ALIGNMENT = "level"
 SMALLEST_FACE = 12  # px: an image narrower than this is not looked at (the landmarks alone need more)
 NO_FACE = "no face found"  # why an image without a face is skipped
-EYES_MOUTH = (slice(36, 42), slice(42, 48), slice(48, 68))  # left eye, right eye, mouth of the 68 points
 RELATIVE_X, RELATIVE_Y, RELATIVE_SCALE = 0.5, 0.43, 0.45
 
 
@@ -341,7 +341,7 @@ def _landmarks_crop(
     width, height, grey border)."""
     border = int(np.ceil(max(0.0, -box[0], -box[1], box[2] - image.shape[1], box[3] - image.shape[0])))
     image = with_border(image, border)
-    box = (box[0] + border, box[1] + border, box[2] + border, box[3] + border)
+    box = moved_box(box, border)
     x, y, w, h = _clipped(box, image.shape[1], image.shape[0])
     crop = paddle.to_tensor(image[y : y + h, x : x + w].transpose(2, 0, 1)[None].astype(np.float32))
     with paddle.no_grad():
@@ -407,7 +407,7 @@ def aligned_box(points: np.ndarray) -> tuple[float, float, float, float]:
 
 def eyes_mouth_square(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     """The centre of the face's square, its side, and the eyes' angle (radians) from the 68 landmarks."""
-    left_eye, right_eye, mouth = (points[part].mean(axis=0) for part in EYES_MOUTH)
+    left_eye, right_eye, mouth = eyes_and_mouth(points)
     side = (np.linalg.norm(mouth - left_eye) + np.linalg.norm(mouth - right_eye)) / 2 / RELATIVE_SCALE
     reference = (left_eye + right_eye + mouth) / 3
     centre = reference + np.array([(0.5 - RELATIVE_X) * side, (0.5 - RELATIVE_Y) * side])

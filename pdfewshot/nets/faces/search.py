@@ -134,9 +134,18 @@ def bounds(points: np.ndarray) -> tuple[float, float, float, float]:
 BOX_DOWN, BOX_WIDTH, BOX_HEIGHT = 0.285, 2.63, 2.535
 
 
+EYES_MOUTH = (slice(36, 42), slice(42, 48), slice(48, 68))  # left eye, right eye, mouth of the 68 points
+
+
+def eyes_and_mouth(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centres of the left eye, the right eye and the mouth of 68 landmarks."""
+    left_eye, right_eye, mouth = (points[part].mean(axis=0) for part in EYES_MOUTH)
+    return left_eye, right_eye, mouth
+
+
 def landmarks_box(points: np.ndarray) -> tuple[float, float, float, float]:
     """The box the detector would draw around the face whose 68 landmarks are ``points``."""
-    left_eye, right_eye, mouth = points[36:42].mean(axis=0), points[42:48].mean(axis=0), points[48:68].mean(axis=0)
+    left_eye, right_eye, mouth = eyes_and_mouth(points)
     unit = (np.linalg.norm(mouth - left_eye) + np.linalg.norm(mouth - right_eye)) / 2
     centre_x, centre_y = (left_eye + right_eye + mouth) / 3 + np.array([0.0, BOX_DOWN * unit])
     half_w, half_h = BOX_WIDTH * unit / 2, BOX_HEIGHT * unit / 2
@@ -144,20 +153,20 @@ def landmarks_box(points: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def eye_distance(points: np.ndarray) -> float:
-    return float(np.hypot(*(points[42:48].mean(axis=0) - points[36:42].mean(axis=0))))
+    left_eye, right_eye, _ = eyes_and_mouth(points)
+    return float(np.hypot(*(right_eye - left_eye)))
 
 
 def plausible(points: np.ndarray) -> bool:
     """Whether 68 landmarks make a face: levelled by the eyes, the eyes lie above the nose's tip and the nose
     above the mouth, the eyes are neither merged nor further apart than the eye-to-mouth height allows, and the
     head is tilted less than 70 degrees."""
-    left_eye, right_eye = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
-    nose, mouth = points[30], points[48:68].mean(axis=0)
+    left_eye, right_eye, mouth = eyes_and_mouth(points)
     across = right_eye - left_eye
-    eye_distance = float(np.hypot(*across))
-    if eye_distance < 1e-6 or abs(np.degrees(np.arctan2(across[1], across[0]))) > 70:
+    apart = float(np.hypot(*across))
+    if apart < 1e-6 or abs(np.degrees(np.arctan2(across[1], across[0]))) > 70:
         return False
-    cos, sin = across / eye_distance
-    level = (np.array([nose, mouth]) - (left_eye + right_eye) / 2) @ np.array([[cos, -sin], [sin, cos]])
+    cos, sin = across / apart
+    level = (np.array([points[30], mouth]) - (left_eye + right_eye) / 2) @ np.array([[cos, -sin], [sin, cos]])
     nose_down, mouth_down = level[0, 1], level[1, 1]
-    return bool(0 < nose_down < mouth_down and 0.5 < mouth_down / eye_distance < 2.0)
+    return bool(0 < nose_down < mouth_down and 0.5 < mouth_down / apart < 2.0)

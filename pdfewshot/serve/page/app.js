@@ -13,19 +13,26 @@ function show(id, text, isError) {
   element.classList.toggle("error", Boolean(isError));
 }
 
-async function api(method, path, body, changes) {
+// A request; one that changes the classifier carries the token, asked for when the server wants one.
+async function request(method, path, body, changes) {
   const headers = {};
   if (changes && token) headers.Authorization = "Bearer " + token;
   const response = await fetch(path, { method, body, headers });
-  const data = await response.json().catch(() => ({ error: response.statusText }));
   if ((response.status === 401 || response.status === 403) && changes) {
+    const data = await response.clone().json().catch(() => ({ error: response.statusText }));
     const given = window.prompt(data.error + "\nToken:");
     if (given) {
       token = given;
       sessionStorage.setItem("pdfewshot-token", token);
-      return api(method, path, body, changes);
+      return request(method, path, body, changes);
     }
   }
+  return response;
+}
+
+async function api(method, path, body, changes) {
+  const response = await request(method, path, body, changes);
+  const data = await response.json().catch(() => ({ error: response.statusText }));
   if (!response.ok) throw new Error(data.error || response.statusText);
   return data;
 }
@@ -495,14 +502,9 @@ async function teachFrames(name, frames) {
 async function download(event, kind) {
   event.preventDefault();
   show("download-message", "preparing the download…");
-  const headers = token ? { Authorization: "Bearer " + token } : {};
-  const response = await fetch("/download/" + kind, { headers });
+  const response = await request("GET", "/download/" + kind, undefined, true);
   if (!response.ok) {
     const data = await response.json().catch(() => ({ error: response.statusText }));
-    if (response.status === 401 || response.status === 403) {
-      const given = window.prompt(data.error + "\nToken:");
-      if (given) { token = given; sessionStorage.setItem("pdfewshot-token", token); return download(event, kind); }
-    }
     show("download-message", data.error, true);
     return;
   }
