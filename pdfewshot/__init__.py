@@ -11,7 +11,7 @@ from typing import Any
 
 from pdfewshot.runtime import configure_runtime
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 configure_runtime()
 

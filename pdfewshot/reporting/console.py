@@ -127,13 +127,22 @@ def evaluation_tables(result: Any, per_class: bool = False) -> list[Table]:
             table.add_row(row.method, f"{row.way}+{row.unknown_way}", str(row.shot), row.score, *shown)
         return [table]
     if result.kind == "runs":
-        table = Table(title="accuracy per run")
+        table = Table(title="accuracy per run (+- 95% interval over its trials)")
         table.add_column("run")
+        table.add_column("trials", justify="right")
         for item in result.results:
             table.add_column(item.method, justify="right")
+        intervals = [item.run_intervals() for item in result.results]
         for i, name in enumerate(result.run_names):
-            table.add_row(name, *(f"{item.accuracies[i]:.4f}" for item in result.results))
-        table.add_row("all", *(f"{item.trial_accuracy:.4f}" for item in result.results), style="bold")
+            run_cells = [
+                f"{item.accuracies[i]:.4f} +- {spans[i]:.4f}"
+                for item, spans in zip(result.results, intervals, strict=True)
+            ]
+            table.add_row(name, str(result.results[0].trials_each[i]), *run_cells)
+        table.add_row(
+            "all", str(result.results[0].trials),
+            *(f"{item.trial_accuracy:.4f} +- {item.trial_interval:.4f}" for item in result.results), style="bold",
+        )  # fmt: skip
         tables.append(table)
     else:
         table = Table(title="episodic accuracy (mean +- 95% interval)")

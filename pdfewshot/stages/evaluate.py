@@ -43,6 +43,7 @@ class MethodResult:
     way: int
     shot: int
     accuracies: list[float] = field(default_factory=list)
+    trials_each: list[int] = field(default_factory=list)  # the queries of each episode (or run)
     correct: int = 0
     trials: int = 0
     per_class: dict[str, list[int]] = field(default_factory=dict)  # name -> [queries, correct]
@@ -64,9 +65,19 @@ class MethodResult:
     def trial_accuracy(self) -> float:
         return self.correct / self.trials if self.trials else 0.0
 
+    @property
+    def trial_interval(self) -> float:
+        """Half-width of the 95% interval of :attr:`trial_accuracy`, every trial counted once."""
+        return trial_interval(self.trial_accuracy, self.trials)
+
+    def run_intervals(self) -> list[float]:
+        """Each episode's (or run's) own 95% interval over its trials."""
+        return [trial_interval(a, n) for a, n in zip(self.accuracies, self.trials_each, strict=True)]
+
     def add(self, predicted: np.ndarray, truth: np.ndarray, class_names: Sequence[str]) -> None:
         hits = predicted == truth
         self.accuracies.append(float(hits.mean()))
+        self.trials_each.append(len(hits))
         self.correct += int(hits.sum())
         self.trials += len(hits)
         for label, guess, hit in zip(truth.tolist(), predicted.tolist(), hits.tolist(), strict=True):
@@ -83,9 +94,16 @@ class MethodResult:
         return {
             "method": self.method, "way": self.way, "shot": self.shot, "mean": self.mean,
             "interval95": self.interval, "count": len(self.accuracies), "trials": self.trials,
-            "trial_accuracy": self.trial_accuracy, "accuracies": self.accuracies,
+            "trial_accuracy": self.trial_accuracy, "trial_interval95": self.trial_interval,
+            "accuracies": self.accuracies,
             "per_class": [{"class": r.name, "queries": r.queries, "correct": r.correct} for r in self.class_rows()],
         }  # fmt: skip
+
+
+def trial_interval(accuracy: float, trials: int) -> float:
+    """Half-width of the 95% interval of an accuracy over ``trials`` right-or-wrong trials: 1.96 * std / sqrt(n),
+    as :func:`confidence_interval` gives for the trials' 0s and 1s."""
+    return float(1.96 * np.sqrt(accuracy * (1 - accuracy) / trials)) if trials else 0.0
 
 
 @dataclass

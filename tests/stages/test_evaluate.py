@@ -57,7 +57,7 @@ def test_runs_without_checkpoint_run_nn_pixels_only(tmp_path: Path, monkeypatch:
     assert "skipped prototype, finetune: no embedding checkpoint" in result.output
     lines = result.output.strip().splitlines()
     # each test image is nearest its own training image, so 1-NN on pixels gets all 6 trials
-    assert "overall: 1.0000  (nn-pixels, 2 runs, 6 trials)" in lines
+    assert "overall: 1.0000 +- 0.0000  (nn-pixels, 2 runs, 6 trials)" in lines
     assert lines[-1] == "2 runs: 1.0000"
 
 

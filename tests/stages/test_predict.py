@@ -172,6 +172,27 @@ def test_exported_model_predicts_as_the_checkpoint_does(trained: tuple[Path, Pat
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def _the_guides_onnx_lines_answer_as_predict(export: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/guide.md's lines that classify a photograph with ONNX Runtime alone, run on ``images``."""
+    import contextlib
+    import io
+    import re
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guide.md").read_text()
+    code = re.search(r"```python\n(import json\n.*?onnxruntime.*?)```", guide, re.S)
+    assert code is not None, "docs/guide.md: the ONNX Runtime lines are missing"
+    monkeypatch.chdir(export.parent)
+    for image in images:
+        lines = code.group(1).replace('"models/export"', repr(export.name)).replace('"photo.jpg"', repr(str(image)))
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(lines, "docs/guide.md", "exec"), {})
+        label, value = printed.getvalue().split()
+        [answer] = predict_json([str(image), "--model", str(export)])
+        assert label == answer["label"]
+        assert float(value) == pytest.approx(answer["rejection"]["value"], abs=1e-3)
+
+
 def test_the_onnx_export_gives_the_outputs_of_the_paddle_one(
     trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,6 +216,7 @@ def test_the_onnx_export_gives_the_outputs_of_the_paddle_one(
     by_paddle = InferenceRunner(str(out / "predictor"))(images)
     assert by_onnx.shape == by_paddle.shape == (9, len(description["class_names"]) + 1)
     np.testing.assert_allclose(by_onnx, by_paddle, atol=1e-4)
+    _the_guides_onnx_lines_answer_as_predict(out, sorted(data.rglob("*.png"))[:6], monkeypatch)
     # without paddle2onnx: one line saying what to install, and no export written
     monkeypatch.setitem(__import__("sys").modules, "paddle2onnx", None)
     refused = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "none"), "--onnx"])
