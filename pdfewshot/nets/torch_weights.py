@@ -135,17 +135,23 @@ def _read_legacy(path: Path, stream: IO[bytes]) -> Any:
     keys = _PlainUnpickler(stream).load()
     if not isinstance(keys, list):
         raise PdfewshotError(f"{path}: its list of storages is missing")
-    for key in keys:
-        dtype, _ = kinds.get(str(key), (np.dtype(np.float32), 0))
+    unread = [key for key in kinds if key not in {str(k) for k in keys}]
+    if unread:
+        raise PdfewshotError(f"{path}: storage {unread[0]} is named by a tensor but not in the file")
+    for key in map(str, keys):
+        if key not in kinds:
+            raise PdfewshotError(f"{path}: storage {key} is named by no tensor")
+        dtype, expected = kinds[key]
         head = stream.read(8)
         if len(head) < 8:
             raise PdfewshotError(f"{path}: cut short (storage {key} is missing)")
         (count,) = struct.unpack("<q", head)
+        if count != expected:  # also keeps a damaged count from asking for more memory than the file holds
+            raise PdfewshotError(f"{path}: storage {key} holds {count} values where its tensors need {expected}")
         raw = stream.read(count * dtype.itemsize)
         if len(raw) < count * dtype.itemsize:
             raise PdfewshotError(f"{path}: cut short (storage {key} has {len(raw)} of {count * dtype.itemsize} bytes)")
-        if str(key) in placeholders:
-            placeholders[str(key)][:] = np.frombuffer(raw, dtype=dtype, count=count)
+        placeholders[key][:] = np.frombuffer(raw, dtype=dtype, count=count)
     return state
 
 

@@ -103,3 +103,14 @@ def test_files_that_are_not_weights_say_so(tmp_path: Path) -> None:
         read_pth(not_a_dict)
     with pytest.raises(PdfewshotError, match="no such file"):
         read_pth(tmp_path / "missing.pth")
+
+
+def test_a_storage_count_that_does_not_match_its_tensors_is_refused(tmp_path: Path) -> None:
+    """A damaged count would otherwise ask for more memory than the file holds, or leave values unset."""
+    whole = bytearray(write_legacy(tmp_path / "whole.pth", STATE).read_bytes())
+    tail = sum(8 + array.nbytes for array in STATE.values())  # each storage: its count, then its values
+    whole[len(whole) - tail : len(whole) - tail + 8] = (10**15).to_bytes(8, "little")
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(bytes(whole))
+    with pytest.raises(PdfewshotError, match=r"storage 0 holds 1000000000000000 values where its tensors need 24"):
+        read_pth(damaged)
