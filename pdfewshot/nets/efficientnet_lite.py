@@ -195,7 +195,13 @@ def read_lite_weights(path: Path, variant: str) -> tuple[dict[str, np.ndarray], 
     weights file ``path`` of ``variant``; one line naming the first tensor that does not fit otherwise."""
     from pdfewshot.nets.torch_weights import read_pth
 
-    torch_state = read_pth(path)
+    return lite_state(read_pth(path), path, variant)
+
+
+def lite_state(
+    torch_state: dict[str, np.ndarray], path: Path, variant: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """:func:`read_lite_weights` of a state dict already read from ``path``."""
     expected = {key: list(value.shape) for key, value in EfficientNetLite(variant).state_dict().items()}
     state: dict[str, np.ndarray] = {}
     for key, value in torch_state.items():

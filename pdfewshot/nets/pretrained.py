@@ -25,12 +25,13 @@ import paddle
 from pdfewshot.config import DEFAULT_PHOTO_BACKBONE, EFFICIENTNET_LITES, FACES, IMAGENET
 from pdfewshot.errors import PdfewshotError
 from pdfewshot.nets.backbones import FACE_BACKBONE, VISION_MODELS
-from pdfewshot.nets.efficientnet_lite import VARIANTS, read_lite_weights
+from pdfewshot.nets.efficientnet_lite import VARIANTS, lite_state
 from pdfewshot.nets.embedding import EmbeddingNet
 from pdfewshot.nets.faces.descriptor import MODEL as DESCRIPTOR_MODEL
 from pdfewshot.nets.faces.descriptor import FaceRecognitionNet, load_descriptor
 from pdfewshot.nets.faces.finder import DEFAULT_ALIGNMENT, FaceFinder
 from pdfewshot.nets.tfjs import MANIFEST_SUFFIX
+from pdfewshot.nets.torch_weights import read_pth
 from pdfewshot.storage.checkpoint import META_KEY, check_meta, read_checkpoint
 from pdfewshot.storage.metadata import EmbeddingMeta, Verification
 
@@ -274,10 +275,11 @@ def read_lite_start(path: Path, backbone: str | None) -> StartWeights:
             f"{path}: a PyTorch weights file starts an EfficientNet-Lite backbone ({', '.join(EFFICIENTNET_LITES)}), "
             f"not {backbone}"
         )
+    torch_state = read_pth(path)  # once, whichever Lite it turns out to be
     errors = []
     for variant in [backbone] if backbone else EFFICIENTNET_LITES:
         try:
-            state, _ = read_lite_weights(path, variant)
+            state, _ = lite_state(torch_state, path, variant)
         except PdfewshotError as error:
             errors.append(error)
             continue

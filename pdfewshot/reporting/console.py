@@ -17,6 +17,11 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def say(line: str) -> None:
+    """One line to standard error as written: no Rich markup (brackets stay), not wrapped."""
+    err_console.print(line, markup=False)
+
+
 def path_cell(path: str) -> Text:
     """An image's path as a table shows it: relative to the working folder when inside it (so that rows differ
     where the images do), as plain text (a bracket in a file name is not markup)."""

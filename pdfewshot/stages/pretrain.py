@@ -60,7 +60,7 @@ from pdfewshot.nets.pretrained import (
     load_trunk_weights,
     read_start_weights,
 )
-from pdfewshot.reporting.console import err_console, loss_progress
+from pdfewshot.reporting.console import loss_progress, say
 from pdfewshot.reporting.plots import loss_curve, plots_available
 from pdfewshot.reporting.visualdl import ScalarLog
 from pdfewshot.runtime import available_cores, set_paddle_threads, thread_count
@@ -207,11 +207,9 @@ def choose_start(config: PretrainConfig, profile: DataProfile, notify: bool) -> 
     lite = config.backbone or default_photo_start()
     if profile.kind == "photos" and lite in EFFICIENTNET_LITES and installed_lite_weights(lite) is not None:
         if notify:
-            err_console.print(
+            say(
                 f"start: {lite}'s ImageNet weights, from the installed package {lite_package(lite)} (--pretrained "
-                "imagenet with another --backbone, or none, to start otherwise)",
-                markup=False,
-                soft_wrap=True,
+                "imagenet with another --backbone, or none, to start otherwise)"
             )
         return replace(config, pretrained=lite)
     backbone = config.backbone or DEFAULT_IMAGENET_BACKBONE
@@ -222,11 +220,9 @@ def choose_start(config: PretrainConfig, profile: DataProfile, notify: bool) -> 
     if why is None:
         return replace(config, pretrained=IMAGENET)
     if notify:
-        err_console.print(
+        say(
             f"training from scratch: the {backbone} ImageNet weights are {why}; install or put a copy there, or give "
-            "--pretrained PATH to start from them (--pretrained none: from scratch without this note)",
-            markup=False,
-            soft_wrap=True,
+            "--pretrained PATH to start from them (--pretrained none: from scratch without this note)"
         )
     return replace(config, pretrained=NO_PRETRAINED)
 
@@ -242,11 +238,9 @@ def _are_faces(config: PretrainConfig, notify: bool) -> bool:
     if not looked or found < FACE_SHARE * looked:
         return False
     if notify:
-        err_console.print(
+        say(
             f"faces: a face was found in {found} of {looked} sampled images, so the start is face-api's face networks "
-            "(--pretrained faces; --pretrained imagenet or none to start otherwise)",
-            markup=False,
-            soft_wrap=True,
+            "(--pretrained faces; --pretrained imagenet or none to start otherwise)"
         )
     return True
 
@@ -541,10 +535,10 @@ def _prepare(config: PretrainConfig, ranks: Ranks, profile: DataProfile | None =
     if validation_left_to_data and len(split.base) < AUTO_VALIDATION_MIN_CLASSES:
         config = replace(config, validation_fraction=0.0)  # too few classes to spare some
         if sources and profile.user_data and ranks.writer and config.show_progress and config.epochs != 0:
-            err_console.print(_no_validation_note(config, len(split.base)), markup=False, soft_wrap=True)
+            say(_no_validation_note(config, len(split.base)))
     split = hold_out_validation(split, config.validation_fraction or 0.0, config.seed)
     if sources and profile.user_data and ranks.writer and config.show_progress:
-        err_console.print(f"settings from the data ({profile.kind}): {describe_settings(config)}", markup=False)
+        say(f"settings from the data ({profile.kind}): {describe_settings(config)}")
     base, held_out = imageset.subset_classes(split.base), None
     if not split.validation and not split.novel and config.epochs != 0:
         base, held_out = hold_out_images(base, config.seed)  # images to choose the pair threshold on
@@ -805,7 +799,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     net = _network(config, prepared.imageset.channels, prepared.start)
     record, losses, seconds, taken = _train(config, net, prepared, ranks)
     if ranks.writer and config.show_progress and taken and record.best_step == 0:
-        err_console.print(_start_kept_note(record, taken), markup=False, soft_wrap=True)
+        say(_start_kept_note(record, taken))
     meta = _meta(prepared, record, losses)
     meta.training.processes = ranks.world_size
     if ranks.writer:
