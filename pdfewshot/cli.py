@@ -28,6 +28,7 @@ from pdfewshot.config import (
     DEFAULT_PREDICTOR,
     DEFAULT_TEST_REPORT,
     EFFICIENTNET_LITES,
+    EXPORT_FORMATS,
     IMAGENET_BACKBONE_SHARE,
     IMAGENET_FREEZE_TO,
     IMAGENET_MAX_EPOCHS,
@@ -36,6 +37,8 @@ from pdfewshot.config import (
     NO_FREEZE,
     REJECT_SCORE_NAMES,
     TOKEN_VARIABLE,
+    UNWARMED_LOSSES,
+    WARMUP_EPOCHS,
     CompareConfig,
     EvaluateConfig,
     ExportConfig,
@@ -244,7 +247,8 @@ def pretrain(
         str | None,
         typer.Option(
             help="cosine-mse (triples: (cos(a,p), cos(a,n)) -> (1, 0)), triplet (margin), contrastive (pairs), "
-            "pair-bce (Koch et al.'s L1 pair head) or ce (softmax over the base classes) (default: cosine-mse "
+            "pair-bce (Koch et al.'s L1 pair head), ce (softmax over the base classes) or proto (one-shot episodes of "
+            "--batch-size classes, a support and two queries each, a folder of classes at a time) (default: cosine-mse "
             "after --warmup-epochs for the built-in set and with --pretrained imagenet, ce for your own data)."
         ),
     ] = PRETRAIN.loss,
@@ -252,7 +256,12 @@ def pretrain(
         float | None, typer.Option(help="Margin of triplet (default 0.2) or contrastive (default 1.0).")
     ] = PRETRAIN.margin,
     warmup_epochs: Annotated[
-        int, typer.Option(min=0, help="Epochs of softmax cross-entropy over the base classes before --loss.")
+        int | None,
+        typer.Option(
+            min=0,
+            help=f"Epochs of softmax cross-entropy over the base classes before --loss (default: {WARMUP_EPOCHS}, "
+            f"none before {' or '.join(UNWARMED_LOSSES)}).",
+        ),
     ] = PRETRAIN.warmup_epochs,
     steps_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Batches per epoch (default: one pass over the base images).")
@@ -777,17 +786,23 @@ def predict_command(
 def export_command(
     model: Annotated[Path, typer.Option(help="Predictor checkpoint from finetune.")] = EXPORT.model,
     out: Annotated[Path, typer.Option(help="Folder to write (replaced if it holds an earlier export).")] = EXPORT.out,
-    onnx: Annotated[
-        bool, typer.Option(help="Also write the model as ONNX, predictor.onnx (needs pip install '.[onnx]').")
-    ] = EXPORT.onnx,
+    format: Annotated[
+        str,
+        typer.Option(
+            help=f"{' or '.join(EXPORT_FORMATS)}: {EXPORT_FORMATS[0]} writes the model for paddle.inference; "
+            f"{EXPORT_FORMATS[1]} also writes it and its embedding network as ONNX, predictor.onnx and embedding.onnx "
+            "(needs pip install '.[onnx]')."
+        ),
+    ] = EXPORT.format,
 ) -> None:
     """Export a predictor for deployment: a Paddle inference model plus pdfewshot.json (classes, preprocessing)."""
-    from pdfewshot.stages.export import ONNX_FILE, export
+    from pdfewshot.stages.export import EMBEDDING_ONNX_FILE, ONNX_FILE, export
 
     folder = export(build(ExportConfig, locals()))
     typer.echo(f"wrote {folder} (use it with: pdfewshot predict IMAGES --model {folder})")
-    if onnx:
+    if format == "onnx":
         typer.echo(f"wrote {folder / ONNX_FILE} (the same model as ONNX: input and output as pdfewshot.json says)")
+        typer.echo(f"wrote {folder / EMBEDDING_ONNX_FILE} (its embedding network as ONNX, the same input)")
 
 
 @app.command("run")

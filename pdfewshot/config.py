@@ -21,7 +21,7 @@ DEFAULT_TEST_REPORT = MODELS / "test_report.json"
 DEFAULT_EVALUATE_REPORT = MODELS / "evaluate_report.json"
 DEFAULT_EXPORT = MODELS / "export"
 
-LossName = Literal["cosine-mse", "triplet", "contrastive", "pair-bce", "ce"]
+LossName = Literal["cosine-mse", "triplet", "contrastive", "pair-bce", "ce", "proto"]
 MethodName = Literal["prototype", "finetune", "transductive", "nn-pixels", "pair"]
 BackboneName = Literal[
     "resnet18", "resnet50", "vgg16", "mobilenet_v2", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
@@ -38,6 +38,12 @@ REJECT_SCORE_NAMES: tuple[str, ...] = get_args(RejectScoreName)
 DEFAULT_REJECT_SCORE = "max-cosine"
 
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+# Epochs of softmax over the base classes before a loss of triples or pairs (chosen by measurement: CHANGELOG.md,
+# 0.3.0); none before ce, which is that softmax, or before proto, whose episodes' validation the softmax's weights
+# outscored at the cosine classifier's scale while the runs' accuracy rose (docs/results.md, Omniglot), so that early
+# stopping kept the warm-up
+WARMUP_EPOCHS = 2
+UNWARMED_LOSSES = ("ce", "proto")
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 BACKBONE_NAMES: tuple[str, ...] = get_args(BackboneName)
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
@@ -102,7 +108,7 @@ class PretrainConfig:
     max_epochs: int | None = None  # None: pdfewshot.stages.pretrain.max_validated_epochs
     loss: str | None = None
     margin: float | None = None  # None: the loss's own default (see pdfewshot.train.tasks)
-    warmup_epochs: int = 2  # chosen by measurement (CHANGELOG.md, 0.3.0)
+    warmup_epochs: int | None = None  # None: WARMUP_EPOCHS, or none before a loss of UNWARMED_LOSSES
     steps_per_epoch: int | None = None
     batch_size: int = 64
     lr: float | None = None  # None: 1e-3 from scratch, 1e-4 from ImageNet, 1e-5 from face weights (stages.pretrain)
@@ -222,13 +228,18 @@ class PredictConfig:
     strict: bool = False
 
 
+# What export writes: "paddle", the inference model for paddle.inference; "onnx", that and, as ONNX beside it, the
+# predictor and its embedding (paddle2onnx, the onnx extra)
+EXPORT_FORMATS = ("paddle", "onnx")
+
+
 @dataclass
 class ExportConfig:
     """Options of ``pdfewshot export`` (the CLI documents each)."""
 
     model: Path = DEFAULT_PREDICTOR
     out: Path = DEFAULT_EXPORT
-    onnx: bool = False  # also write the model as ONNX (paddle2onnx, the onnx extra)
+    format: str = "paddle"  # one of EXPORT_FORMATS
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Samplers: triples for pretraining, support/query selection for the few-shot stages."""
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 
 import numpy as np
 import paddle
@@ -131,6 +131,41 @@ class ShuffledBatchSampler(paddle.io.Sampler):  # type: ignore[misc]
         for step in range(self.start_step, self.steps):
             start = (step * self.world_size + self.rank) * self.batch_size
             yield order[start : start + self.batch_size].tolist()
+
+
+def class_groups(class_names: Sequence[str]) -> np.ndarray:
+    """A group id per class: the folder above it with any rotation suffix (``Greek/character01@rot90`` is in
+    ``Greek@rot90``), so an Omniglot alphabet at one orientation is a group; classes with no folder share one."""
+    keys = [name.rpartition("/")[0] + (name[name.rfind("@") :] if "@" in name else "") for name in class_names]
+    return np.unique(keys, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+class EpisodeBatchSampler(TripleBatchSampler):
+    """Episodes of ``batch_size`` classes, three images each (a support and two queries): items
+    (support, query, query) of distinct classes, the class being the item's place in the batch.
+
+    An episode's classes are the classes of its groups (:func:`class_groups`) taken whole in a seeded order
+    until it is full, so that it asks the network to tell apart characters of one alphabet, as Omniglot's runs
+    do. A class of fewer than three images repeats some. Seeded per epoch as :class:`TripleBatchSampler`.
+    """
+
+    def __init__(
+        self, labels: np.ndarray, groups: np.ndarray, batch_size: int, steps: int, seed: int, rank: int = 0
+    ) -> None:
+        super().__init__(labels, batch_size, steps, seed, rank)
+        usable = self._anchor_classes
+        self._group_classes = [usable[groups[usable] == group] for group in np.unique(groups[usable])]
+
+    def sample_batch(self, rng: np.random.Generator) -> list[Triple]:
+        order = rng.permutation(len(self._group_classes))
+        classes = np.concatenate([rng.permutation(self._group_classes[g]) for g in order])[: self.batch_size]
+        episode = []
+        for class_id in classes.tolist():
+            count, start = int(self._counts[class_id]), int(self._starts[class_id])
+            picks = rng.choice(count, size=3, replace=count < 3)
+            support, first, second = self._order[start + picks].tolist()
+            episode.append((support, first, second))
+        return episode
 
 
 class LabelledImages(paddle.io.Dataset):  # type: ignore[misc]

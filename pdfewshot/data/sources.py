@@ -316,7 +316,8 @@ def _decode_in_memory(
 def load_image_files(
     paths: Sequence[Path], image_size: int, channels: int, strict: bool = False, shaper: Shaper | None = None
 ) -> tuple[np.ndarray, list[str], list[str]]:
-    """Images of single files, as the networks take them, with the paths read and those skipped.
+    """Images of single files, as the networks take them, with the paths read and those skipped, each
+    as ``PATH: why``.
 
     An unreadable file (or one ``shaper`` cannot use) is skipped, or raises under ``strict``.
     """
@@ -328,6 +329,6 @@ def load_image_files(
         except SKIPPED as error:
             if strict:
                 raise PdfewshotError(f"{path}: {why_skipped(error)}") from None
-            skipped.append(str(path))
+            skipped.append(f"{path}: {why_skipped(error)}")
     images = np.stack(arrays) if arrays else np.zeros((0, image_size, image_size, channels), dtype=np.uint8)
     return images, read, skipped

@@ -45,7 +45,7 @@ def write_onnx(prefix: Path, out: Path) -> None:
     try:
         import paddle2onnx
     except ImportError:
-        raise PdfewshotError(": needs paddle2onnx (pip install '.[onnx]')", "onnx") from None
+        raise PdfewshotError("onnx: needs paddle2onnx (pip install '.[onnx]')", "format") from None
     weights = prefix.with_name(prefix.name + ".pdiparams")
     with _quiet():
         paddle2onnx.export(str(saved_program(prefix)), str(weights), str(out), opset_version=OPSET)

@@ -1,13 +1,15 @@
 """Export for deployment: the predictor as a Paddle inference model plus a JSON file that says how to
-use it, loadable by ``paddle.inference`` alone (no pdfewshot network code needed); with ``onnx``, the same
-model as ONNX beside it, for other runtimes."""
+use it, loadable by ``paddle.inference`` alone (no pdfewshot network code needed); in the ``onnx`` format, the
+same model and its embedding as ONNX beside it, for other runtimes."""
 
+import tempfile
 from pathlib import Path
 
 import paddle
+from paddle import nn
 
 from pdfewshot import __version__
-from pdfewshot.config import ExportConfig
+from pdfewshot.config import EXPORT_FORMATS, ExportConfig
 from pdfewshot.errors import PdfewshotError, about
 from pdfewshot.nets.classifier import scoring_network
 from pdfewshot.nets.inference import save_for_inference
@@ -18,7 +20,8 @@ from pdfewshot.storage.atomic import atomic_folder, read_json, write_json
 from pdfewshot.storage.metadata import ExportMeta, from_json, to_json
 
 PROGRAM = "predictor"  # the files are predictor.json (or .pdmodel) and predictor.pdiparams
-ONNX_FILE = PROGRAM + ".onnx"  # with --onnx: the same model as ONNX
+ONNX_FILE = PROGRAM + ".onnx"  # in the onnx format: the same model as ONNX
+EMBEDDING_ONNX_FILE = "embedding.onnx"  # in the onnx format: the predictor's embedding network as ONNX
 FACE_FINDER = "face_finder.pdparams"  # the face route: the detector's and landmarks' weights (a Paddle state dict)
 
 
@@ -36,6 +39,8 @@ def read_export_meta(folder: Path) -> ExportMeta:
 def export(config: ExportConfig) -> Path:
     """Writes the export folder: built beside it, then swapped into place, so a failure leaves it as it was."""
     set_paddle_threads()
+    if config.format not in EXPORT_FORMATS:
+        raise PdfewshotError(f"{config.format}: unknown, choose from {', '.join(EXPORT_FORMATS)}", "format")
     out = config.out
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / ExportMeta.FILE).is_file())):
         raise PdfewshotError(f"{out}: exists and is not an earlier pdfewshot export", "out")
@@ -45,8 +50,10 @@ def export(config: ExportConfig) -> Path:
     finder = predictor.embedding.face_finder if meta.face_alignment is not None else None
     with about("out"), atomic_folder(out) as staging:
         save_for_inference(network, meta.channels, meta.image_size, str(staging / PROGRAM))
-        if config.onnx:
+        onnx = config.format == "onnx"
+        if onnx:
             write_onnx(staging / PROGRAM, staging / ONNX_FILE)
+            write_embedding_onnx(predictor.embedding, meta.channels, meta.image_size, staging / EMBEDDING_ONNX_FILE)
         if finder is not None:
             paddle.save(finder.state_dict(), str(staging / FACE_FINDER))
         description = ExportMeta(
@@ -67,7 +74,24 @@ def export(config: ExportConfig) -> Path:
             face_alignment=meta.face_alignment,
             face_finder=FACE_FINDER if finder is not None else None,
             reject_origin=meta.reject_origin,
-            onnx=ONNX_FILE if config.onnx else None,
+            onnx=ONNX_FILE if onnx else None,
+            embedding_onnx=EMBEDDING_ONNX_FILE if onnx else None,
+            embedding_output=EMBEDDING_OUTPUT if onnx else None,
         )  # fmt: skip
         write_json(staging / ExportMeta.FILE, to_json(description))
     return out
+
+
+EMBEDDING_OUTPUT = (
+    "float32 [N, dim]: the image's embedding, as the predictor's classifier and prototypes take it (its cosine to "
+    "a class's normalised mean support embedding is the prototype method's score)"
+)
+
+
+def write_embedding_onnx(embedding: nn.Layer, channels: int, image_size: int, out: Path) -> None:
+    """The embedding network, which takes what the predictor takes, as the ONNX file ``out`` (by way of an
+    inference model in a scratch folder)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        prefix = Path(scratch) / "embedding"
+        save_for_inference(embedding, channels, image_size, str(prefix))
+        write_onnx(prefix, out)

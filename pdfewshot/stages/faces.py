@@ -61,7 +61,7 @@ def find_faces(
     paths: Sequence[Path], chips: FaceChips, size: int, strict: bool
 ) -> tuple[list[tuple[str, list[Face]]], list[str]]:
     """The faces of each readable image file (none for an image without a face), and the unreadable files
-    skipped (an error under ``strict``)."""
+    skipped, each as ``PATH: why`` (an error under ``strict``)."""
     faces, skipped = [], []
     for path in paths:
         try:
@@ -69,5 +69,5 @@ def find_faces(
         except UNREADABLE as error:
             if strict:
                 raise PdfewshotError(f"{path}: unreadable image ({error})") from None
-            skipped.append(str(path))
+            skipped.append(f"{path}: unreadable image ({error})")
     return faces, skipped

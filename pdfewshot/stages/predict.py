@@ -227,7 +227,7 @@ def predict(config: PredictConfig) -> tuple[list[Prediction], Rejection | None]:
 def _warn_unread(skipped: Sequence[str]) -> None:
     if skipped:
         err_console.print(
-            f"warning: skipped {len(skipped)} unreadable or too large images (first: {skipped[0]})", markup=False
+            f"warning: skipped {len(skipped)} of the images (first: {skipped[0]})", markup=False, soft_wrap=True
         )
 
 

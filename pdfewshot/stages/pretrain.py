@@ -35,6 +35,8 @@ from pdfewshot.config import (
     NO_PRETRAINED,
     READOUT_NAMES,
     SCHEDULE_NAMES,
+    UNWARMED_LOSSES,
+    WARMUP_EPOCHS,
     PretrainConfig,
     default_readout,
 )
@@ -268,7 +270,7 @@ def resolve(config: PretrainConfig, profile: DataProfile, start: StartWeights | 
         # Frozen layers' output for undistorted images is computed once (train.frozen_trunk)
         augment=config.augment or ("none" if frozen else profile.augment),
         readout=config.readout or default_readout(loss, config.freeze_backbone, imagenet and config.epochs != 0),
-        warmup_epochs=0 if config.epochs == 0 else config.warmup_epochs,
+        warmup_epochs=0 if config.epochs == 0 else warmup_epochs(config.warmup_epochs, loss),
         novel_fraction=config.novel_fraction if config.novel_fraction is not None else (
             0.0 if profile.user_data else 0.2),
         validation_fraction=config.validation_fraction if config.validation_fraction is not None else (
@@ -392,6 +394,14 @@ def plan_phases(
     return [*probe, *warmup, phase(main, epochs)]
 
 
+def warmup_epochs(given: int | None, loss: str | None) -> int:
+    """Epochs of softmax warm-up before ``loss``: as given, else :data:`WARMUP_EPOCHS` unless the loss is one of
+    :data:`UNWARMED_LOSSES` (``loss`` None: not chosen yet, counted as one that warms up)."""
+    if given is not None:
+        return given
+    return 0 if loss in UNWARMED_LOSSES else WARMUP_EPOCHS
+
+
 def max_validated_epochs(config: PretrainConfig, steps_per_epoch: int) -> int:
     """``max_epochs``, else :data:`MAX_EPOCHS` or as many epochs as make :data:`MIN_VALIDATED_STEPS` steps."""
     if config.max_epochs is not None:
@@ -446,7 +456,7 @@ def planned_images(config: PretrainConfig) -> int:
         with about("data"):
             per_epoch = sum(count_images(source) for source in data_sources(config))
     epochs = config.epochs or ((config.max_epochs or MAX_EPOCHS) if config.validation_fraction != 0 else DEFAULT_EPOCHS)
-    return per_epoch * (epochs + config.warmup_epochs)
+    return per_epoch * (epochs + warmup_epochs(config.warmup_epochs, config.loss))
 
 
 def _pretrain_process(config: PretrainConfig, folder: str) -> None:
@@ -718,7 +728,7 @@ def _meta(prepared: Prepared, record: Record, losses: list[float]) -> EmbeddingM
         split=split,
         seed=config.seed,
         loss=config.loss,
-        warmup_epochs=config.warmup_epochs if config.loss != "ce" else 0,
+        warmup_epochs=config.warmup_epochs if config.warmup_epochs and config.loss != "ce" else 0,
         config=config_record(config),
         training=TrainingRecord(
             steps=len(losses),

@@ -135,15 +135,15 @@ def support_images(
     paths: list[Path], name: str, meta: PredictorMeta, chips: FaceChips | None, strict: bool = False
 ) -> np.ndarray:
     """The support images of class ``name`` as the predictor takes them. On the face route an image with no
-    face is skipped with a warning naming it (an error under ``strict``), and a class left with none is an
-    error naming it and its images."""
+    face (or unreadable) is skipped with a warning naming it and why (an error under ``strict``), and a class
+    left with none is an error naming it and its images."""
     images, read, skipped = load_image_files(paths, meta.image_size, meta.channels, chips is None or strict, chips)
     if skipped:
         shown = first_few(skipped)
         if not read:
-            raise PdfewshotError(f"class {name}: no face found in any of its {len(skipped)} images ({shown})")
+            raise PdfewshotError(f"class {name}: none of its {len(skipped)} images can be used ({shown})")
         err_console.print(
-            f"warning: class {name}: no face found in {len(skipped)} of {len(paths)} images ({shown}); "
+            f"warning: class {name}: skipped {len(skipped)} of {len(paths)} images ({shown}); "
             f"taught from the other {len(read)}",
             markup=False,
             soft_wrap=True,

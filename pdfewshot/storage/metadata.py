@@ -185,7 +185,9 @@ class ExportMeta:
     face_alignment: str | None = None  # the face route: the input is face chips cut this way
     face_finder: str | None = None  # the face route: the file of the face detector's and landmarks' weights
     reject_origin: str | None = None  # how suggested_reject_below was chosen (as the predictor's)
-    onnx: str | None = None  # the same model as ONNX (export --onnx), same input and output
+    onnx: str | None = None  # the same model as ONNX (export --format onnx), same input and output
+    embedding_onnx: str | None = None  # with --format onnx: the predictor's embedding as ONNX, same input
+    embedding_output: str | None = None  # what the embedding gives
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,14 @@ def pair_bce(logits: paddle.Tensor, same: paddle.Tensor) -> paddle.Tensor:
     x = logits.reshape([-1])
     y = same.astype(logits.dtype).reshape([-1])
     return (F.softplus(-x) * y + F.softplus(x) * (1.0 - y)).mean()
+
+
+def prototype_episode(supports: paddle.Tensor, queries: paddle.Tensor, scale: paddle.Tensor) -> paddle.Tensor:
+    """Cross-entropy of an episode (Snell et al. 2017) read by cosine: ``supports`` has one embedding per class,
+    ``queries`` rows of the classes in the same order, repeated (``[q1 of every class, q2 of every class, ...]``);
+    the logits are ``scale`` times the cosines, as the prototype method scores.
+    """
+    ways = supports.shape[0]
+    logits = scale * paddle.matmul(F.normalize(queries, axis=1), F.normalize(supports, axis=1), transpose_y=True)
+    labels = paddle.tile(paddle.arange(ways, dtype="int64"), [queries.shape[0] // ways])
+    return F.cross_entropy(logits, labels)

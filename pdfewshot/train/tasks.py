@@ -9,6 +9,7 @@ one entry in :data:`TASKS`; the loop (:mod:`pdfewshot.train.loop`) knows nothing
 from collections.abc import Callable
 from typing import ClassVar
 
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
@@ -17,20 +18,22 @@ from pdfewshot.config import LOSS_NAMES
 from pdfewshot.data.batches import DistortingCollate, StepDataset, StepSampler
 from pdfewshot.data.imageset import LabelledRows
 from pdfewshot.data.sampling import (
+    EpisodeBatchSampler,
     LabelledImages,
     PairBatchSampler,
     PairDataset,
     ShuffledBatchSampler,
     TripleBatchSampler,
     TripleDataset,
+    class_groups,
 )
 from pdfewshot.train.distributed import Ranks
 from pdfewshot.train.frozen_trunk import TrainedNet
-from pdfewshot.train.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
+from pdfewshot.train.losses import contrastive, cosine_mse_triples, pair_bce, prototype_episode, triplet_margin
 
 # a batch's rows as a tensor (uint8 images, already distorted by the loader; or features) -> the network's input
 Prepare = Callable[[paddle.Tensor], paddle.Tensor]
-Sampler = TripleBatchSampler | ShuffledBatchSampler
+Sampler = TripleBatchSampler | ShuffledBatchSampler  # EpisodeBatchSampler and PairBatchSampler are triple samplers
 
 
 class TrainingTask(nn.Layer):  # type: ignore[misc]
@@ -42,7 +45,7 @@ class TrainingTask(nn.Layer):  # type: ignore[misc]
     """
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # the batches it takes: "softmax", "triples" or "pairs" (names its logged loss)
+    kind: ClassVar[str]  # the batches it takes: "softmax", "triples", "pairs" or "episodes" (names its logged loss)
     batch_scale: ClassVar[int] = 1  # items a batch holds per --batch-size
     image_fields: ClassVar[int] = 1  # leading fields of a batch that are images, fed to the network together
 
@@ -189,7 +192,49 @@ class PairBceTask(PairTask):
         return pair_bce(self.net.pair_head(first, second), same)
 
 
+class EpisodeTask(TrainingTask):
+    """Prototypical networks' episodes (Snell et al. 2017), one-shot: ``batch_size`` classes, each with a
+    support image (its prototype) and two queries, scored by cosine times a learnt scale (starting at
+    :data:`EPISODE_SCALE`). An episode's classes are taken a folder (an alphabet) at a time
+    (:class:`EpisodeBatchSampler`)."""
+
+    name = "proto"
+    kind = "episodes"
+    batch_scale = 3
+    image_fields = 3
+
+    def __init__(self, net: TrainedNet, base: LabelledRows, margin: float | None = None) -> None:
+        super().__init__(net, base)
+        names = getattr(base, "class_names", ())
+        self.groups = class_groups(names) if len(names) == base.num_classes else np.zeros(base.num_classes, "int64")
+        self.scale = EpisodeScale()
+
+    def extra_layers(self) -> dict[str, nn.Layer]:
+        return {"episode_scale": self.scale}
+
+    def sampler(self, batch_size: int, steps: int, seed: int, ranks: Ranks) -> Sampler:
+        return EpisodeBatchSampler(self.base.labels, self.groups, batch_size, steps, seed, ranks.rank)
+
+    def dataset(self) -> paddle.io.Dataset:
+        return TripleDataset(self.base.images)
+
+    def forward(self, batch: list[paddle.Tensor], prepare: Prepare) -> paddle.Tensor:
+        supports, *queries = paddle.split(self.net.project(prepare(paddle.concat(batch))), 3)
+        return prototype_episode(supports, paddle.concat(queries), self.scale.value)
+
+
+EPISODE_SCALE = 10.0  # cosines times 10 give a softmax neither flat nor saturated at the start
+
+
+class EpisodeScale(nn.Layer):  # type: ignore[misc]
+    """The learnt temperature of :class:`EpisodeTask`'s cosine logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value = self.create_parameter([1], default_initializer=nn.initializer.Constant(EPISODE_SCALE))
+
+
 TASKS: dict[str, type[TrainingTask]] = {
-    task.name: task for task in (CosineMseTask, TripletTask, ContrastiveTask, PairBceTask, SoftmaxTask)
+    task.name: task for task in (CosineMseTask, TripletTask, ContrastiveTask, PairBceTask, SoftmaxTask, EpisodeTask)
 }
 assert tuple(TASKS) == LOSS_NAMES, "the registry and config.LossName list the same losses"

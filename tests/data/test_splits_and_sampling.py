@@ -4,7 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdfewshot.data.imageset import ImageSet
-from pdfewshot.data.sampling import ShuffledBatchSampler, TripleBatchSampler, split_support_query
+from pdfewshot.data.sampling import (
+    EpisodeBatchSampler,
+    ShuffledBatchSampler,
+    TripleBatchSampler,
+    class_groups,
+    split_support_query,
+)
 from pdfewshot.data.splits import HELD_OUT_SAME_PAIRS, Split, hold_out_images, split_classes
 from pdfewshot.errors import PdfewshotError
 
@@ -146,3 +152,24 @@ def test_held_out_images_stop_when_they_give_enough_pairs() -> None:
     _, held = hold_out_images(imageset_with_counts([20] * 100), seed=0)
     # 5 of each class: 10 same-class pairs a class, so 20 classes give the pairs wanted
     assert HELD_OUT_SAME_PAIRS == 200 and len(np.unique(held.labels)) == 20 and len(held.labels) == 100
+
+
+def test_episodes_take_whole_groups_of_distinct_classes_with_images_of_their_own_class() -> None:
+    labels = np.repeat(np.arange(6), [3, 3, 3, 3, 2, 4])
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    sampler = EpisodeBatchSampler(labels, groups, batch_size=3, steps=20, seed=4)
+    sampler.set_epoch(0)
+    batches = list(sampler)
+    assert len(batches) == 20
+    for episode in batches:
+        classes = [int(labels[support]) for support, _, _ in episode]
+        assert len(set(classes)) == 3 and len({int(groups[c]) for c in classes}) == 1  # one whole group
+        assert all(labels[first] == labels[second] == labels[support] for support, first, second in episode)
+    sampler.set_epoch(0)
+    assert list(sampler) == batches
+
+
+def test_class_groups_are_the_folder_and_the_rotation() -> None:
+    names = ["Greek/a", "Greek/b", "Greek/a@rot90", "Latin/a", "plain"]
+    groups = class_groups(names)
+    assert groups[0] == groups[1] and len(set(groups.tolist())) == 4

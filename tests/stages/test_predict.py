@@ -94,7 +94,10 @@ def test_a_huge_image_is_skipped_with_one_line(trained: tuple[Path, Path], tmp_p
     result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model), "--json"])
     assert result.exit_code == 0 and "Traceback" not in result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
-    assert warnings == [f"warning: skipped 1 unreadable or too large images (first: {tmp_path / 'huge.png'})"]
+    assert warnings == [
+        f"warning: skipped 1 of the images (first: {tmp_path / 'huge.png'}: too large: 15000x15000 pixels, "
+        "more than pdfewshot decodes (67 million for PNG); shrink it first)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -197,17 +200,19 @@ def test_the_onnx_export_gives_the_outputs_of_the_paddle_one(
     trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import onnxruntime
+    import paddle
 
     from pdfewshot.data.sources import load_image_files
     from pdfewshot.nets.runner import InferenceRunner
+    from pdfewshot.stages.common import open_predictor
 
     data, model = trained
     out = tmp_path / "export"
-    result = runner.invoke(app, ["export", "--model", str(model), "--out", str(out), "--onnx"])
+    result = runner.invoke(app, ["export", "--model", str(model), "--out", str(out), "--format", "onnx"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1].startswith(f"wrote {out / 'predictor.onnx'} (the same model as ONNX")
+    assert result.output.strip().splitlines()[-2].startswith(f"wrote {out / 'predictor.onnx'} (the same model as ONNX")
     description = json.loads((out / "pdfewshot.json").read_text())
-    assert description["onnx"] == "predictor.onnx"
+    assert description["onnx"] == "predictor.onnx" and description["embedding_onnx"] == "embedding.onnx"
     size, channels = description["image_size"], description["channels"]
     images, _, _ = load_image_files(sorted(data.rglob("*.png"))[:9], size, channels)  # as pdfewshot.json says
     pixels = images.astype(np.float32).transpose(0, 3, 1, 2)
@@ -216,9 +221,17 @@ def test_the_onnx_export_gives_the_outputs_of_the_paddle_one(
     by_paddle = InferenceRunner(str(out / "predictor"))(images)
     assert by_onnx.shape == by_paddle.shape == (9, len(description["class_names"]) + 1)
     np.testing.assert_allclose(by_onnx, by_paddle, atol=1e-4)
+    embedder = onnxruntime.InferenceSession(str(out / "embedding.onnx"))
+    embedded = embedder.run(None, {embedder.get_inputs()[0].name: pixels})[0]
+    predictor, _ = open_predictor(model)
+    predictor.eval()
+    np.testing.assert_allclose(embedded, predictor.embedding(paddle.to_tensor(pixels)).numpy(), atol=1e-4)
     _the_guides_onnx_lines_answer_as_predict(out, sorted(data.rglob("*.png"))[:6], monkeypatch)
     # without paddle2onnx: one line saying what to install, and no export written
     monkeypatch.setitem(__import__("sys").modules, "paddle2onnx", None)
-    refused = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "none"), "--onnx"])
-    assert refused.exit_code == 2 and "--onnx: needs paddle2onnx (pip install '.[onnx]')" in refused.output
+    refused = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "none"), "--format", "onnx"])
+    assert refused.exit_code == 2 and "--format onnx: needs paddle2onnx (pip install '.[onnx]')" in refused.output
+    assert not (tmp_path / "none").exists()
+    unknown = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "none"), "--format", "tf"])
+    assert unknown.exit_code == 2 and "--format tf: unknown, choose from paddle, onnx" in unknown.output
     assert not (tmp_path / "none").exists()

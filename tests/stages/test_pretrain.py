@@ -52,6 +52,16 @@ def test_softmax_warmup_then_triples_counts_both_phases(data: Path, tmp_path: Pa
     assert all(key.startswith(("backbone.", "head.")) for key in state)
 
 
+@pytest.mark.parametrize(("loss", "warmup"), [("cosine-mse", 2), ("proto", 0)])
+def test_the_warmup_is_two_softmax_epochs_unless_the_loss_is_unwarmed(
+    data: Path, tmp_path: Path, loss: str, warmup: int
+) -> None:
+    result = pretrain(config(data, tmp_path / "m.pdparams", loss=loss, warmup_epochs=None, backbone="conv4"))
+    base_images = result.base_classes * 4
+    assert len(result.losses) == warmup * -(-base_images // 12) + -(-base_images // (4 * (3 if loss == "proto" else 1)))
+    assert json.loads((tmp_path / "m.json").read_text())["warmup_epochs"] == warmup
+
+
 def test_softmax_alone_lowers_its_loss(data: Path, tmp_path: Path) -> None:
     result = pretrain(config(data, tmp_path / "m.pdparams", loss="ce", epochs=8, lr=3e-3))
     assert np.mean(result.losses[-3:]) < np.mean(result.losses[:3])

@@ -5,7 +5,7 @@ import paddle
 import paddle.nn.functional as F
 
 from pdfewshot.nets.classifier import softmax_entropy
-from pdfewshot.train.losses import contrastive, cosine_mse_triples, pair_bce, triplet_margin
+from pdfewshot.train.losses import contrastive, cosine_mse_triples, pair_bce, prototype_episode, triplet_margin
 
 
 def t(rows: list[list[float]]) -> paddle.Tensor:
@@ -107,3 +107,16 @@ def test_pair_head_scores_l1_distances() -> None:
     np.testing.assert_allclose(logits.numpy(), [3.0, 0.0])
     grid = head.pairwise(t([[0, 0], [1, 1]]), t([[0, 0], [1, 0], [1, 1]]))
     np.testing.assert_allclose(grid.numpy(), [[3.0, 2.0, 0.0], [0.0, 1.0, 3.0]])
+
+
+def test_prototype_episode_is_the_cross_entropy_of_scaled_cosines_to_the_supports() -> None:
+    supports = t([[1.0, 0.0], [0.0, 2.0]])
+    queries = t([[3.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])  # q1 of both classes, then q2 of both
+    loss = prototype_episode(supports, queries, paddle.to_tensor([2.0])).item()
+    cosines = np.array([[1.0, 0.0], [0.0, 1.0], [0.5**0.5, 0.5**0.5], [-1.0, 0.0]])
+    logits = 2.0 * cosines
+    chosen = logits[np.arange(4), [0, 1, 0, 1]]
+    expected = np.mean(np.log(np.exp(logits).sum(axis=1)) - chosen)
+    assert math.isclose(loss, expected, rel_tol=1e-5)
+    aligned = prototype_episode(supports, t([[1.0, 0.0], [0.0, 1.0]]), paddle.to_tensor([30.0])).item()
+    assert aligned < 1e-6

@@ -47,7 +47,16 @@ def test_only_the_softmax_task_adds_a_layer_and_it_covers_the_base_classes() -> 
     net = EmbeddingNet("conv4", 1, 8, 16)
     head = SoftmaxTask(net, base).extra_layers()["softmax_head"]
     assert head.weight.shape == [8, 4]
-    assert all(not TASKS[name](net, base).extra_layers() for name in TASKS if name != "ce")
+    assert all(not TASKS[name](net, base).extra_layers() for name in TASKS if name not in ("ce", "proto"))
+
+
+def test_the_episode_task_learns_its_scale_and_reads_groups_from_folders() -> None:
+    base = base_images()
+    foldered = ImageSet(base.images, base.labels, ("a/x", "a/y", "b/x", "b/x@rot90"), base.keys)
+    task = TASKS["proto"](EmbeddingNet("conv4", 1, 8, 16), foldered)
+    assert task.groups.tolist() == [0, 0, 1, 2]
+    assert task.extra_layers()["episode_scale"].value.item() == 10.0
+    assert TASKS["proto"](EmbeddingNet("conv4", 1, 8, 16), base).groups.tolist() == [0, 0, 0, 0]
 
 
 def test_margins_default_per_loss_and_can_be_given() -> None:
