@@ -1,6 +1,6 @@
 """The one exception type that the CLI turns into a one-line message and a non-zero exit code."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
 
@@ -24,6 +24,12 @@ class PdfewshotError(Exception):
     def shown_as(self, option: str) -> str:
         """The message with the parameter written as ``option`` (a command-line flag)."""
         return f"{option}{'' if self.message.startswith(':') else ' '}{self.message}"
+
+
+def check_choice(value: str, allowed: Collection[str], parameter: str) -> None:
+    """One line naming ``value`` and the choices when ``allowed`` (a registry's names) lacks it."""
+    if value not in allowed:
+        raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", parameter)
 
 
 class UnusableImage(Exception):

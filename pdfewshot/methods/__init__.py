@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pdfewshot.config import METHOD_NAMES
-from pdfewshot.errors import PdfewshotError
+from pdfewshot.errors import PdfewshotError, check_choice
 from pdfewshot.methods.base import FewShotClassifier
 from pdfewshot.methods.finetune import FinetuneClassifier
 from pdfewshot.methods.fitting import FitSettings
@@ -52,8 +52,7 @@ assert tuple(METHODS) == METHOD_NAMES, "the registry and config.MethodName list 
 
 def build_method(name: str, settings: MethodSettings) -> FewShotClassifier:
     """The method called ``name``, built with ``settings``; a one-line error for an unknown name."""
-    if name not in METHODS:
-        raise PdfewshotError(f"{name}: unknown, choose from {', '.join(METHODS)}", "method")
+    check_choice(name, METHODS, "method")
     return METHODS[name](settings)
 
 

@@ -22,7 +22,7 @@ from paddle import nn
 from paddle.vision.models import mobilenet_v2, resnet18, resnet50, vgg16
 
 from pdfewshot.config import BACKBONE_STAGES, EFFICIENTNET_LITES
-from pdfewshot.errors import PdfewshotError
+from pdfewshot.errors import PdfewshotError, check_choice
 from pdfewshot.nets.efficientnet_lite import EfficientNetLite
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE, FaceRecognitionNet
 
@@ -158,8 +158,7 @@ def frozen_stages(backbone: str) -> tuple[str, ...]:
 
 def build_backbone(name: str, channels: int, image_size: int = 28) -> nn.Layer:
     """The backbone called ``name`` for ``channels``-channel, ``image_size``-pixel images."""
-    if name not in BACKBONES:
-        raise PdfewshotError(f"{name}: unknown, choose from {', '.join(BACKBONES)}", "backbone")
+    check_choice(name, BACKBONES, "backbone")
     if image_size < MIN_SIZE[name]:
         raise PdfewshotError(f"{image_size}: the {name} backbone needs at least {MIN_SIZE[name]}", "image_size")
     if name in VISION_MODELS:

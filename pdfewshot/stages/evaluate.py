@@ -17,7 +17,7 @@ from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.omniglot_runs import read_runs
 from pdfewshot.data.sources import load_sources, resolve_source
 from pdfewshot.data.views import ViewedFeatures, view_features
-from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.errors import PdfewshotError, about, check_choice
 from pdfewshot.methods import METHODS, FewShotClassifier, MethodSettings, build_method
 from pdfewshot.methods.fitting import FitSettings
 from pdfewshot.nets.embedding import EmbeddingNet
@@ -168,8 +168,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     if not 0.0 < config.reject_rate < 1.0:
         raise PdfewshotError(f"{config.reject_rate}: must be above 0 and below 1", "reject_rate")
     for name in config.method or ():
-        if name not in METHODS:
-            raise PdfewshotError(f"{name}: unknown, choose from {', '.join(METHODS)}", "method")
+        check_choice(name, METHODS, "method")
     model = _resolve_model(config)
     net, meta = (None, None)
     if model is not None:

@@ -10,7 +10,7 @@ from paddle import nn
 
 from pdfewshot import __version__
 from pdfewshot.config import EXPORT_FORMATS, ExportConfig
-from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.errors import PdfewshotError, about, check_choice
 from pdfewshot.nets.classifier import scoring_network
 from pdfewshot.nets.inference import save_for_inference
 from pdfewshot.nets.onnx import write_onnx
@@ -39,8 +39,7 @@ def read_export_meta(folder: Path) -> ExportMeta:
 def export(config: ExportConfig) -> Path:
     """Writes the export folder: built beside it, then swapped into place, so a failure leaves it as it was."""
     set_paddle_threads()
-    if config.format not in EXPORT_FORMATS:
-        raise PdfewshotError(f"{config.format}: unknown, choose from {', '.join(EXPORT_FORMATS)}", "format")
+    check_choice(config.format, EXPORT_FORMATS, "format")
     out = config.out
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / ExportMeta.FILE).is_file())):
         raise PdfewshotError(f"{out}: exists and is not an earlier pdfewshot export", "out")

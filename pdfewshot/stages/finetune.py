@@ -9,7 +9,7 @@ import paddle
 from pdfewshot.config import REJECT_SCORE_NAMES, FinetuneConfig
 from pdfewshot.data.imageset import ImageSet
 from pdfewshot.data.sampling import split_support_query
-from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.errors import PdfewshotError, about, check_choice
 from pdfewshot.methods.fitting import FitSettings, fit_on_features, fit_with_backbone, held_out_logits
 from pdfewshot.methods.unknown import LOGIT_SCORES, suggest_threshold
 from pdfewshot.nets.classifier import PairPredictor, Predictor, prototypes
@@ -63,10 +63,7 @@ def _check_options(config: FinetuneConfig) -> None:
         raise PdfewshotError(f"{config.shot}: must be at least 1", "shot")
     if not 0.0 < config.reject_rate < 1.0:
         raise PdfewshotError(f"{config.reject_rate}: must be above 0 and below 1", "reject_rate")
-    if config.reject_score not in REJECT_SCORE_NAMES:
-        raise PdfewshotError(
-            f"{config.reject_score}: unknown, choose from {', '.join(REJECT_SCORE_NAMES)}", "reject_score"
-        )
+    check_choice(config.reject_score, REJECT_SCORE_NAMES, "reject_score")
 
 
 @dataclass

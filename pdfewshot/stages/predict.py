@@ -11,7 +11,7 @@ import paddle
 
 from pdfewshot.config import REJECT_SCORE_NAMES, PredictConfig
 from pdfewshot.data.sources import IMAGE_SUFFIXES, load_image_files
-from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.errors import PdfewshotError, about, check_choice
 from pdfewshot.methods.unknown import scores_from_logits
 from pdfewshot.nets.classifier import scoring_network
 from pdfewshot.nets.faces.finder import NO_FACE, Face, FaceChips
@@ -164,10 +164,8 @@ def exported_chips(folder: Path, exported: ExportMeta) -> FaceChips | None:
 
 def rejection(config: PredictConfig, scorer: Scorer) -> Rejection | None:
     """How to answer "unknown", from ``--reject-below`` and ``--reject-score``; None when not asked to."""
-    if config.reject_score is not None and config.reject_score not in REJECT_SCORE_NAMES:
-        raise PdfewshotError(
-            f"{config.reject_score}: unknown, choose from {', '.join(REJECT_SCORE_NAMES)}", "reject_score"
-        )
+    if config.reject_score is not None:
+        check_choice(config.reject_score, REJECT_SCORE_NAMES, "reject_score")
     if config.reject_below == NO_REJECTION:
         return None
     if config.reject_below is None:  # the default: the stored threshold, when it is of the score asked for

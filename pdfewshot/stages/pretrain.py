@@ -44,7 +44,7 @@ from pdfewshot.data.imageset import ImageSet, LabelledRows
 from pdfewshot.data.profile import IMAGENET_SIZE, DataProfile, profile_sources
 from pdfewshot.data.sources import count_images, load_sources, resolve_source
 from pdfewshot.data.splits import hold_out_images, split_classes
-from pdfewshot.errors import PdfewshotError, about
+from pdfewshot.errors import PdfewshotError, about, check_choice
 from pdfewshot.nets.backbones import FACE_BACKBONE, VISION_MODELS, frozen_stages
 from pdfewshot.nets.embedding import EmbeddingNet, to_input
 from pdfewshot.nets.faces.descriptor import CHIP_SIZE
@@ -148,8 +148,8 @@ def _check_options(config: PretrainConfig) -> None:
         ("readout", config.readout, READOUT_NAMES),
         ("augment", config.augment, AUGMENT_NAMES),
     ):
-        if value is not None and value not in allowed:
-            raise PdfewshotError(f"{value}: unknown, choose from {', '.join(allowed)}", name)
+        if value is not None:
+            check_choice(value, allowed, name)
     if config.freeze_backbone and config.freeze_to not in (None, NO_FREEZE):
         raise PdfewshotError(
             f"{config.freeze_to}: --freeze-backbone freezes every stage already; give one of the two", "freeze_to"
